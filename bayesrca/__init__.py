@@ -1,0 +1,46 @@
+"""bayesrca: Bayesian root-cause analysis of outliers with Pyro.
+
+Fit a :class:`BayesianSCM` on normal data, then :func:`attribute_anomalies` gives the posterior
+of every upstream node's contribution to an outlier's IT score, with credible intervals and
+the probability that each node is the top root cause.
+"""
+
+from .attribution import attribute_anomalies
+from .exceptions import (
+    BayesRCAError,
+    BayesRCAWarning,
+    ConfigError,
+    ConstantColumnWarning,
+    ConvergenceWarning,
+    DataError,
+    GraphError,
+    NotFittedError,
+)
+from .mechanisms import LinearANM, Mechanism, RootDistribution, SplineANM
+from .results import AttributionResult, ScoreResult
+from .scm import BayesianSCM
+from .scores import outlier_scores
+from .shapley import shapley_values
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BayesianSCM",
+    "attribute_anomalies",
+    "outlier_scores",
+    "shapley_values",
+    "AttributionResult",
+    "ScoreResult",
+    "Mechanism",
+    "LinearANM",
+    "SplineANM",
+    "RootDistribution",
+    "BayesRCAError",
+    "GraphError",
+    "DataError",
+    "ConfigError",
+    "NotFittedError",
+    "BayesRCAWarning",
+    "ConvergenceWarning",
+    "ConstantColumnWarning",
+]

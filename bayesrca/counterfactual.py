@@ -1,0 +1,224 @@
+r"""Counterfactual set functions for outlier attribution, derived from the one SCM program.
+
+For anomaly rows and a target t with players P (its ancestors and itself), the engine returns
+for coalitions S (boolean masks over P) the log-probabilities
+
+.. math:: v_s(S) = \log P(\tau(X_t) \ge \tau(x_t) \mid N_S = n_S^{(s)})
+
+per anomaly and posterior draw s. Everything comes from the one SCM program and handlers:
+
+* abduction: ``trace(AbductNoise(observed)(program))`` gives each anomaly's noise;
+* fresh noise: ``trace(plate(program))`` gives Monte Carlo noise shared by all coalitions
+  (common random numbers);
+* the nonlinear part U (every nonlinear player and its ancestors) is propagated with
+  ``KeepNoise(replay(program, fresh_trace))``, once per distinct restriction of the coalitions
+  to U, coalitions being a leading tensor dimension;
+* the linear rest R is linearised with ``poutine.condition`` on unit vectors, giving
+  ``X_t = c + sum_{j in R} a_j N_j + sum_{k in B} b_k X_k`` (B: nodes of U with a child in R),
+  so all coalitions follow from one matrix product;
+* when every player is linear-Gaussian the tail probabilities are in closed form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import networkx as nx
+import pyro
+import torch
+from pyro import poutine
+
+from . import tails
+from .exceptions import ConfigError
+from .handlers import AbductNoise, KeepNoise
+from .mechanisms.base import noise_site
+
+__all__ = ["abduct_noise", "fresh_noise_trace", "linearize", "choose_engine", "CounterfactualEngine"]
+
+
+def abduct_noise(scm, nodes: Sequence[Hashable], observed: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+    """Noise of each observed row per draw (shape ``(K, D)`` per node) via :class:`AbductNoise`."""
+    trace = poutine.trace(AbductNoise(observed)(scm.program)).get_trace(nodes)
+    return {n: trace.nodes[noise_site(n)]["value"].expand(-1, scm.num_draws_) for n in nodes}
+
+
+def fresh_noise_trace(scm, nodes: Sequence[Hashable], num_samples: int, dim: int):
+    """Trace of the program with fresh noise: a plate of ``num_samples`` at ``dim``."""
+
+    def model():
+        with pyro.plate("mc", num_samples, dim=dim):
+            return scm.program(nodes)
+
+    return poutine.trace(model).get_trace()
+
+
+def linearize(scm, nodes: Sequence[Hashable], inputs: Sequence[Hashable] = ()):
+    """Affine form of a linear sub-program, per draw.
+
+    Runs ``program(nodes, given=inputs)`` once with the noises and the input values
+    conditioned on the zero vector and the unit vectors (a batch of ``len(nodes) +
+    len(inputs) + 1`` rows). Exact when the mechanisms of ``nodes`` are linear.
+
+    Returns
+    -------
+    offset : dict
+        Node to tensor ``(D,)``.
+    coef : dict
+        Node to tensor ``(D, len(nodes) + len(inputs))``: coefficients on the noises of
+        ``nodes`` followed by those on the ``inputs``' values.
+    """
+    n = len(nodes) + len(inputs)
+    basis = torch.cat([torch.zeros(1, n, dtype=torch.float64), torch.eye(n, dtype=torch.float64)])
+    data = {noise_site(node): basis[:, i : i + 1] for i, node in enumerate(nodes)}
+    given = {k: basis[:, len(nodes) + i : len(nodes) + i + 1] for i, k in enumerate(inputs)}
+    values = poutine.condition(scm.program, data=data)(nodes, given)
+    shape = (n + 1, scm.num_draws_)
+    offset = {j: values[j].expand(shape)[0] for j in nodes}
+    coef = {j: (values[j].expand(shape)[1:] - offset[j]).T for j in nodes}
+    return offset, coef
+
+
+def choose_engine(scm, players: Sequence[Hashable], tail: str = "auto") -> str:
+    """``"analytic"`` (all linear-Gaussian) or ``"mc"`` (Monte Carlo tails)."""
+    mechs = [scm.mechanisms_[p] for p in players]
+    gaussian = all(m.is_linear and getattr(m, "noise_is_gaussian", False) for m in mechs)
+    if tail == "analytic" and not gaussian:
+        raise ConfigError(
+            "tail='analytic' needs linear mechanisms with Gaussian noise on the target and all its ancestors; "
+            "use tail='auto'"
+        )
+    return "analytic" if gaussian and tail in ("auto", "analytic") else "mc"
+
+
+def nonlinear_closure(scm, players: Sequence[Hashable]) -> list[Hashable]:
+    """Players that are nonlinear or upstream of a nonlinear player, in topological order."""
+    closure: set = set()
+    for p in players:
+        if not scm.mechanisms_[p].is_linear:
+            closure |= nx.ancestors(scm.graph_, p) | {p}
+    return [p for p in players if p in closure]
+
+
+class CounterfactualEngine:
+    """Set function ``v(S)`` for a batch of anomalies, every posterior draw at once.
+
+    Parameters
+    ----------
+    scm : BayesianSCM
+        A fitted model.
+    target : hashable
+        The target node.
+    players : sequence
+        The target's ancestors and itself in topological order (player j is ``players[j]``).
+    observed : mapping
+        Node to observed values of shape ``(K, 1)``.
+    kind : {"analytic", "mc"}
+        Closed-form Gaussian tails or Monte Carlo, see :func:`choose_engine`.
+    num_mc_samples : int
+        Fresh noise samples M per draw for Monte Carlo.
+    """
+
+    def __init__(self, scm, target, players, observed, *, kind: str, num_mc_samples: int, max_elements: int = 2**25) -> None:
+        self.kind = kind
+        self.scm = scm
+        self.players = list(players)
+        self.num_mc_samples = num_mc_samples
+        self.max_elements = max_elements
+        x = observed[target]  # (K, 1)
+        self.num_anomalies = x.shape[0]
+        self.abducted = abduct_noise(scm, self.players, observed)
+        self.upstream = nonlinear_closure(scm, self.players) if kind == "mc" else []
+        self.rest = [p for p in self.players if p not in self.upstream]
+        self.inputs = [k for k in self.upstream if any(c in self.rest for c in scm.graph_.successors(k))]
+        self.rest_idx = [self.players.index(p) for p in self.rest]
+        self.up_idx = [self.players.index(p) for p in self.upstream]
+        if self.rest:
+            offset, coef = linearize(scm, self.rest, self.inputs)
+            self.offset, a = offset[target], coef[target]
+            self.input_coef = a[:, len(self.rest) :]  # (D, |B|)
+            a = a[:, : len(self.rest)]
+            self.kept_effect = torch.stack([self.abducted[p] for p in self.rest], -1) * a  # (K, D, |R|)
+        else:  # the target itself is nonlinear: everything is propagated
+            self.offset = torch.zeros(scm.num_draws_, dtype=torch.float64)
+            self.kept_effect = torch.zeros(self.num_anomalies, scm.num_draws_, 0, dtype=torch.float64)
+        if kind == "analytic":
+            dists = [scm.mechanisms_[p].noise_distribution() for p in self.rest]
+            self.free_mean = a * torch.stack([d.mean for d in dists], -1)
+            self.free_var = (a * torch.stack([d.stddev for d in dists], -1)) ** 2
+            mean = self.offset + self.free_mean.sum(-1)
+            self.lo, self.hi, self.it_score = tails.gaussian_thresholds(x, mean, self.free_var.sum(-1).sqrt())
+            return
+        self.trace = fresh_noise_trace(scm, self.players, num_mc_samples, dim=-3)
+        reference = self.trace.nodes["_RETURN"]["value"][target].reshape(num_mc_samples, -1)  # (M, D)
+        self.lo, self.hi, self.it_score = tails.empirical_thresholds(reference, x)
+        # the event tau(X) >= r is |X - mid| >= half; work in float32 with layout (D, C, K, M)
+        self.half = ((self.hi - self.lo) / 2).T.float().reshape(scm.num_draws_, 1, -1, 1)
+        self.mid = (self.lo + self.hi) / 2  # (K, D)
+        z = [self.trace.nodes[noise_site(p)]["value"].reshape(num_mc_samples, -1) for p in self.rest]
+        z = torch.stack(z, -1) if z else torch.zeros(num_mc_samples, scm.num_draws_, 0, dtype=torch.float64)
+        self.free_effect = (z * a).permute(1, 2, 0).float().contiguous() if self.rest else z.permute(1, 2, 0).float()
+
+    def __call__(self, masks: torch.Tensor) -> torch.Tensor:
+        """``v(S)`` for masks of shape ``(C, n)``: a tensor ``(C, K, D)`` of log-probabilities."""
+        out = self._analytic(masks) if self.kind == "analytic" else self._monte_carlo(masks)
+        full = masks.all(-1).reshape(-1, 1, 1)
+        empty = (~masks.any(-1)).reshape(-1, 1, 1)
+        out = torch.where(full, torch.zeros_like(out), out)
+        return torch.where(empty, -self.it_score.expand_as(out), out)
+
+    def _analytic(self, masks: torch.Tensor) -> torch.Tensor:
+        keep = masks[:, self.rest_idx].to(torch.float64)
+        mean = self.offset + torch.einsum("cj,kdj->ckd", keep, self.kept_effect)
+        mean = mean + torch.einsum("cj,dj->cd", 1 - keep, self.free_mean).unsqueeze(1)
+        sd = torch.einsum("cj,dj->cd", 1 - keep, self.free_var).sqrt().unsqueeze(1)
+        return tails.gaussian_log_tail(self.lo, self.hi, mean, sd)
+
+    def _monte_carlo(self, masks: torch.Tensor) -> torch.Tensor:
+        num_draws, num_k, num_m = self.scm.num_draws_, self.num_anomalies, self.num_mc_samples
+        count = torch.empty(masks.shape[0], num_k, num_draws, dtype=torch.float32)
+        # centre of the event per coalition: mid - c - kept linear effects, layout (C, K, D)
+        keep = masks[:, self.rest_idx].to(torch.float64)
+        centre = (self.mid - self.offset) - torch.einsum("cj,kdj->ckd", keep, self.kept_effect)
+        free_mask = (1 - keep).float()
+        step = max(1, self.max_elements // (num_draws * num_k * num_m))
+        buf_free = torch.empty(num_draws, step, num_m, dtype=torch.float32)
+        buf_dev = torch.empty(num_draws, step, num_k, num_m, dtype=torch.float32)
+
+        def count_into(idx: torch.Tensor, upstream: torch.Tensor | None) -> None:
+            for start in range(0, len(idx), step):
+                rows = idx[start : start + step]
+                c = len(rows)
+                free = buf_free[:, :c]
+                torch.matmul(free_mask[rows].expand(num_draws, c, -1), self.free_effect, out=free)
+                dev = buf_dev[:, :c]
+                cen = centre[rows].permute(2, 0, 1).float().unsqueeze(-1)  # (D, c, K, 1)
+                torch.sub(free.unsqueeze(2), cen, out=dev)
+                if upstream is not None:
+                    dev.add_(upstream)
+                signs = dev.abs_().sub_(self.half).sign_().sum(-1)  # (D, c, K)
+                count[rows] = ((signs + num_m) / 2).permute(1, 2, 0)
+
+        if not self.upstream:
+            count_into(torch.arange(masks.shape[0]), None)
+        else:
+            patterns, inverse = torch.unique(masks[:, self.up_idx], dim=0, return_inverse=True)
+            per_pattern = max(1, self.max_elements // (8 * num_m * num_k * num_draws))
+            for start in range(0, len(patterns), per_pattern):
+                terms = self._upstream_term(patterns[start : start + per_pattern])  # (P, D, 1, K, M)
+                for i, term in enumerate(terms):
+                    count_into(torch.nonzero(inverse == start + i).squeeze(-1), term)
+        return tails.empirical_log_prob(count, num_m)
+
+    def _upstream_term(self, patterns: torch.Tensor) -> torch.Tensor:
+        """``sum_k b_k X_k`` (or ``X_t`` if the target is upstream) per pattern: ``(P, D, 1, K, M)``."""
+        c = patterns.shape[0]
+        node_masks = {p: patterns[:, j].reshape(c, 1, 1, 1) for j, p in enumerate(self.upstream)}
+        kept = {p: self.abducted[p] for p in self.upstream}
+        program = KeepNoise(kept, node_masks)(poutine.replay(self.scm.program, trace=self.trace))
+        values = program(self.upstream)
+        if not self.rest:
+            term = values[self.upstream[-1]]
+        else:
+            term = sum(values[k] * self.input_coef[:, i] for i, k in enumerate(self.inputs))
+        shape = (c, self.num_mc_samples, self.num_anomalies, self.scm.num_draws_)
+        return term.expand(shape).permute(0, 3, 2, 1).float().unsqueeze(2).contiguous()

@@ -1,0 +1,50 @@
+"""Exceptions and warnings raised by bayesrca.
+
+Every error raised for bad user input is a subclass of :class:`BayesRCAError`, and its
+message names the offending node, column or value and says what to change.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BayesRCAError",
+    "GraphError",
+    "DataError",
+    "NotFittedError",
+    "ConfigError",
+    "BayesRCAWarning",
+    "ConvergenceWarning",
+    "ConstantColumnWarning",
+]
+
+
+class BayesRCAError(Exception):
+    """Base class of every error bayesrca raises on purpose."""
+
+
+class GraphError(BayesRCAError, ValueError):
+    """The causal graph is not usable: a cycle, an unknown node, or a graph changed after fit."""
+
+
+class DataError(BayesRCAError, ValueError):
+    """A data frame does not match the graph or holds values that cannot be modelled."""
+
+
+class ConfigError(BayesRCAError, ValueError):
+    """An argument has a value outside its allowed range or set."""
+
+
+class NotFittedError(BayesRCAError, AttributeError):
+    """A model was used before :meth:`bayesrca.BayesianSCM.fit` was called."""
+
+
+class BayesRCAWarning(UserWarning):
+    """Base class of bayesrca's warnings."""
+
+
+class ConvergenceWarning(BayesRCAWarning):
+    """Posterior inference did not converge well (R-hat, ESS or ELBO diagnostics)."""
+
+
+class ConstantColumnWarning(BayesRCAWarning):
+    """A column is constant in the training data; its noise scale comes from the prior."""

@@ -1,0 +1,89 @@
+"""Pyro effect handlers for counterfactual reasoning over the SCM program.
+
+One small handler per idea, composable with Pyro's own (``condition``, ``replay``, ``trace``,
+``plate``):
+
+* :class:`AbductNoise` replaces every noise site by the noise that reproduces an observed row
+  (abduction, the first step of a counterfactual);
+* :class:`KeepNoise` keeps the abducted noise of a coalition's members and lets the other noise
+  sites be drawn afresh (counterfactual noise replacement). Wrapped around
+  ``pyro.poutine.replay`` with a trace of fresh noise, every coalition sees the same fresh draws
+  (common random numbers).
+
+Both act only on sites tagged as noise sites by :meth:`bayesrca.mechanisms.Mechanism.node_program`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from pyro.poutine.messenger import Messenger
+
+from .mechanisms.base import NOISE_ROLE
+
+__all__ = ["AbductNoise", "KeepNoise", "abduct", "keep_noise"]
+
+
+def _is_noise(msg) -> bool:
+    return msg["type"] == "sample" and (msg.get("infer") or {}).get("role") == NOISE_ROLE
+
+
+class AbductNoise(Messenger):
+    """Set each noise site to the noise that reproduces ``observed`` under every posterior draw.
+
+    Parameters
+    ----------
+    observed : mapping of node to tensor
+        Observed node values, broadcastable against the draw dimension (e.g. shape ``(K, 1)``
+        for K anomalies). For a mechanism with an invertible noise the abducted noise is
+        deterministic; a non-invertible mechanism draws it from its noise posterior.
+    """
+
+    def __init__(self, observed: Mapping[object, torch.Tensor]) -> None:
+        super().__init__()
+        self.observed = observed
+
+    def _pyro_sample(self, msg) -> None:
+        if not _is_noise(msg):
+            return
+        msg["value"] = msg["infer"]["abduct"](self.observed)
+        msg["is_observed"] = True
+
+
+class KeepNoise(Messenger):
+    """Keep the abducted noise where a coalition mask is True, fresh noise elsewhere.
+
+    Parameters
+    ----------
+    kept : mapping of node to tensor
+        Abducted noise per node (e.g. shape ``(K, D)``).
+    masks : mapping of node to bool tensor
+        Per node, True where the node is in the coalition; broadcast against the noise value,
+        so a leading coalition dimension (e.g. ``(C, 1, 1, 1)``) evaluates many coalitions in one
+        pass. Nodes not in ``masks`` are left untouched.
+    """
+
+    def __init__(self, kept: Mapping[object, torch.Tensor], masks: Mapping[object, torch.Tensor]) -> None:
+        super().__init__()
+        self.kept = kept
+        self.masks = masks
+
+    def _pyro_sample(self, msg) -> None:
+        if not _is_noise(msg):
+            return
+        node = msg["infer"]["node"]
+        if node not in self.masks:
+            return
+        fresh = msg["value"] if msg["value"] is not None else msg["fn"].sample()
+        msg["value"] = torch.where(self.masks[node], self.kept[node], fresh)
+
+
+def abduct(fn: Callable, observed: Mapping[object, torch.Tensor]) -> Callable:
+    """Functional form of :class:`AbductNoise` (``poutine``-style)."""
+    return AbductNoise(observed)(fn)
+
+
+def keep_noise(fn: Callable, kept: Mapping[object, torch.Tensor], masks: Mapping[object, torch.Tensor]) -> Callable:
+    """Functional form of :class:`KeepNoise` (``poutine``-style)."""
+    return KeepNoise(kept, masks)(fn)

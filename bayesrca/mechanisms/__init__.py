@@ -1,0 +1,10 @@
+"""Node mechanisms: Pyro models of one node given its parents, with posterior draws."""
+
+from .additive import AdditiveNoiseModel
+from .base import Mechanism, noise_site
+from .linear import LinearANM
+from .noise import ResidualKDE
+from .root import RootDistribution
+from .spline import SplineANM
+
+__all__ = ["Mechanism", "AdditiveNoiseModel", "LinearANM", "SplineANM", "RootDistribution", "ResidualKDE", "noise_site"]

@@ -1,0 +1,216 @@
+"""Additive noise models ``X = f(PA) + N`` with f linear in a feature map of the parents.
+
+The feature map is what distinguishes the families (identity: linear; natural cubic splines:
+spline; none: root). Every family shares the Bayesian regression machinery of
+:mod:`bayesrca.inference` on a standardised scale and stores its draws on the data's scale:
+``loc = intercept + features(PA) @ coef`` plus noise.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pyro.distributions as dist
+import torch
+
+from .. import inference
+from ..exceptions import ConfigError, DataError
+from .base import Mechanism
+from .noise import ResidualKDE
+
+__all__ = ["AdditiveNoiseModel", "NOISE_FAMILIES", "INFERENCE_METHODS"]
+
+NOISE_FAMILIES = ("gaussian", "student_t", "bootstrap")
+INFERENCE_METHODS = ("auto", "conjugate", "bootstrap", "nuts", "svi")
+_EXACT = {"gaussian": "conjugate", "bootstrap": "bootstrap", "student_t": "nuts", "lognormal": "conjugate"}
+
+
+class AdditiveNoiseModel(Mechanism):
+    """Shared implementation of additive-noise mechanisms; subclasses define the feature map.
+
+    Parameters
+    ----------
+    noise : {"bootstrap", "gaussian", "student_t"}
+        Noise family. ``"bootstrap"`` is a smoothed Bayesian bootstrap of the residuals
+        (:class:`~bayesrca.mechanisms.noise.ResidualKDE`), flexible for skewed and heavy-tailed
+        noise and fitted without MCMC; ``"gaussian"`` has an exact conjugate posterior;
+        ``"student_t"`` needs NUTS or SVI.
+    inference : {"auto", "conjugate", "bootstrap", "nuts", "svi"}
+        Posterior engine. ``"auto"`` takes the exact engine of the noise family (conjugate for
+        Gaussian, Bayesian bootstrap for bootstrap, NUTS for Student-t).
+    num_warmup : int
+        NUTS warm-up steps per chain.
+    num_chains : int
+        NUTS chains, run one after the other (R-hat needs at least 2).
+    svi_steps : int
+        SVI optimisation steps.
+    num_atoms : int
+        Atoms per draw kept by the bootstrap noise (residuals resampled with the draw's
+        Dirichlet weights).
+    constant_noise_scale : float
+        Noise standard deviation, relative to ``max(|value|, 1)``, given to a node that is
+        constant in the training data.
+    """
+
+    def __init__(
+        self,
+        noise: str = "bootstrap",
+        inference: str = "auto",
+        *,
+        num_warmup: int = 300,
+        num_chains: int = 2,
+        svi_steps: int = 2000,
+        num_atoms: int = 1000,
+        constant_noise_scale: float = 1e-3,
+    ) -> None:
+        self.noise = noise
+        self.inference = inference
+        self.num_warmup = num_warmup
+        self.num_chains = num_chains
+        self.svi_steps = svi_steps
+        self.num_atoms = num_atoms
+        self.constant_noise_scale = constant_noise_scale
+
+    # -- feature map, defined by subclasses ---------------------------------------------------
+    @abc.abstractmethod
+    def _learn_features(self, parents: np.ndarray) -> None:
+        """Learn data-dependent settings of the feature map (e.g. knots) from training parents."""
+
+    @abc.abstractmethod
+    def _feature_columns(self, parents: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """The F feature columns, each shaped like the broadcast parents ``(..., D)``."""
+
+    def _features(self, parents: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Feature tensor ``(..., F)`` (used for fitting; evaluation accumulates columns)."""
+        return torch.stack(list(self._feature_columns(parents)), dim=-1)
+
+    def _allowed_noise(self) -> tuple[str, ...]:
+        return NOISE_FAMILIES
+
+    # -- fitting ----------------------------------------------------------------------------
+    def _resolve_inference(self) -> str:
+        if self.noise not in self._allowed_noise():
+            raise ConfigError(
+                f"{type(self).__name__}: noise must be one of {self._allowed_noise()}, got {self.noise!r}"
+            )
+        if self.inference not in INFERENCE_METHODS:
+            raise ConfigError(f"{type(self).__name__}: inference must be one of {INFERENCE_METHODS}, got {self.inference!r}")
+        method = _EXACT[self.noise] if self.inference == "auto" else self.inference
+        allowed = {
+            "gaussian": ("conjugate", "nuts", "svi"),
+            "lognormal": ("conjugate", "nuts", "svi"),
+            "student_t": ("nuts", "svi"),
+            "bootstrap": ("bootstrap",),
+        }[self.noise]
+        if method not in allowed:
+            raise ConfigError(
+                f"{type(self).__name__}(noise={self.noise!r}) supports inference in {allowed}, got {method!r}"
+            )
+        return method
+
+    def _response(self, y: np.ndarray) -> np.ndarray:
+        """The regression response (identity; the log for a log-normal root)."""
+        return y
+
+    def fit(self, y: np.ndarray, parents: np.ndarray, *, num_draws: int, progress: bool = False, node: str = "") -> AdditiveNoiseModel:
+        method = self._resolve_inference()
+        y = np.asarray(y, dtype=np.float64)
+        parents = np.asarray(parents, dtype=np.float64).reshape(len(y), -1)
+        min_rows = parents.shape[1] + 2
+        if len(y) < min_rows:
+            raise DataError(
+                f"node {node!r} has {parents.shape[1]} parent(s) but only {len(y)} training rows; "
+                f"at least {min_rows} rows are needed"
+            )
+        self._learn_features(parents)
+        feats = self._features([torch.tensor(parents[:, k]) for k in range(parents.shape[1])]).numpy()
+        feats = feats.reshape(len(y), -1)
+        response = self._response(y)
+        y_center, y_scale = float(response.mean()), float(response.std())
+        self.constant_ = bool(y_scale <= 1e-12 * max(1.0, abs(y_center)))
+        f_center = feats.mean(0)
+        f_scale = feats.std(0)
+        live = f_scale > 1e-12 * np.maximum(1.0, np.abs(f_center))  # constant features carry no information
+        num_features = feats.shape[1]
+        coef = torch.zeros(num_draws, num_features, dtype=torch.float64)
+        info: dict[str, Any]
+        if self.constant_:
+            level = float(y.mean())
+            scale = self.constant_noise_scale * max(abs(level), 1.0)
+            intercept = torch.full((num_draws,), level, dtype=torch.float64)
+            noise_params = {"sigma": torch.full((num_draws,), scale, dtype=torch.float64)}
+            info = {"inference": "prior (constant column)", "exact": True}
+            self.noise_family_ = "gaussian"
+        else:
+            design = np.column_stack([np.ones(len(y)), (feats[:, live] - f_center[live]) / f_scale[live]])
+            X = torch.as_tensor(design)
+            t = torch.as_tensor((response - y_center) / y_scale)
+            draws, info = self._run_engine(method, X, t, num_draws, progress=progress, node=node)
+            beta = draws.pop("coef")
+            coef[:, torch.as_tensor(live)] = y_scale * beta[:, 1:] / torch.as_tensor(f_scale[live])
+            intercept = y_center + y_scale * (beta[:, 0] - (beta[:, 1:] * torch.as_tensor(f_center[live] / f_scale[live])).sum(-1))
+            noise_params = {k: (v * y_scale if k in ("sigma", "atoms", "bandwidth") else v) for k, v in draws.items()}
+            self.noise_family_ = self.noise
+        self.intercept_ = intercept
+        self.coef_ = coef
+        self.noise_params_ = noise_params
+        self.diagnostics_ = {k: v for k, v in info.items()}
+        self.num_draws_ = int(num_draws)
+        self.num_train_ = len(y)
+        return self
+
+    def _run_engine(self, method: str, X: torch.Tensor, t: torch.Tensor, num_draws: int, *, progress: bool, node: str):
+        noise = "gaussian" if self.noise == "lognormal" else self.noise
+        if method == "conjugate":
+            return inference.conjugate_posterior(X, t, num_draws)
+        if method == "bootstrap":
+            return inference.bootstrap_posterior(X, t, num_draws, num_atoms=self.num_atoms)
+        if method == "nuts":
+            return inference.mcmc_posterior(
+                X, t, num_draws, noise=noise, num_chains=self.num_chains, num_warmup=self.num_warmup, node=node, progress=progress
+            )
+        return inference.svi_posterior(X, t, num_draws, noise=noise, num_steps=self.svi_steps, node=node, progress=progress)
+
+    # -- the mechanism ------------------------------------------------------------------------
+    def loc(self, parents: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Posterior draws of ``f(PA)``, shape ``(..., D)``."""
+        self._check_fitted()
+        out = self.intercept_
+        for f, column in enumerate(self._feature_columns(parents)):
+            if f == 0:
+                out = torch.addcmul(out, column, self.coef_[:, 0])
+            else:
+                out.addcmul_(column, self.coef_[:, f])
+        return out
+
+    def noise_distribution(self) -> dist.TorchDistribution:
+        self._check_fitted()
+        p = self.noise_params_
+        family = self.noise_family_
+        if family == "gaussian":
+            return dist.Normal(torch.zeros_like(p["sigma"]), p["sigma"])
+        if family == "student_t":
+            return dist.StudentT(p["df"], torch.zeros_like(p["sigma"]), p["sigma"])
+        if family == "bootstrap":
+            return ResidualKDE(p["atoms"], p["bandwidth"])
+        raise ConfigError(f"unknown noise family {family!r}")  # pragma: no cover
+
+    def forward(self, noise: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.loc(parents) + noise
+
+    def abduct(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
+        return value - self.loc(parents)
+
+    @property
+    def noise_is_gaussian(self) -> bool:
+        """True when every draw's noise is Gaussian (enables closed-form tail probabilities)."""
+        self._check_fitted()
+        return self.noise_family_ == "gaussian"
+
+    def describe(self) -> str:
+        if getattr(self, "constant_", False):
+            return f"{self.family}/constant"
+        return f"{self.family}/{getattr(self, 'noise_family_', self.noise)}"

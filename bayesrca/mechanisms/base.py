@@ -1,0 +1,130 @@
+"""The protocol every node mechanism follows.
+
+A mechanism is a Pyro model of one node, ``X_j = f_j(PA_j, N_j; theta_j)``, with an explicit
+noise site. After :meth:`Mechanism.fit` it holds ``D`` posterior draws of ``theta_j`` and every
+method broadcasts over them: tensors carry the draw dimension last, so a node value has shape
+``(..., D)`` and can be combined with plates over Monte Carlo samples, anomalies or coalitions.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pyro
+import torch
+
+from ..exceptions import NotFittedError
+
+__all__ = ["Mechanism", "noise_site", "NOISE_ROLE"]
+
+#: ``infer`` tag of the noise sites; the counterfactual handlers act on these sites only.
+NOISE_ROLE = "bayesrca.noise"
+
+
+def noise_site(node: object) -> str:
+    """Pyro site name of a node's noise."""
+    return f"noise[{node}]"
+
+
+class Mechanism(abc.ABC):
+    """Base class of node mechanisms (scikit-learn style: parameters in ``__init__``, state after fit).
+
+    Subclasses implement :meth:`fit`, :meth:`noise_distribution`, :meth:`forward` and
+    :meth:`abduct`; the node's Pyro program, its log-likelihood and sampling follow from these.
+    """
+
+    #: Short family name used in summaries ("linear", "spline", "root").
+    family: ClassVar[str] = "mechanism"
+    #: True when ``forward`` is affine in the parents and additive in the noise.
+    is_linear: ClassVar[bool] = False
+    #: True when the noise is a deterministic function of (x, parents, theta).
+    invertible: ClassVar[bool] = True
+
+    # -- fitted state -------------------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "num_draws_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted; call fit() first")
+
+    @abc.abstractmethod
+    def fit(self, y: np.ndarray, parents: np.ndarray, *, num_draws: int, progress: bool = False, node: str = "") -> Mechanism:
+        """Draw ``num_draws`` posterior samples of the parameters from training data.
+
+        Parameters
+        ----------
+        y : ndarray, shape (n,)
+            The node's training values.
+        parents : ndarray, shape (n, p)
+            The parents' training values, in the graph's parent order (p may be 0).
+        num_draws : int
+            Number of posterior draws D to keep.
+        progress : bool
+            Show a progress bar for long inference (NUTS, SVI).
+        node : str
+            The node's name, used in warnings.
+
+        Returns
+        -------
+        Mechanism
+            ``self``.
+        """
+
+    @abc.abstractmethod
+    def noise_distribution(self) -> pyro.distributions.TorchDistribution:
+        """The noise distribution with batch shape ``(D,)``, one per posterior draw."""
+
+    @abc.abstractmethod
+    def forward(self, noise: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The node's value given its noise and parents (all shaped ``(..., D)``)."""
+
+    @abc.abstractmethod
+    def abduct(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
+        """The noise that reproduces ``value`` from ``parents`` under every draw (invertible case)."""
+
+    def log_prob(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Log-likelihood of ``value`` given ``parents`` per draw, shape ``(..., D)``."""
+        self._check_fitted()
+        return self.noise_distribution().log_prob(self.abduct(value, parents)) + self.log_abs_det_jacobian(value, parents)
+
+    def log_abs_det_jacobian(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
+        """log |d noise / d value|; zero for additive noise."""
+        return torch.zeros((), dtype=value.dtype)
+
+    def node_program(self, name: object, parents: Sequence[torch.Tensor], parent_names: Sequence[object]) -> torch.Tensor:
+        """The node's Pyro program: sample the noise site, then apply the mechanism.
+
+        The noise site carries an ``abduct`` callback in its ``infer`` dict so that the
+        :class:`~bayesrca.handlers.AbductNoise` handler can replace the sampled noise by the
+        noise that reproduces an observed row, from the observed parent values.
+        """
+        self._check_fitted()
+
+        def abduct(observed: Mapping[object, torch.Tensor]) -> torch.Tensor:
+            return self.abduct(observed[name], [observed[p] for p in parent_names])
+
+        infer: dict[str, Any] = {"role": NOISE_ROLE, "node": name, "abduct": abduct}
+        noise = pyro.sample(noise_site(name), self.noise_distribution(), infer=infer)
+        return self.forward(noise, parents)
+
+    def describe(self) -> str:
+        """One-line description, e.g. ``linear/bootstrap``."""
+        return self.family
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters (scikit-learn convention)."""
+        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+
+    def clone(self) -> Mechanism:
+        """An unfitted copy with the same parameters."""
+        return type(self)(**self.get_params())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+

@@ -1,0 +1,241 @@
+"""Batched Shapley value estimation over arbitrary vectorised set functions.
+
+The set function receives a boolean matrix of coalitions (one row per coalition, one
+column per player) and returns one value per coalition for every element of an
+arbitrary trailing batch shape, e.g. ``(anomalies, posterior_draws)``. Shapley values
+are then linear combinations of these values, computed either exactly (all ``2**n``
+coalitions) or from antithetic random permutations.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+
+import torch
+
+from .exceptions import ConfigError
+
+__all__ = ["shapley_values", "all_coalitions", "exact_shapley_coefficients"]
+
+SetFunction = Callable[[torch.Tensor], torch.Tensor]
+
+#: Largest number of players whose ``2**n`` coalitions may be enumerated.
+MAX_ENUMERABLE_PLAYERS = 25
+_WORD_BITS = 62  # player bits per int64 key word (keeps keys non-negative)
+
+
+def _as_int(value: object, name: str, minimum: int, maximum: int | None = None) -> int:
+    """Return ``value`` as an int within ``[minimum, maximum]`` or raise ConfigError."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be an integer, got the bool {value!r}.")
+    try:
+        result = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}.") from None
+    if result < minimum or (maximum is not None and result > maximum):
+        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ConfigError(f"{name} must be {bound}, got {result}.")
+    return result
+
+
+def all_coalitions(num_players: int) -> torch.Tensor:
+    """Enumerate every coalition of ``num_players`` players.
+
+    Parameters
+    ----------
+    num_players : int
+        Number of players ``n``, between 1 and ``MAX_ENUMERABLE_PLAYERS``.
+
+    Returns
+    -------
+    torch.Tensor
+        Bool tensor of shape ``(2**n, n)``; row ``i`` holds the binary digits of ``i``
+        (player ``j`` is in coalition ``i`` iff bit ``j`` of ``i`` is set).
+    """
+    n = _as_int(num_players, "num_players", 1, MAX_ENUMERABLE_PLAYERS)
+    keys = torch.arange(2**n, dtype=torch.int64)
+    return ((keys[:, None] >> torch.arange(n, dtype=torch.int64)) & 1).bool()
+
+
+def exact_shapley_coefficients(num_players: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Weights that turn the values of all coalitions into exact Shapley values.
+
+    Parameters
+    ----------
+    num_players : int
+        Number of players ``n``, between 1 and ``MAX_ENUMERABLE_PLAYERS``.
+    dtype : torch.dtype, default torch.float64
+        Dtype of the result; the weights are always computed in float64 first.
+
+    Returns
+    -------
+    torch.Tensor
+        Tensor ``coef`` of shape ``(2**n, n)``, rows ordered as :func:`all_coalitions`,
+        with ``coef[S, j] = (|S|-1)! (n-|S|)! / n!`` if ``j`` is in ``S`` and
+        ``-|S|! (n-|S|-1)! / n!`` otherwise, so that ``phi_j = sum_S coef[S, j] v(S)``.
+    """
+    masks = all_coalitions(num_players)
+    n = masks.shape[1]
+    size = masks.sum(dim=1, dtype=torch.float64)[:, None]  # |S|
+    log_n_fact = math.lgamma(n + 1)
+    # Clamp keeps lgamma finite on the branch that torch.where discards.
+    log_in = torch.lgamma(size.clamp(min=1.0)) + torch.lgamma(n - size + 1) - log_n_fact
+    log_out = torch.lgamma(size + 1) + torch.lgamma((n - size).clamp(min=1.0)) - log_n_fact
+    coef = torch.where(masks, torch.exp(log_in), -torch.exp(log_out))
+    return coef.to(dtype)
+
+
+def _evaluate(set_function: SetFunction, masks: torch.Tensor, chunk_size: int | None) -> torch.Tensor:
+    """Evaluate ``set_function`` on ``masks`` in chunks and concatenate along dim 0."""
+    step = masks.shape[0] if chunk_size is None else chunk_size
+    parts: list[torch.Tensor] = []
+    for start in range(0, masks.shape[0], step):
+        chunk = masks[start : start + step]
+        out = set_function(chunk)
+        if not isinstance(out, torch.Tensor):
+            raise ConfigError(
+                f"set_function must return a torch.Tensor, got {type(out).__name__}."
+            )
+        if out.dim() == 0 or out.shape[0] != chunk.shape[0]:
+            raise ConfigError(
+                f"set_function must return a tensor whose first dimension is the number of "
+                f"coalitions ({chunk.shape[0]}), got shape {tuple(out.shape)}."
+            )
+        if parts and out.shape[1:] != parts[0].shape[1:]:
+            raise ConfigError(
+                "set_function must return the same trailing batch shape for every call, got "
+                f"{tuple(parts[0].shape[1:])} and {tuple(out.shape[1:])}."
+            )
+        parts.append(out)
+    values = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
+    if not (values.is_floating_point() or values.is_complex()):
+        values = values.to(torch.get_default_dtype())
+    return values
+
+
+def _combine(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Contract ``values[C, *batch]`` with ``weights[C, n]`` into ``(*batch, n)``."""
+    weights = weights.to(dtype=values.dtype, device=values.device)
+    return torch.tensordot(values, weights, dims=([0], [0]))
+
+
+def _sample_permutations(
+    n: int, num_permutations: int, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Antithetic permutations ``(num_permutations, n)``: each one followed by its reverse."""
+    half = (num_permutations + 1) // 2
+    base = torch.stack([torch.randperm(n, generator=generator) for _ in range(half)])
+    return torch.stack([base, base.flip(1)], dim=1).reshape(2 * half, n)[:num_permutations]
+
+
+def _permutation_estimate(
+    set_function: SetFunction,
+    n: int,
+    num_permutations: int,
+    generator: torch.Generator | None,
+    chunk_size: int | None,
+) -> torch.Tensor:
+    """Monte-Carlo Shapley values from prefix coalitions of antithetic permutations."""
+    perms = _sample_permutations(n, num_permutations, generator)  # (P, n)
+    num_words = (n + _WORD_BITS - 1) // _WORD_BITS
+    # Multi-word int64 bit keys of every prefix (including the empty and full set).
+    contrib = torch.zeros(num_permutations, n, num_words, dtype=torch.int64)
+    contrib.scatter_(2, (perms // _WORD_BITS)[..., None], (1 << (perms % _WORD_BITS))[..., None])
+    prefix = torch.cat(
+        [torch.zeros(num_permutations, 1, num_words, dtype=torch.int64), contrib.cumsum(1)], dim=1
+    ).reshape(-1, num_words)
+    if num_words == 1:
+        unique_keys, inverse = torch.unique(prefix[:, 0], return_inverse=True)
+        unique_keys = unique_keys[:, None]
+    else:
+        unique_keys, inverse = torch.unique(prefix, dim=0, return_inverse=True)
+    players = torch.arange(n, dtype=torch.int64)
+    word_of, bit_of = players // _WORD_BITS, players % _WORD_BITS
+    masks = ((unique_keys[:, word_of] >> bit_of) & 1).bool()  # (U, n)
+    values = _evaluate(set_function, masks, chunk_size)
+    # counts[u, j] = #permutations where u is "prefix + j" minus # where u is "prefix before j".
+    index = inverse.reshape(num_permutations, n + 1)
+    cols = perms.reshape(-1)
+    ones = torch.ones_like(cols)
+    counts = torch.zeros(masks.shape[0], n, dtype=torch.int64)
+    counts.index_put_((index[:, 1:].reshape(-1), cols), ones, accumulate=True)
+    counts.index_put_((index[:, :-1].reshape(-1), cols), -ones, accumulate=True)
+    return _combine(values, counts) / num_permutations
+
+
+def shapley_values(
+    set_function: SetFunction,
+    num_players: int,
+    *,
+    method: str = "auto",
+    num_permutations: int | None = None,
+    max_exact_players: int = 12,
+    generator: torch.Generator | None = None,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """Shapley values of every player for a batched set function.
+
+    Parameters
+    ----------
+    set_function : callable
+        Maps a bool tensor ``masks`` of shape ``(C, num_players)`` (row ``c``: ``True``
+        means the player is in coalition ``c``) to a tensor of shape ``(C, *batch)``.
+        Each distinct coalition is evaluated exactly once. Integer or bool results are
+        cast to the default float dtype; floating dtypes are kept.
+    num_players : int
+        Number of players ``n >= 1``.
+    method : {"auto", "exact", "permutation"}, default "auto"
+        ``"exact"`` enumerates all ``2**n`` coalitions; ``"permutation"`` averages
+        marginal contributions over random antithetic permutations; ``"auto"`` is exact
+        when ``num_players <= max_exact_players`` and permutation otherwise.
+    num_permutations : int, optional
+        Number of permutations for ``"permutation"`` (default ``max(2 n, 32)``). Each
+        sampled permutation is followed by its reverse. Ignored by ``"exact"``.
+    max_exact_players : int, default 12
+        Largest ``n`` that ``"auto"`` solves exactly, at most ``MAX_ENUMERABLE_PLAYERS``.
+    generator : torch.Generator, optional
+        CPU random generator for the permutations; the global RNG is used when omitted.
+    chunk_size : int, optional
+        Largest number of coalitions passed to one call of ``set_function``; results
+        are concatenated along dim 0. All coalitions go in one call when omitted.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(*batch, num_players)`` in the dtype of the set function's values.
+        Efficiency holds for both methods: the values sum to ``v(full) - v(empty)``
+        for every batch element (up to floating-point rounding).
+
+    Raises
+    ------
+    ConfigError
+        On an unknown method, a non-positive ``num_players``, ``num_permutations`` or
+        ``chunk_size``, too many players for exact enumeration, or a set function whose
+        result is not a tensor with one row per coalition.
+    """
+    if not callable(set_function):
+        raise ConfigError(f"set_function must be callable, got {type(set_function).__name__}.")
+    n = _as_int(num_players, "num_players", 1)
+    if method not in ("auto", "exact", "permutation"):
+        raise ConfigError(f"method must be 'auto', 'exact' or 'permutation', got {method!r}.")
+    max_exact = _as_int(max_exact_players, "max_exact_players", 0, MAX_ENUMERABLE_PLAYERS)
+    if num_permutations is not None:
+        num_permutations = _as_int(num_permutations, "num_permutations", 1)
+    if chunk_size is not None:
+        chunk_size = _as_int(chunk_size, "chunk_size", 1)
+    if method == "auto":
+        method = "exact" if n <= max_exact else "permutation"
+    if method == "exact":
+        if n > MAX_ENUMERABLE_PLAYERS:
+            raise ConfigError(
+                f"method='exact' enumerates 2**num_players coalitions and supports at most "
+                f"{MAX_ENUMERABLE_PLAYERS} players, got {n}; use method='permutation'."
+            )
+        values = _evaluate(set_function, all_coalitions(n), chunk_size)
+        return _combine(values, exact_shapley_coefficients(n))
+    if num_permutations is None:
+        num_permutations = max(2 * n, 32)
+        num_permutations += num_permutations % 2
+    return _permutation_estimate(set_function, n, num_permutations, generator, chunk_size)
