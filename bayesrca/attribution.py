@@ -14,6 +14,7 @@ from .counterfactual import CounterfactualEngine, choose_engine
 from .exceptions import ConfigError
 from .results import AttributionResult
 from .shapley import shapley_values
+from .tails import event_side
 from .validation import check_frame, check_positive_int
 
 __all__ = ["attribute_anomalies"]
@@ -32,6 +33,7 @@ def attribute_anomalies(
     num_permutations: int | None = None,
     max_exact_players: int = 12,
     tail: str = "auto",
+    base_score: str = "median_cdf",
     max_elements: int = 2**25,
 ) -> AttributionResult:
     r"""Posterior contributions of the target's ancestors to each anomaly's IT outlier score.
@@ -64,6 +66,10 @@ def attribute_anomalies(
     tail : {"auto", "analytic", "mc"}
         ``"auto"`` uses closed-form Gaussian tails where every ancestor is linear-Gaussian and
         Monte Carlo otherwise; ``"mc"`` forces Monte Carlo.
+    base_score : str, default "median_cdf"
+        Base score tau of the IT score: ``"median_cdf"`` (two-sided quantile score, DoWhy's
+        default), ``"mean_deviation"``, ``"median_deviation"``, ``"upper"`` (only large values are
+        anomalous, e.g. latencies) or ``"lower"``.
     max_elements : int, default 2**25
         Bound on the elements of the largest intermediate tensor (coalitions x Monte Carlo
         samples x anomalies x draws, float32); coalitions and anomalies are chunked to respect it.
@@ -83,6 +89,7 @@ def attribute_anomalies(
         raise ConfigError(f"tail must be one of {_TAILS}, got {tail!r}")
     if shapley not in ("auto", "exact", "permutation"):
         raise ConfigError(f"shapley must be 'auto', 'exact' or 'permutation', got {shapley!r}")
+    event_side(base_score)
     kind = choose_engine(scm, players, tail)
     base_seed = resolve_seed(seed)
     num_draws = scm.num_draws_
@@ -95,7 +102,14 @@ def attribute_anomalies(
             rows = frame.iloc[start : start + anomaly_chunk]
             observed = {n: torch.tensor(rows[n].to_numpy()).unsqueeze(-1) for n in players}
             engine = CounterfactualEngine(
-                scm, target_node, players, observed, kind=kind, num_mc_samples=num_mc_samples, max_elements=max_elements
+                scm,
+                target_node,
+                players,
+                observed,
+                kind=kind,
+                num_mc_samples=num_mc_samples,
+                base_score=base_score,
+                max_elements=max_elements,
             )
             phi = shapley_values(
                 engine,
@@ -115,6 +129,7 @@ def attribute_anomalies(
         "num_draws": num_draws,
         "num_mc_samples": 0 if kind == "analytic" else num_mc_samples,
         "seed": base_seed,
+        "base_score": base_score,
     }
     return AttributionResult(
         np.concatenate(contributions, axis=1),

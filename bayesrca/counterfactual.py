@@ -118,8 +118,20 @@ class CounterfactualEngine:
         Fresh noise samples M per draw for Monte Carlo.
     """
 
-    def __init__(self, scm, target, players, observed, *, kind: str, num_mc_samples: int, max_elements: int = 2**25) -> None:
+    def __init__(
+        self,
+        scm,
+        target,
+        players,
+        observed,
+        *,
+        kind: str,
+        num_mc_samples: int,
+        base_score: str = "median_cdf",
+        max_elements: int = 2**25,
+    ) -> None:
         self.kind = kind
+        self.side = tails.event_side(base_score)
         self.scm = scm
         self.players = list(players)
         self.num_mc_samples = num_mc_samples
@@ -146,14 +158,16 @@ class CounterfactualEngine:
             self.free_mean = a * torch.stack([d.mean for d in dists], -1)
             self.free_var = (a * torch.stack([d.stddev for d in dists], -1)) ** 2
             mean = self.offset + self.free_mean.sum(-1)
-            self.lo, self.hi, self.it_score = tails.gaussian_thresholds(x, mean, self.free_var.sum(-1).sqrt())
+            self.lo, self.hi, self.it_score = tails.gaussian_thresholds(
+                x, mean, self.free_var.sum(-1).sqrt(), base_score
+            )
             return
         self.trace = fresh_noise_trace(scm, self.players, num_mc_samples, dim=-3)
         reference = self.trace.nodes["_RETURN"]["value"][target].reshape(num_mc_samples, -1)  # (M, D)
-        self.lo, self.hi, self.it_score = tails.empirical_thresholds(reference, x)
-        # the event tau(X) >= r is |X - mid| >= half; work in float32 with layout (D, C, K, M)
+        self.lo, self.hi, self.it_score = tails.empirical_thresholds(reference, x, base_score)
+        # the event is |X - mid| >= half (two-sided), X >= hi or X <= lo; float32, layout (D, C, K, M)
         self.half = ((self.hi - self.lo) / 2).T.float().reshape(scm.num_draws_, 1, -1, 1)
-        self.mid = (self.lo + self.hi) / 2  # (K, D)
+        self.mid = {"two": (self.lo + self.hi) / 2, "upper": self.hi, "lower": self.lo}[self.side]  # (K, D)
         z = [self.trace.nodes[noise_site(p)]["value"].reshape(num_mc_samples, -1) for p in self.rest]
         z = torch.stack(z, -1) if z else torch.zeros(num_mc_samples, scm.num_draws_, 0, dtype=torch.float64)
         self.free_effect = (z * a).permute(1, 2, 0).float().contiguous() if self.rest else z.permute(1, 2, 0).float()
@@ -179,23 +193,35 @@ class CounterfactualEngine:
         # centre of the event per coalition: mid - c - kept linear effects, layout (C, K, D)
         keep = masks[:, self.rest_idx].to(torch.float64)
         centre = (self.mid - self.offset) - torch.einsum("cj,kdj->ckd", keep, self.kept_effect)
-        free_mask = (1 - keep).float()
         step = max(1, self.max_elements // (num_draws * num_k * num_m))
         buf_free = torch.empty(num_draws, step, num_m, dtype=torch.float32)
         buf_dev = torch.empty(num_draws, step, num_k, num_m, dtype=torch.float32)
+        # the free linear part depends only on the coalition's restriction to the linear players:
+        # compute it once per distinct restriction when that fits in memory
+        rest_patterns, rest_inverse = torch.unique(keep, dim=0, return_inverse=True)
+        free_all = None
+        if num_draws * len(rest_patterns) * num_m <= self.max_elements:
+            free_all = torch.matmul((1 - rest_patterns).float().expand(num_draws, -1, -1), self.free_effect)
 
         def count_into(idx: torch.Tensor, upstream: torch.Tensor | None) -> None:
             for start in range(0, len(idx), step):
                 rows = idx[start : start + step]
                 c = len(rows)
                 free = buf_free[:, :c]
-                torch.matmul(free_mask[rows].expand(num_draws, c, -1), self.free_effect, out=free)
+                if free_all is not None:
+                    torch.index_select(free_all, 1, rest_inverse[rows], out=free)
+                else:
+                    torch.matmul((1 - keep[rows]).float().expand(num_draws, c, -1), self.free_effect, out=free)
                 dev = buf_dev[:, :c]
                 cen = centre[rows].permute(2, 0, 1).float().unsqueeze(-1)  # (D, c, K, 1)
                 torch.sub(free.unsqueeze(2), cen, out=dev)
                 if upstream is not None:
                     dev.add_(upstream)
-                signs = dev.abs_().sub_(self.half).sign_().sum(-1)  # (D, c, K)
+                if self.side == "two":
+                    dev.abs_().sub_(self.half)
+                elif self.side == "lower":
+                    dev.neg_()
+                signs = dev.sign_().sum(-1)  # (D, c, K): +1 inside the event, -1 outside
                 count[rows] = ((signs + num_m) / 2).permute(1, 2, 0)
 
         if not self.upstream:

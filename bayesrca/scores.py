@@ -7,7 +7,8 @@ import torch
 
 from . import tails
 from ._random import resolve_seed, seeded
-from .counterfactual import fresh_noise_trace, linearize
+from .counterfactual import abduct_noise, fresh_noise_trace, linearize
+from .mechanisms.base import noise_site
 from .exceptions import ConfigError
 from .results import ScoreResult
 from .validation import check_frame, check_positive_int
@@ -22,6 +23,7 @@ def outlier_scores(
     seed: int | None = None,
     num_mc_samples: int = 4000,
     kind: str = "marginal",
+    base_score: str = "median_cdf",
 ) -> ScoreResult:
     r"""Posterior IT outlier score of every row at every node.
 
@@ -47,6 +49,9 @@ def outlier_scores(
         Samples per posterior draw for Monte Carlo marginals.
     kind : {"marginal", "conditional"}
         Which distribution the value is compared with.
+    base_score : str, default "median_cdf"
+        Base score tau, see :mod:`bayesrca.tails` (``"median_cdf"``, ``"mean_deviation"``,
+        ``"median_deviation"``, ``"upper"``, ``"lower"``).
 
     Returns
     -------
@@ -59,21 +64,21 @@ def outlier_scores(
     num_mc_samples = check_positive_int(num_mc_samples, "num_mc_samples", minimum=10)
     if kind not in ("marginal", "conditional"):
         raise ConfigError(f"kind must be 'marginal' or 'conditional', got {kind!r}")
+    tails.event_side(base_score)
     observed = {n: torch.as_tensor(frame[n].to_numpy()).unsqueeze(-1) for n in nodes}
     scores = {}
     with seeded(resolve_seed(seed)), torch.no_grad():
         if kind == "conditional":
-            from .counterfactual import abduct_noise
 
             noise = abduct_noise(scm, scm.nodes_, observed)
             trace = fresh_noise_trace(scm, scm.nodes_, num_mc_samples, dim=-2)
             for n in nodes:
                 dist = scm.mechanisms_[n].noise_distribution()
                 if getattr(scm.mechanisms_[n], "noise_is_gaussian", False):
-                    scores[n] = tails.gaussian_thresholds(noise[n], dist.mean, dist.stddev)[2]
+                    scores[n] = tails.gaussian_thresholds(noise[n], dist.mean, dist.stddev, base_score)[2]
                 else:
-                    ref = trace.nodes[f"noise[{n}]"]["value"]
-                    scores[n] = tails.empirical_thresholds(ref, noise[n])[2]
+                    ref = trace.nodes[noise_site(n)]["value"]
+                    scores[n] = tails.empirical_thresholds(ref, noise[n], base_score)[2]
         else:
             gaussian = _linear_gaussian_nodes(scm)
             if gaussian:
@@ -85,12 +90,12 @@ def outlier_scores(
                 for n in order:
                     mean = offset[n] + (coef[n] * mu).sum(-1)
                     std = ((coef[n] * sd) ** 2).sum(-1).sqrt()
-                    scores[n] = tails.gaussian_thresholds(observed[n], mean, std)[2]
+                    scores[n] = tails.gaussian_thresholds(observed[n], mean, std, base_score)[2]
             rest = [n for n in nodes if n not in scores]
             if rest:
                 values = fresh_noise_trace(scm, scm.nodes_, num_mc_samples, dim=-2).nodes["_RETURN"]["value"]
                 for n in rest:
-                    scores[n] = tails.empirical_thresholds(values[n], observed[n])[2]
+                    scores[n] = tails.empirical_thresholds(values[n], observed[n], base_score)[2]
     draws = torch.stack([scores[n].expand(len(frame), scm.num_draws_) for n in nodes], -1)  # (R, D, n)
     return ScoreResult(draws.permute(1, 0, 2).numpy(), rows=list(frame.index), nodes=nodes, kind=kind)
 

@@ -180,8 +180,10 @@ class AdditiveNoiseModel(Mechanism):
         self._check_fitted()
         out = self.intercept_
         for f, column in enumerate(self._feature_columns(parents)):
-            if f == 0:
-                out = torch.addcmul(out, column, self.coef_[:, 0])
+            # in place only when the result keeps its shape: parents may broadcast to a larger
+            # shape than the first feature column (e.g. one parent kept per anomaly, one fresh)
+            if f == 0 or torch.broadcast_shapes(out.shape, column.shape) != out.shape:
+                out = torch.addcmul(out, column, self.coef_[:, f])
             else:
                 out.addcmul_(column, self.coef_[:, f])
         return out
