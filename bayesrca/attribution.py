@@ -136,6 +136,6 @@ def attribute_anomalies(
         np.concatenate(it_scores, axis=1),
         nodes=[str(p) if not isinstance(p, str) else p for p in players],
         anomalies=list(frame.index),
-        target=target_node,
+        target=target_node if isinstance(target_node, str) else str(target_node),
         method_info=info,
     )

@@ -144,12 +144,16 @@ class CounterfactualEngine:
         self.inputs = [k for k in self.upstream if any(c in self.rest for c in scm.graph_.successors(k))]
         self.rest_idx = [self.players.index(p) for p in self.rest]
         self.up_idx = [self.players.index(p) for p in self.upstream]
+        # players whose noise can move X_t in a draw: a linear player with coefficient 0 (e.g. a
+        # constant column) cannot; nonlinear players are assumed to
+        self.moves = torch.ones(scm.num_draws_, len(self.players), dtype=torch.bool)
         if self.rest:
             offset, coef = linearize(scm, self.rest, self.inputs)
             self.offset, a = offset[target], coef[target]
             self.input_coef = a[:, len(self.rest) :]  # (D, |B|)
             a = a[:, : len(self.rest)]
             self.kept_effect = torch.stack([self.abducted[p] for p in self.rest], -1) * a  # (K, D, |R|)
+            self.moves[:, self.rest_idx] = a != 0
         else:  # the target itself is nonlinear: everything is propagated
             self.offset = torch.zeros(scm.num_draws_, dtype=torch.float64)
             self.kept_effect = torch.zeros(self.num_anomalies, scm.num_draws_, 0, dtype=torch.float64)
@@ -166,7 +170,11 @@ class CounterfactualEngine:
         reference = self.trace.nodes["_RETURN"]["value"][target].reshape(num_mc_samples, -1)  # (M, D)
         self.lo, self.hi, self.it_score = tails.empirical_thresholds(reference, x, base_score)
         # the event is |X - mid| >= half (two-sided), X >= hi or X <= lo; float32, layout (D, C, K, M)
-        self.half = ((self.hi - self.lo) / 2).T.float().reshape(scm.num_draws_, 1, -1, 1)
+        # The event is inclusive (>=): values within a float32 tolerance of a threshold count as in
+        # it, so a coalition that reproduces x_t exactly is not lost to rounding.
+        tol = 1e-5 * torch.maximum(self.lo.abs(), self.hi.abs()) + 1e-12
+        self.tol = tol.T.float().reshape(scm.num_draws_, 1, -1, 1)
+        self.half = ((self.hi - self.lo) / 2).T.float().reshape(scm.num_draws_, 1, -1, 1) - self.tol
         self.mid = {"two": (self.lo + self.hi) / 2, "upper": self.hi, "lower": self.lo}[self.side]  # (K, D)
         z = [self.trace.nodes[noise_site(p)]["value"].reshape(num_mc_samples, -1) for p in self.rest]
         z = torch.stack(z, -1) if z else torch.zeros(num_mc_samples, scm.num_draws_, 0, dtype=torch.float64)
@@ -175,7 +183,9 @@ class CounterfactualEngine:
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
         """``v(S)`` for masks of shape ``(C, n)``: a tensor ``(C, K, D)`` of log-probabilities."""
         out = self._analytic(masks) if self.kind == "analytic" else self._monte_carlo(masks)
-        full = masks.all(-1).reshape(-1, 1, 1)
+        # no free player moves X_t: the kept noises reproduce x_t, which lies in the event (v = 0, as
+        # for the full set); left to the tails, the zero spread would give log 1/2 or -inf from rounding
+        full = ((~masks).to(torch.float64) @ self.moves.T.to(torch.float64) == 0).unsqueeze(1)  # (C, 1, D)
         empty = (~masks.any(-1)).reshape(-1, 1, 1)
         out = torch.where(full, torch.zeros_like(out), out)
         return torch.where(empty, -self.it_score.expand_as(out), out)
@@ -198,7 +208,10 @@ class CounterfactualEngine:
         buf_dev = torch.empty(num_draws, step, num_k, num_m, dtype=torch.float32)
         # the free linear part depends only on the coalition's restriction to the linear players:
         # compute it once per distinct restriction when that fits in memory
-        rest_patterns, rest_inverse = torch.unique(keep, dim=0, return_inverse=True)
+        if keep.shape[1]:
+            rest_patterns, rest_inverse = torch.unique(keep, dim=0, return_inverse=True)
+        else:  # no linear players (the target is nonlinear): one empty pattern; unique() rejects 0 columns
+            rest_patterns, rest_inverse = keep[:1], torch.zeros(len(keep), dtype=torch.long)
         free_all = None
         if num_draws * len(rest_patterns) * num_m <= self.max_elements:
             free_all = torch.matmul((1 - rest_patterns).float().expand(num_draws, -1, -1), self.free_effect)
@@ -219,8 +232,10 @@ class CounterfactualEngine:
                     dev.add_(upstream)
                 if self.side == "two":
                     dev.abs_().sub_(self.half)
-                elif self.side == "lower":
-                    dev.neg_()
+                elif self.side == "upper":
+                    dev.add_(self.tol)
+                else:
+                    dev.neg_().add_(self.tol)
                 signs = dev.sign_().sum(-1)  # (D, c, K): +1 inside the event, -1 outside
                 count[rows] = ((signs + num_m) / 2).permute(1, 2, 0)
 

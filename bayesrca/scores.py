@@ -65,7 +65,7 @@ def outlier_scores(
     if kind not in ("marginal", "conditional"):
         raise ConfigError(f"kind must be 'marginal' or 'conditional', got {kind!r}")
     tails.event_side(base_score)
-    observed = {n: torch.as_tensor(frame[n].to_numpy()).unsqueeze(-1) for n in nodes}
+    observed = {n: torch.tensor(frame[n].to_numpy()).unsqueeze(-1) for n in nodes}
     scores = {}
     with seeded(resolve_seed(seed)), torch.no_grad():
         if kind == "conditional":
@@ -97,7 +97,8 @@ def outlier_scores(
                 for n in rest:
                     scores[n] = tails.empirical_thresholds(values[n], observed[n], base_score)[2]
     draws = torch.stack([scores[n].expand(len(frame), scm.num_draws_) for n in nodes], -1)  # (R, D, n)
-    return ScoreResult(draws.permute(1, 0, 2).numpy(), rows=list(frame.index), nodes=nodes, kind=kind)
+    names = [n if isinstance(n, str) else str(n) for n in nodes]  # as in AttributionResult
+    return ScoreResult(draws.permute(1, 0, 2).numpy(), rows=list(frame.index), nodes=names, kind=kind)
 
 
 def _linear_gaussian_nodes(scm) -> set:

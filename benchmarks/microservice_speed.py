@@ -15,7 +15,7 @@ example, ``bayesrca/datasets/data/microservice_*.csv``):
 Every timed block runs ``--repeats`` times (default 3; the bootstrap ``--bootstrap-repeats``
 times, default 1, because one run is already N fits) and the median is reported. An untimed
 bayesrca warm-up (tiny fit + attribution) runs first so torch/Pyro lazy initialisation is not
-counted. Peak RSS comes from ``resource.getrusage`` (no tracemalloc: it slows torch down).
+counted (and a tiny untimed DoWhy assign + fit, for sklearn/joblib first-call costs). Peak RSS comes from ``resource.getrusage`` (no tracemalloc: it slows torch down).
 
 Run from the repository root::
 
@@ -131,6 +131,21 @@ def markdown_table(header, rows) -> str:
     return "\n".join(lines)
 
 
+def git_revision() -> str:
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "bayesrca"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + (" + uncommitted changes in bayesrca/" if dirty else "")
+
+
 def load_data(rows):
     import pandas as pd
 
@@ -150,7 +165,7 @@ def make_graph():
 # --------------------------------------------------------------------------------------------
 # DoWhy
 # --------------------------------------------------------------------------------------------
-def dowhy_point(graph, normal, anomaly, seed):
+def dowhy_point(normal, anomaly, seed):
     from dowhy import gcm
     from dowhy.gcm.util.general import set_random_seed
 
@@ -158,7 +173,9 @@ def dowhy_point(graph, normal, anomaly, seed):
         warnings.simplefilter("ignore")
         set_random_seed(seed)
         t0 = time.perf_counter()
-        scm = gcm.InvertibleStructuralCausalModel(graph)
+        # A fresh graph each time: DoWhy writes the assigned mechanisms into the node-attribute
+        # dicts it shares with the graph it was given, so a reused graph would skip assignment.
+        scm = gcm.InvertibleStructuralCausalModel(make_graph())
         gcm.auto.assign_causal_mechanisms(scm, normal)
         gcm.fit(scm, normal)
         t1 = time.perf_counter()
@@ -168,7 +185,7 @@ def dowhy_point(graph, normal, anomaly, seed):
     return t1 - t0, t2 - t1, values
 
 
-def dowhy_bootstrap(graph, normal, anomaly, seed, num_resamples):
+def dowhy_bootstrap(normal, anomaly, seed, num_resamples):
     from dowhy import gcm
     from dowhy.gcm.util.general import set_random_seed
 
@@ -185,7 +202,7 @@ def dowhy_bootstrap(graph, normal, anomaly, seed, num_resamples):
         warnings.simplefilter("ignore")
         set_random_seed(seed)
         t0 = time.perf_counter()
-        scm = gcm.InvertibleStructuralCausalModel(graph)
+        scm = gcm.InvertibleStructuralCausalModel(make_graph())  # fresh graph, see dowhy_point
         gcm.auto.assign_causal_mechanisms(scm, normal)  # once; fit_and_compute refits per resample
         medians, intervals = gcm.confidence_intervals(
             gcm.fit_and_compute(
@@ -209,9 +226,10 @@ def dowhy_bootstrap(graph, normal, anomaly, seed, num_resamples):
 # --------------------------------------------------------------------------------------------
 # bayesrca
 # --------------------------------------------------------------------------------------------
-def bayesrca_run(graph, normal, anomaly, mechanisms, num_draws, num_mc_samples, seed):
+def bayesrca_run(normal, anomaly, mechanisms, num_draws, num_mc_samples, seed):
     import bayesrca as br
 
+    graph = make_graph()
     t0 = time.perf_counter()
     scm = br.BayesianSCM(graph, mechanisms=mechanisms, num_draws=num_draws).fit(normal, seed=seed)
     t1 = time.perf_counter()
@@ -222,13 +240,13 @@ def bayesrca_run(graph, normal, anomaly, mechanisms, num_draws, num_mc_samples, 
     return t1 - t0, t2 - t1, res
 
 
-def bayesrca_warmup(graph, normal, anomaly, mechanisms):
+def bayesrca_warmup(normal, anomaly, mechanisms):
     """Untimed: import torch/Pyro and run a tiny fit + attribution per mechanisms setting."""
     import bayesrca as br
 
     small = normal.head(200)
     for mech in mechanisms:
-        scm = br.BayesianSCM(graph, mechanisms=mech, num_draws=4).fit(small, seed=123)
+        scm = br.BayesianSCM(make_graph(), mechanisms=mech, num_draws=4).fit(small, seed=123)
         br.attribute_anomalies(scm, target_node=TARGET, anomaly_samples=anomaly, seed=123, num_mc_samples=20)
 
 
@@ -241,7 +259,6 @@ def main(argv=None) -> int:
     import pandas as pd
 
     normal, anomaly = load_data(args.rows)
-    graph = make_graph()
     suffix = "_smoke" if args.smoke else ""
     rss = {}
     runs = []  # every repeat, for the raw CSV
@@ -249,15 +266,21 @@ def main(argv=None) -> int:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     log(f"data: {len(normal)} training rows, {len(anomaly)} anomaly row(s); repeats={args.repeats}")
 
     # -- warm-up (untimed) -----------------------------------------------------------------
     t = time.perf_counter()
-    bayesrca_warmup(graph, normal, anomaly, args.mechanisms)
+    bayesrca_warmup(normal, anomaly, args.mechanisms)
     import dowhy
     from dowhy import gcm
 
     gcm.config.disable_progress_bars()
+    with warnings.catch_warnings():  # DoWhy warm-up too (sklearn imports, joblib), also untimed
+        warnings.simplefilter("ignore")
+        dw = gcm.InvertibleStructuralCausalModel(make_graph())
+        gcm.auto.assign_causal_mechanisms(dw, normal.head(200))
+        gcm.fit(dw, normal.head(200))
     log(f"warm-up done in {time.perf_counter() - t:.1f} s (untimed)")
     rss["after warm-up"] = peak_rss_mib()
 
@@ -267,7 +290,7 @@ def main(argv=None) -> int:
     fits, attrs, totals, dowhy_values = [], [], [], None
     for r in range(args.repeats):
         gc.collect()
-        fit_s, attr_s, values = dowhy_point(graph, normal, anomaly, args.seed)
+        fit_s, attr_s, values = dowhy_point(normal, anomaly, args.seed)
         fits.append(fit_s)
         attrs.append(attr_s)
         totals.append(fit_s + attr_s)
@@ -282,6 +305,7 @@ def main(argv=None) -> int:
             fit_s=median(fits),
             attribution_s=median(attrs),
             total_s=median(totals),
+            total_min_s=min(totals),
             intervals="none",
             top_cause=top,
             top_value=dowhy_values[top],
@@ -297,7 +321,7 @@ def main(argv=None) -> int:
         fits, attrs, totals = [], [], []
         for r in range(args.bootstrap_repeats):
             gc.collect()
-            fit_s, attr_s, summary = dowhy_bootstrap(graph, normal, anomaly, args.seed, args.bootstrap)
+            fit_s, attr_s, summary = dowhy_bootstrap(normal, anomaly, args.seed, args.bootstrap)
             fits.append(fit_s)
             attrs.append(attr_s)
             totals.append(fit_s + attr_s)
@@ -312,6 +336,7 @@ def main(argv=None) -> int:
                 fit_s=median(fits),
                 attribution_s=median(attrs),
                 total_s=median(totals),
+                total_min_s=min(totals),
                 intervals=f"bootstrap {args.bootstrap}",
                 top_cause=top,
                 top_value=boot[top][0],
@@ -329,7 +354,7 @@ def main(argv=None) -> int:
         for r in range(args.repeats):
             gc.collect()
             fit_s, attr_s, out = bayesrca_run(
-                graph, normal, anomaly, mech, args.num_draws, args.num_mc_samples, args.seed
+                normal, anomaly, mech, args.num_draws, args.num_mc_samples, args.seed
             )
             fits.append(fit_s)
             attrs.append(attr_s)
@@ -349,6 +374,7 @@ def main(argv=None) -> int:
                 fit_s=median(fits),
                 attribution_s=median(attrs),
                 total_s=median(totals),
+                total_min_s=min(totals),
                 intervals=f"posterior {args.num_draws} draws",
                 top_cause=first["node"],
                 top_value=float(first["median"]),
@@ -396,6 +422,7 @@ def main(argv=None) -> int:
         "top cause",
         "top-cause value",
         "runs",
+        "total_min_s",
     ]
     timing_md = markdown_table(
         header,
@@ -410,6 +437,7 @@ def main(argv=None) -> int:
                 r["top_cause"],
                 fmt(r["top_value"], 3),
                 r["runs"],
+                fmt(r["total_min_s"], 2),
             ]
             for r in rows
         ],
@@ -449,7 +477,7 @@ def main(argv=None) -> int:
     import torch
 
     env = (
-        f"python {platform.python_version()}, bayesrca {bayesrca.__version__}, dowhy {dowhy.__version__}, "
+        f"python {platform.python_version()}, bayesrca {bayesrca.__version__} (git {git_revision()}), dowhy {dowhy.__version__}, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), scikit-learn {sklearn.__version__}, "
         f"numpy {np.__version__}, pandas {pd.__version__}; {os.cpu_count()} CPUs, {platform.platform()}"
     )
@@ -460,11 +488,14 @@ def main(argv=None) -> int:
         f"DoWhy bootstrap resamples={args.bootstrap}; repeats={args.repeats} "
         f"(bootstrap {args.bootstrap_repeats if args.bootstrap else 0}){'; SMOKE settings' if args.smoke else ''}"
     )
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    env += f"; 1-min load average {load_start:.2f} at start, {load_end:.2f} at end"
     rss_line = "Peak RSS (ru_maxrss, process high-water mark): " + ", ".join(
         f"{k} {v:.0f} MiB" for k, v in rss.items()
     )
     notes = (
-        "Times are medians over repeats in seconds (total_s = median of per-repeat fit + attribution). "
+        "Times are medians over repeats in seconds (total_s = median of per-repeat fit + attribution; "
+        "total_min_s = fastest repeat, less sensitive to other load on the machine). "
         "DoWhy fit includes auto.assign_causal_mechanisms; "
         + (
             f"DoWhy bootstrap fit = one assignment + {args.bootstrap} refits on 75 % subsets, attribution = "
@@ -503,6 +534,7 @@ def main(argv=None) -> int:
         "top_cause",
         "top_value",
         "runs",
+        "total_min_s",
     ]
     pd.DataFrame(rows)[cols].to_csv(out / f"microservice_speed{suffix}.csv", index=False)
     pd.DataFrame(c_csv).to_csv(out / f"microservice_contributions{suffix}.csv", index=False)

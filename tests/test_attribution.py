@@ -409,3 +409,48 @@ def test_many_anomalies_are_chunked_consistently(gaussian_scm):
     single = [br.attribute_anomalies(gaussian_scm, "X3", rows.iloc[[k]], seed=0) for k in range(len(rows))]
     np.testing.assert_allclose(together.contributions, np.concatenate([s.contributions for s in single], 1), atol=1e-10)
     assert together.anomalies == tuple(rows.index)
+
+
+# ---------------------------------------------------------------------------------------------
+# Base scores
+# ---------------------------------------------------------------------------------------------
+def test_base_scores_on_gaussian_marginal(gaussian_scm, gaussian_result):
+    """Symmetric Gaussian marginal: two-sided scores coincide; one-sided P is half, so IT + log 2."""
+    anomalies = diamond_data(ANOMALY_NOISE)  # both far above the mean of X3
+    for name in ("mean_deviation", "median_deviation"):
+        res = br.attribute_anomalies(gaussian_scm, "X3", anomalies, seed=0, base_score=name)
+        np.testing.assert_allclose(res.contributions, gaussian_result.contributions, atol=1e-9)
+    upper = br.attribute_anomalies(gaussian_scm, "X3", anomalies, seed=0, base_score="upper")
+    np.testing.assert_allclose(upper.it_scores, gaussian_result.it_scores + math.log(2), atol=1e-6)
+    np.testing.assert_allclose(upper.contributions.sum(-1), upper.it_scores, atol=1e-6)
+    assert upper.method_info["base_score"] == "upper"
+    lower = br.attribute_anomalies(gaussian_scm, "X3", anomalies, seed=0, base_score="lower")
+    assert np.all(lower.it_scores < 0.05)  # a high value is not a low outlier: -log P(X <= x) ~ 0
+
+
+@pytest.mark.parametrize("base_score", ["median_cdf", "mean_deviation", "median_deviation", "upper", "lower"])
+def test_efficiency_for_every_base_score_monte_carlo(small_train, base_score):
+    scm = br.BayesianSCM(diamond_graph(), mechanisms="linear", num_draws=10).fit(small_train, seed=0)
+    res = br.attribute_anomalies(
+        scm, "X3", diamond_data(ANOMALY_NOISE), seed=0, num_mc_samples=300, base_score=base_score
+    )
+    assert np.all(np.isfinite(res.contributions))
+    np.testing.assert_allclose(res.contributions.sum(-1), res.it_scores, atol=1e-6)
+
+
+def test_unknown_base_score_raises(gaussian_scm):
+    with pytest.raises(br.ConfigError, match="base_score"):
+        br.attribute_anomalies(gaussian_scm, "X3", diamond_data(ANOMALY_NOISE), base_score="zscore")
+
+
+def test_null_player_on_nonlinear_monte_carlo_path():
+    rng = np.random.default_rng(3)
+    n = 300
+    a = rng.normal(size=n)
+    train = pd.DataFrame({"a": a, "k": np.full(n, 5.0), "t": np.sin(a) + 0.3 * rng.normal(size=n)})
+    with pytest.warns(br.ConstantColumnWarning):
+        scm = br.BayesianSCM(nx.DiGraph([("a", "k"), ("k", "t"), ("a", "t")]), mechanisms="spline", num_draws=10)
+        scm.fit(train, seed=0)
+    res = br.attribute_anomalies(scm, "t", pd.DataFrame({"a": [0.0], "k": [5.5], "t": [2.5]}), seed=0, num_mc_samples=300)
+    k_draws = res.contributions[..., res.nodes.index("k")]
+    assert np.abs(k_draws).max() < 0.05

@@ -49,6 +49,11 @@ class RootDistribution(AdditiveNoiseModel):
         return np.log(y)
 
     def fit(self, y, parents, *, num_draws, progress=False, node=""):
+        if self.noise == "lognormal" and np.any(np.asarray(y, dtype=np.float64) <= 0):
+            raise DataError(
+                f"node {node!r}: RootDistribution(noise='lognormal') needs strictly positive values, got minimum "
+                f"{float(np.min(y))!r}; use noise='bootstrap'"
+            )
         super().fit(y, parents, num_draws=num_draws, progress=progress, node=node)
         if self.noise_family_ == "lognormal":
             # the regression ran on log(x): its intercept is mu, its sigma the log-scale sd
