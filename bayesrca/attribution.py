@@ -13,6 +13,7 @@ from ._random import resolve_seed, seeded
 from .counterfactual import CounterfactualEngine, choose_engine
 from .exceptions import ConfigError
 from .results import AttributionResult
+from ._progress import progress_bar
 from .shapley import shapley_values
 from .tails import event_side
 from .validation import check_frame, check_positive_int
@@ -35,6 +36,7 @@ def attribute_anomalies(
     tail: str = "auto",
     base_score: str = "median_cdf",
     max_elements: int = 2**25,
+    progress: bool = False,
 ) -> AttributionResult:
     r"""Posterior contributions of the target's ancestors to each anomaly's IT outlier score.
 
@@ -73,6 +75,8 @@ def attribute_anomalies(
     max_elements : int, default 2**25
         Bound on the elements of the largest intermediate tensor (coalitions x Monte Carlo
         samples x anomalies x draws, float32); coalitions and anomalies are chunked to respect it.
+    progress : bool, default False
+        Show a progress bar over chunks of anomalies.
 
     Returns
     -------
@@ -98,7 +102,8 @@ def attribute_anomalies(
     contributions, it_scores = [], []
     with seeded(base_seed), torch.no_grad():
         generator = torch.Generator().manual_seed(base_seed)
-        for start in range(0, len(frame), anomaly_chunk):
+        starts = range(0, len(frame), anomaly_chunk)
+        for start in progress_bar(starts, progress, "attributing anomalies"):
             rows = frame.iloc[start : start + anomaly_chunk]
             observed = {n: torch.tensor(rows[n].to_numpy()).unsqueeze(-1) for n in players}
             engine = CounterfactualEngine(

@@ -13,6 +13,7 @@ import pyro
 import torch
 
 from . import graph as graphs
+from ._progress import progress_bar
 from ._random import resolve_seed, seeded
 from .exceptions import ConfigError, GraphError, NotFittedError
 from .mechanisms import LinearANM, Mechanism, RootDistribution, SplineANM
@@ -93,7 +94,7 @@ class BayesianSCM:
         position = {n: i for i, n in enumerate(graph.nodes)}
         fitted: dict[Hashable, Mechanism] = {}
         tables = []
-        for node in _progress(order, progress, "fitting nodes"):
+        for node in progress_bar(order, progress, "fitting nodes"):
             parents = graphs.parents_of(graph, node)
             y = frame[node].to_numpy()
             pa = frame[list(parents)].to_numpy().reshape(len(frame), len(parents))
@@ -221,10 +222,3 @@ def _resolve_spec(spec: Any, node: Hashable, is_root: bool) -> Any:
         f"or a mapping of nodes to these; got {spec!r}"
     )
 
-
-def _progress(items: Sequence, enabled: bool, desc: str):
-    if not enabled:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc=desc)
