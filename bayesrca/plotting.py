@@ -91,7 +91,7 @@ def plot_forest(
     right.tick_params(length=0)
     ax.set_title(
         f"Target {result.target!r}, anomaly {label}\n"
-        f"IT score {its['median']:.3g} [{its['lower']:.3g}, {its['upper']:.3g}]",
+        f"IT score {its['median']:.3g} [{its['lower']:.3g}, {its['upper']:.3g}] (median [{ci_prob:.0%} interval])",
         fontsize="medium",
     )
     return ax

@@ -26,37 +26,27 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["AttributionResult", "ScoreResult"]
 
-_INTERVAL_KINDS = ("eti", "hdi")
-
 
 def _check_interval_args(ci_prob: Any, kind: Any, name: str = "ci_prob") -> str:
     """Validate an interval probability and kind; return the normalised kind."""
-    if (
-        isinstance(ci_prob, bool)
-        or not isinstance(ci_prob, (float, np.floating))
-        or not 0.0 < float(ci_prob) < 1.0
-    ):
+    if not isinstance(ci_prob, (float, np.floating)) or not 0.0 < float(ci_prob) < 1.0:
         raise ConfigError(f"{name} must be a float strictly between 0 and 1, e.g. 0.9; got {ci_prob!r}.")
-    norm = kind.lower() if isinstance(kind, str) else kind
-    if norm not in _INTERVAL_KINDS:
+    if not isinstance(kind, str) or kind.lower() not in ("eti", "hdi"):
         raise ConfigError(f"kind must be 'eti' (equal-tailed) or 'hdi' (highest density); got {kind!r}.")
-    return norm
+    return kind.lower()
 
 
 def _interval(draws: np.ndarray, prob: float, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper interval bounds along axis 0 (draws)."""
     if kind == "eti":
-        lower, upper = np.quantile(draws, [(1.0 - prob) / 2.0, (1.0 + prob) / 2.0], axis=0)
-        return lower, upper
+        return tuple(np.quantile(draws, [(1.0 - prob) / 2.0, (1.0 + prob) / 2.0], axis=0))
     # HDI: the narrowest window holding floor(prob * D) + 1 sorted draws (as in arviz.hdi).
     ordered = np.sort(draws, axis=0)
     num = ordered.shape[0]
     inc = int(np.floor(prob * num))
     widths = ordered[inc:] - ordered[: num - inc]
     start = np.argmin(widths, axis=0)[None]
-    lower = np.take_along_axis(ordered, start, axis=0)[0]
-    upper = np.take_along_axis(ordered, start + inc, axis=0)[0]
-    return lower, upper
+    return np.take_along_axis(ordered, start, axis=0)[0], np.take_along_axis(ordered, start + inc, axis=0)[0]
 
 
 def _summarise(draws: np.ndarray, ci_prob: float, kind: str) -> dict[str, np.ndarray]:
@@ -71,38 +61,35 @@ def _summarise(draws: np.ndarray, ci_prob: float, kind: str) -> dict[str, np.nda
     }
 
 
-def _as_float_array(values: Any, name: str, ndim: int, layout: str) -> np.ndarray:
+def _as_float_array(values: Any, name: str, shape: tuple, layout: str) -> np.ndarray:
+    """Read-only float copy of ``values``; ``shape`` holds required sizes (None: any)."""
     try:
         arr = np.array(values, dtype=float)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{name} must be a numeric array of shape {layout}: {exc}") from None
-    if arr.ndim != ndim or 0 in arr.shape:
-        raise ConfigError(f"{name} must be a non-empty array of shape {layout}; got shape {arr.shape}.")
+    if arr.ndim != len(shape) or 0 in arr.shape or any(e not in (None, a) for e, a in zip(shape, arr.shape)):
+        need = f" = {shape}" if None not in shape else ""
+        raise ConfigError(f"{name} must be a non-empty array of shape {layout}{need}; got shape {arr.shape}.")
     if np.isnan(arr).any():
         raise DataError(f"{name} contains NaN values; every posterior draw must be a number.")
     arr.flags.writeable = False
     return arr
 
 
-def _check_labels(labels: Sequence[Any], name: str, expected: int, axis_name: str) -> tuple:
+def _check_labels(labels: Sequence[Any], name: str, expected: int) -> tuple:
+    """Labels as a tuple of the expected length; node names must be unique strings."""
     if isinstance(labels, str):
         raise ConfigError(f"{name} must be a sequence of labels, not the string {labels!r}.")
     labels = tuple(labels)
     if len(labels) != expected:
-        raise ConfigError(
-            f"{name} has {len(labels)} entries but the draws have {expected} along the {axis_name} axis."
-        )
+        raise ConfigError(f"{name} has {len(labels)} entries but the draws have {expected} along that axis.")
+    if name == "nodes":
+        if not all(isinstance(v, str) for v in labels):
+            raise ConfigError(f"nodes must be strings; got {[v for v in labels if not isinstance(v, str)][:3]!r}.")
+        dup = sorted({v for v in labels if labels.count(v) > 1})
+        if dup:
+            raise ConfigError(f"nodes must be unique; duplicated: {dup!r}.")
     return labels
-
-
-def _check_nodes(nodes: Sequence[str], expected: int) -> tuple[str, ...]:
-    names = _check_labels(nodes, "nodes", expected, "node")
-    if not all(isinstance(v, str) for v in names):
-        raise ConfigError(f"nodes must be strings; got {[v for v in names if not isinstance(v, str)][:3]!r}.")
-    dup = sorted({v for v in names if names.count(v) > 1})
-    if dup:
-        raise ConfigError(f"nodes must be unique; duplicated: {dup!r}.")
-    return names
 
 
 def _label_index(labels: tuple) -> pd.Index:
@@ -117,21 +104,25 @@ def _coord(labels: tuple) -> list:
     return [str(v) for v in labels]
 
 
-def _tidy(draws: np.ndarray, labels: tuple, nodes: tuple, label_col: str, ci_prob: float, kind: str):
-    """Tidy table of ``_summarise`` over (D, G, n) draws, sorted by group then median desc.
+def _tidy(
+    draws: np.ndarray, labels: tuple, nodes: tuple, label_col: str, ci_prob: float, kind: str, **extra: Any
+) -> pd.DataFrame:
+    """Tidy table of ``_summarise`` over (D, G, n) draws plus ``extra`` (G, n) columns.
 
-    Returns the DataFrame and the (G, n) ordering used, so callers can add columns.
+    Rows are sorted by group (original order), then by median descending; ``None`` extras
+    are left out.
     """
     stats = _summarise(draws, ci_prob, kind)
-    num_groups, num_nodes = draws.shape[1:]
+    num_nodes = draws.shape[2]
     order = np.argsort(-stats["median"], axis=1, kind="stable")
     columns: dict[str, Any] = {
         label_col: _label_index(labels).repeat(num_nodes),
         "node": np.asarray(nodes, dtype=object)[order].ravel(),
     }
-    for key, value in stats.items():
-        columns[key] = np.take_along_axis(value, order, axis=1).ravel()
-    return pd.DataFrame(columns), order
+    for key, value in {**stats, **extra}.items():
+        if value is not None:
+            columns[key] = np.take_along_axis(value, order, axis=1).ravel()
+    return pd.DataFrame(columns)
 
 
 def _idata(variables: dict[str, tuple[np.ndarray, list[str]]], coords: dict, attrs: dict) -> arviz.InferenceData:
@@ -187,27 +178,20 @@ class AttributionResult:
         method_info: Mapping[str, Any] | None = None,
         mc_std_error: np.ndarray | None = None,
     ) -> None:
-        contrib = _as_float_array(contributions, "contributions", 3, "(num_draws, num_anomalies, num_nodes)")
+        contrib = _as_float_array(
+            contributions, "contributions", (None,) * 3, "(num_draws, num_anomalies, num_nodes)"
+        )
         num_draws, num_anom, num_nodes = contrib.shape
-        its = _as_float_array(it_scores, "it_scores", 2, "(num_draws, num_anomalies)")
-        if its.shape != (num_draws, num_anom):
-            raise ConfigError(
-                f"it_scores must have shape (num_draws, num_anomalies) = {(num_draws, num_anom)} "
-                f"to match contributions; got {its.shape}."
-            )
+        self._its = _as_float_array(it_scores, "it_scores", (num_draws, num_anom), "(num_draws, num_anomalies)")
         if not isinstance(target, str):
             raise ConfigError(f"target must be a node name (str); got {target!r}.")
-        self._nodes = _check_nodes(nodes, num_nodes)
-        self._anomalies = _check_labels(anomalies, "anomalies", num_anom, "anomaly")
+        self._nodes = _check_labels(nodes, "nodes", num_nodes)
+        self._anomalies = _check_labels(anomalies, "anomalies", num_anom)
         self._mc_se = None
         if mc_std_error is not None:
-            self._mc_se = _as_float_array(mc_std_error, "mc_std_error", 2, "(num_anomalies, num_nodes)")
-            if self._mc_se.shape != (num_anom, num_nodes):
-                raise ConfigError(
-                    f"mc_std_error must have shape (num_anomalies, num_nodes) = {(num_anom, num_nodes)}; "
-                    f"got {self._mc_se.shape}."
-                )
-        self._contrib, self._its, self._target = contrib, its, target
+            layout = "(num_anomalies, num_nodes)"
+            self._mc_se = _as_float_array(mc_std_error, "mc_std_error", (num_anom, num_nodes), layout)
+        self._contrib, self._target = contrib, target
         self._method_info = types.MappingProxyType(dict(method_info or {}))
 
     contributions = property(lambda self: self._contrib, doc="Read-only ``(D, K, n)`` contribution draws.")
@@ -239,16 +223,15 @@ class AttributionResult:
             split evenly); ``rank_median`` is the 1-based rank of the median.
         """
         kind = _check_interval_args(ci_prob, kind)
-        table, order = _tidy(self._contrib, self._anomalies, self._nodes, "anomaly", ci_prob, kind)
         is_top = self._contrib == self._contrib.max(axis=2, keepdims=True)
-        prob_top = (is_top / is_top.sum(axis=2, keepdims=True)).mean(axis=0)
-        prob_pos = (self._contrib > 0).mean(axis=0)
-        table["prob_top"] = np.take_along_axis(prob_top, order, axis=1).ravel()
-        table["prob_positive"] = np.take_along_axis(prob_pos, order, axis=1).ravel()
-        num_anom, num_nodes = order.shape
-        table["rank_median"] = np.tile(np.arange(1, num_nodes + 1), num_anom)
-        if self._mc_se is not None:
-            table["mc_se"] = np.take_along_axis(self._mc_se, order, axis=1).ravel()
+        table = _tidy(
+            self._contrib, self._anomalies, self._nodes, "anomaly", ci_prob, kind,
+            prob_top=(is_top / is_top.sum(axis=2, keepdims=True)).mean(axis=0),
+            prob_positive=(self._contrib > 0).mean(axis=0),
+            mc_se=self._mc_se,
+        )
+        num_anom, num_nodes = self._contrib.shape[1:]
+        table.insert(9, "rank_median", np.tile(np.arange(1, num_nodes + 1), num_anom))
         return table
 
     def it_score_summary(self, ci_prob: float = 0.9, kind: str = "eti") -> pd.DataFrame:
@@ -292,27 +275,15 @@ class AttributionResult:
 
     def to_dataframe(self) -> pd.DataFrame:
         """All draws in long format: columns ``draw, anomaly, node, contribution``."""
-        num_draws, num_anom, num_nodes = self._contrib.shape
         draw, anom, node = np.indices(self._contrib.shape).reshape(3, -1)
-        return pd.DataFrame(
-            {
-                "draw": draw,
-                "anomaly": _label_index(self._anomalies).take(anom),
-                "node": np.asarray(self._nodes, dtype=object)[node],
-                "contribution": self._contrib.ravel(),
-            }
-        )
+        anomaly, names = _label_index(self._anomalies).take(anom), np.asarray(self._nodes, dtype=object)[node]
+        return pd.DataFrame({"draw": draw, "anomaly": anomaly, "node": names, "contribution": self._contrib.ravel()})
 
     def _anomaly_position(self, anomaly: Any = None) -> int:
         """Position of an anomaly label (the first one when ``anomaly`` is None)."""
-        if anomaly is None:
-            return 0
-        for pos, label in enumerate(self._anomalies):
-            try:
-                if bool(label == anomaly):
-                    return pos
-            except (TypeError, ValueError):
-                continue
+        hits = [0] if anomaly is None else np.flatnonzero(_label_index(self._anomalies) == anomaly)
+        if len(hits):
+            return int(hits[0])
         raise ConfigError(f"Unknown anomaly {anomaly!r}; known anomalies: {list(self._anomalies)[:10]!r}.")
 
     def plot(
@@ -345,7 +316,7 @@ class AttributionResult:
         table = self.summary()
         table = table[table["rank_median"] <= 10]
         return (
-            f"<h4>{html.escape(head[0])}</h4><p>{html.escape(head[1])}</p>"
+            f"<h4>{html.escape(head[0], quote=False)}</h4><p>{html.escape(head[1], quote=False)}</p>"
             + table.to_html(index=False, float_format=lambda v: f"{v:.3g}")
         )
 
@@ -366,9 +337,9 @@ class ScoreResult:
     """
 
     def __init__(self, scores: np.ndarray, rows: Sequence[Any], nodes: Sequence[str], *, kind: str = "marginal"):
-        arr = _as_float_array(scores, "scores", 3, "(num_draws, num_rows, num_nodes)")
-        self._rows = _check_labels(rows, "rows", arr.shape[1], "row")
-        self._nodes = _check_nodes(nodes, arr.shape[2])
+        arr = _as_float_array(scores, "scores", (None,) * 3, "(num_draws, num_rows, num_nodes)")
+        self._rows = _check_labels(rows, "rows", arr.shape[1])
+        self._nodes = _check_labels(nodes, "nodes", arr.shape[2])
         if not isinstance(kind, str):
             raise ConfigError(f"kind must be a string such as 'marginal'; got {kind!r}.")
         self._scores, self._kind = arr, kind
@@ -385,13 +356,12 @@ class ScoreResult:
         Sorted by row in the original order, then by median score descending.
         """
         kind = _check_interval_args(ci_prob, kind)
-        return _tidy(self._scores, self._rows, self._nodes, "row", ci_prob, kind)[0]
+        return _tidy(self._scores, self._rows, self._nodes, "row", ci_prob, kind)
 
     def median(self) -> pd.DataFrame:
         """Posterior median scores as a wide table (rows x nodes)."""
-        return pd.DataFrame(
-            np.median(self._scores, axis=0), index=_label_index(self._rows), columns=list(self._nodes)
-        )
+        index, columns = _label_index(self._rows), list(self._nodes)
+        return pd.DataFrame(np.median(self._scores, axis=0), index=index, columns=columns)
 
     def to_inference_data(self) -> arviz.InferenceData:
         """Draws as :class:`arviz.InferenceData`: ``it_score`` (chain, draw, row, node)."""
@@ -399,16 +369,14 @@ class ScoreResult:
         return _idata({"it_score": (self._scores, ["row", "node"])}, coords, {"kind": self._kind})
 
     def __repr__(self) -> str:
-        return (
-            f"ScoreResult(kind={self._kind!r}, rows={len(self._rows)}, nodes={len(self._nodes)}, "
-            f"draws={self.num_draws})"
-        )
+        rows, nodes = len(self._rows), len(self._nodes)
+        return f"ScoreResult(kind={self._kind!r}, rows={rows}, nodes={nodes}, draws={self.num_draws})"
 
     def _repr_html_(self) -> str:
         wide = self.median()
         more = f"<p>showing 20 of {len(wide)} rows</p>" if len(wide) > 20 else ""
         return (
-            f"<h4>{html.escape(repr(self))}</h4><p>posterior median IT outlier scores</p>"
+            f"<h4>{html.escape(repr(self), quote=False)}</h4><p>posterior median IT outlier scores</p>"
             + wide.head(20).to_html(float_format=lambda v: f"{v:.3g}")
             + more
         )
