@@ -45,21 +45,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / "bayesrca" / "datasets" / "data"
 TARGET = "Website"
-EDGES = [
-    ("www", "Website"),
-    ("Auth Service", "www"),
-    ("API", "www"),
-    ("Customer DB", "Auth Service"),
-    ("Customer DB", "API"),
-    ("Product Service", "API"),
-    ("Auth Service", "API"),
-    ("Order Service", "API"),
-    ("Shipping Cost Service", "Product Service"),
-    ("Caching Service", "Product Service"),
-    ("Product DB", "Caching Service"),
-    ("Customer DB", "Product Service"),
-    ("Order DB", "Order Service"),
-]
 # Targets: bayesrca total <= POINT_TARGET x DoWhy point total; >= BOOT_TARGET x faster than bootstrap.
 POINT_TARGET = 0.25
 BOOT_TARGET = 20.0
@@ -158,8 +143,9 @@ def load_data(rows):
 
 def make_graph():
     import networkx as nx
+    from bayesrca.datasets import MICROSERVICE_EDGES
 
-    return nx.DiGraph(EDGES)
+    return nx.DiGraph(list(MICROSERVICE_EDGES))
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,6 +239,37 @@ def bayesrca_warmup(normal, anomaly, mechanisms):
 # --------------------------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------------------------
+def repeat_timed(label, repeats, run, runs, log):
+    """Run ``run()`` -> (fit_s, attr_s, payload) ``repeats`` times; return fits, attrs, totals, first payload."""
+    fits, attrs, totals, first = [], [], [], None
+    for r in range(repeats):
+        gc.collect()
+        fit_s, attr_s, payload = run()
+        fits.append(fit_s)
+        attrs.append(attr_s)
+        totals.append(fit_s + attr_s)
+        runs.append(dict(method=label, repeat=r, fit_s=fit_s, attribution_s=attr_s))
+        if first is None:
+            first = payload
+        log(f"{label:<20} repeat {r}: fit {fit_s:.2f} s, attribution {attr_s:.2f} s")
+    return fits, attrs, totals, first
+
+
+def timing_row(method, fits, attrs, totals, intervals, top_cause, top_value):
+    """One row of the timing table: medians over repeats plus the fastest total."""
+    return dict(
+        method=method,
+        fit_s=median(fits),
+        attribution_s=median(attrs),
+        total_s=median(totals),
+        total_min_s=min(totals),
+        intervals=intervals,
+        top_cause=top_cause,
+        top_value=top_value,
+        runs=len(totals),
+    )
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import numpy as np
@@ -287,62 +304,26 @@ def main(argv=None) -> int:
     rows = []  # timing table rows (dicts)
 
     # -- DoWhy point estimate --------------------------------------------------------------
-    fits, attrs, totals, dowhy_values = [], [], [], None
-    for r in range(args.repeats):
-        gc.collect()
-        fit_s, attr_s, values = dowhy_point(normal, anomaly, args.seed)
-        fits.append(fit_s)
-        attrs.append(attr_s)
-        totals.append(fit_s + attr_s)
-        runs.append(dict(method="DoWhy point", repeat=r, fit_s=fit_s, attribution_s=attr_s))
-        if dowhy_values is None:
-            dowhy_values = values
-        log(f"DoWhy point       repeat {r}: fit {fit_s:.2f} s, attribution {attr_s:.2f} s")
-    top = max(dowhy_values, key=dowhy_values.get)
-    rows.append(
-        dict(
-            method="DoWhy point",
-            fit_s=median(fits),
-            attribution_s=median(attrs),
-            total_s=median(totals),
-            total_min_s=min(totals),
-            intervals="none",
-            top_cause=top,
-            top_value=dowhy_values[top],
-            runs=args.repeats,
-        )
+    fits, attrs, totals, dowhy_values = repeat_timed(
+        "DoWhy point", args.repeats, lambda: dowhy_point(normal, anomaly, args.seed), runs, log
     )
+    top = max(dowhy_values, key=dowhy_values.get)
+    rows.append(timing_row("DoWhy point", fits, attrs, totals, "none", top, dowhy_values[top]))
     dowhy_total = median(totals)
     rss["after DoWhy point"] = peak_rss_mib()
 
     # -- DoWhy bootstrap -------------------------------------------------------------------
     boot = None
     if args.bootstrap > 0:
-        fits, attrs, totals = [], [], []
-        for r in range(args.bootstrap_repeats):
-            gc.collect()
-            fit_s, attr_s, summary = dowhy_bootstrap(normal, anomaly, args.seed, args.bootstrap)
-            fits.append(fit_s)
-            attrs.append(attr_s)
-            totals.append(fit_s + attr_s)
-            runs.append(dict(method=f"DoWhy bootstrap {args.bootstrap}", repeat=r, fit_s=fit_s, attribution_s=attr_s))
-            if boot is None:
-                boot = summary
-            log(f"DoWhy bootstrap   repeat {r}: fit {fit_s:.2f} s, attribution {attr_s:.2f} s")
-        top = max(boot, key=lambda n: boot[n][0])
-        rows.append(
-            dict(
-                method="DoWhy bootstrap",
-                fit_s=median(fits),
-                attribution_s=median(attrs),
-                total_s=median(totals),
-                total_min_s=min(totals),
-                intervals=f"bootstrap {args.bootstrap}",
-                top_cause=top,
-                top_value=boot[top][0],
-                runs=args.bootstrap_repeats,
-            )
+        fits, attrs, totals, boot = repeat_timed(
+            f"DoWhy bootstrap {args.bootstrap}",
+            args.bootstrap_repeats,
+            lambda: dowhy_bootstrap(normal, anomaly, args.seed, args.bootstrap),
+            runs,
+            log,
         )
+        top = max(boot, key=lambda n: boot[n][0])
+        rows.append(timing_row("DoWhy bootstrap", fits, attrs, totals, f"bootstrap {args.bootstrap}", top, boot[top][0]))
         rss["after DoWhy bootstrap"] = peak_rss_mib()
     boot_total = rows[-1]["total_s"] if boot is not None else None
 
@@ -350,35 +331,27 @@ def main(argv=None) -> int:
     summaries = {}
     engines = {}
     for mech in args.mechanisms:
-        fits, attrs, totals, res = [], [], [], None
-        for r in range(args.repeats):
-            gc.collect()
-            fit_s, attr_s, out = bayesrca_run(
-                normal, anomaly, mech, args.num_draws, args.num_mc_samples, args.seed
-            )
-            fits.append(fit_s)
-            attrs.append(attr_s)
-            totals.append(fit_s + attr_s)
-            runs.append(dict(method=f"bayesrca {mech}", repeat=r, fit_s=fit_s, attribution_s=attr_s))
-            if res is None:
-                res = out
-            log(f"bayesrca {mech:<8} repeat {r}: fit {fit_s:.2f} s, attribution {attr_s:.2f} s")
+        fits, attrs, totals, res = repeat_timed(
+            f"bayesrca {mech}",
+            args.repeats,
+            lambda mech=mech: bayesrca_run(normal, anomaly, mech, args.num_draws, args.num_mc_samples, args.seed),
+            runs,
+            log,
+        )
         table = res.summary(ci_prob=CI_PROB)
         table = table[table["anomaly"] == table["anomaly"].iloc[0]]  # first anomaly row
         summaries[mech] = table.set_index("node")
-        engines[mech] = res.method_info.get("engine", "?") if hasattr(res, "method_info") else "?"
+        engines[mech] = res.method_info.get("engine", "?")
         first = table.iloc[0]  # sorted by median, descending
         rows.append(
-            dict(
-                method=f"bayesrca ({mech})",
-                fit_s=median(fits),
-                attribution_s=median(attrs),
-                total_s=median(totals),
-                total_min_s=min(totals),
-                intervals=f"posterior {args.num_draws} draws",
-                top_cause=first["node"],
-                top_value=float(first["median"]),
-                runs=args.repeats,
+            timing_row(
+                f"bayesrca ({mech})",
+                fits,
+                attrs,
+                totals,
+                f"posterior {args.num_draws} draws",
+                first["node"],
+                float(first["median"]),
             )
         )
         rss[f"after bayesrca {mech}"] = peak_rss_mib()

@@ -16,6 +16,7 @@ import torch
 from scipy.stats import norm
 
 import bayesrca as br
+from bayesrca.datasets import MICROSERVICE_EDGES
 from bayesrca.exceptions import DataError
 
 DATA_DIR = Path(br.__file__).parent / "datasets" / "data"
@@ -260,27 +261,12 @@ def test_root_cause_ranks_first_nonlinear_skewed():
 # ---------------------------------------------------------------------------------------------
 # The microservice example
 # ---------------------------------------------------------------------------------------------
-MICROSERVICE_EDGES = [
-    ("www", "Website"),
-    ("Auth Service", "www"),
-    ("API", "www"),
-    ("Customer DB", "Auth Service"),
-    ("Customer DB", "API"),
-    ("Product Service", "API"),
-    ("Auth Service", "API"),
-    ("Order Service", "API"),
-    ("Shipping Cost Service", "Product Service"),
-    ("Caching Service", "Product Service"),
-    ("Product DB", "Caching Service"),
-    ("Customer DB", "Product Service"),
-    ("Order DB", "Order Service"),
-]
 
 
 def test_microservice_example_blames_caching_service():
     train = pd.read_csv(DATA_DIR / "microservice_latencies.csv").iloc[:2000]
     anomaly = pd.read_csv(DATA_DIR / "microservice_anomaly.csv")
-    scm = br.BayesianSCM(nx.DiGraph(MICROSERVICE_EDGES), mechanisms="linear", num_draws=100).fit(train, seed=0)
+    scm = br.BayesianSCM(nx.DiGraph(list(MICROSERVICE_EDGES)), mechanisms="linear", num_draws=100).fit(train, seed=0)
     res = br.attribute_anomalies(scm, "Website", anomaly, seed=0, num_mc_samples=1000)
     assert set(res.nodes) == set(train.columns)
     table = res.summary(0.9).set_index("node")

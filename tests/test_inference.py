@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 import numpy as np
@@ -25,21 +24,9 @@ def regression_data():
     return y, x[:, None]
 
 
-@contextlib.contextmanager
-def single_thread():
-    """One intra-op thread: tiny-tensor ops (e.g. the guide's ``tril``) can be orders of magnitude
-    slower with several OpenMP threads on a busy machine; results are the same either way."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _fit(inference: str, y, parents, noise: str = "gaussian", num_draws: int = NUM_DRAWS, **kwargs):
     mech = br.LinearANM(noise, inference=inference, **kwargs)
-    with torch.random.fork_rng(devices=[]), single_thread():
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
