@@ -99,7 +99,7 @@ def attribute_anomalies(
     num_draws = scm.num_draws_
     per_anomaly = num_draws * (2 ** min(len(players), 20) if kind == "analytic" else 16 * num_mc_samples)
     anomaly_chunk = max(1, min(len(frame), max_elements // per_anomaly))
-    contributions, it_scores = [], []
+    contributions, it_scores, mc_se = [], [], []
     with seeded(base_seed), torch.no_grad():
         generator = torch.Generator().manual_seed(base_seed)
         starts = range(0, len(frame), anomaly_chunk)
@@ -123,9 +123,10 @@ def attribute_anomalies(
                 num_permutations=num_permutations,
                 max_exact_players=max_exact_players,
                 generator=generator,
-            )  # (K, D, n)
-            contributions.append(phi.permute(1, 0, 2).numpy())
+            )  # (K, D, E, n)
+            contributions.append(phi[:, :, 0].permute(1, 0, 2).numpy())
             it_scores.append(engine.it_score.T.numpy())
+            mc_se.append(_mc_std_error(phi))
     n = len(players)
     method = "exact" if (shapley == "exact" or (shapley == "auto" and n <= max_exact_players)) else "permutation"
     info = {
@@ -143,4 +144,18 @@ def attribute_anomalies(
         anomalies=list(frame.index),
         target=target_node if isinstance(target_node, str) else str(target_node),
         method_info=info,
+        mc_std_error=np.concatenate(mc_se, axis=0),
     )
+
+
+def _mc_std_error(phi: torch.Tensor) -> np.ndarray:
+    """Monte Carlo standard error of each contribution, shape (K, n).
+
+    ``phi[:, :, 1]`` and ``phi[:, :, 2]`` are the contributions estimated from each half of the
+    fresh noise samples; their difference has variance 4x that of the full-sample estimate, so
+    the standard error is half the root-mean-square difference over draws. Zero on the closed-form path.
+    """
+    if phi.shape[2] == 1:
+        return np.zeros((phi.shape[0], phi.shape[-1]))
+    diff = phi[:, :, 1] - phi[:, :, 2]  # (K, D, n)
+    return (diff.pow(2).mean(1).sqrt() / 2).numpy()

@@ -181,14 +181,23 @@ class CounterfactualEngine:
         self.free_effect = (z * a).permute(1, 2, 0).float().contiguous() if self.rest else z.permute(1, 2, 0).float()
 
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
-        """``v(S)`` for masks of shape ``(C, n)``: a tensor ``(C, K, D)`` of log-probabilities."""
-        out = self._analytic(masks) if self.kind == "analytic" else self._monte_carlo(masks)
+        """``v(S)`` for masks of shape ``(C, n)``: a tensor ``(C, K, D, E)`` of log-probabilities.
+
+        ``E = 1`` on the closed-form path. On the Monte Carlo path ``E = 3``: the estimate from all
+        M fresh samples, then the estimates from each half of them, whose difference measures the
+        Monte Carlo error at no extra cost.
+        """
+        if self.kind == "analytic":
+            out = self._analytic(masks).unsqueeze(-1)
+        else:
+            out = self._monte_carlo(masks)
         # no free player moves X_t: the kept noises reproduce x_t, which lies in the event (v = 0, as
         # for the full set); left to the tails, the zero spread would give log 1/2 or -inf from rounding
-        full = ((~masks).to(torch.float64) @ self.moves.T.to(torch.float64) == 0).unsqueeze(1)  # (C, 1, D)
-        empty = (~masks.any(-1)).reshape(-1, 1, 1)
+        full = ((~masks).to(torch.float64) @ self.moves.T.to(torch.float64) == 0).reshape(-1, 1, self.moves.shape[0], 1)
         out = torch.where(full, torch.zeros_like(out), out)
-        return torch.where(empty, -self.it_score.expand_as(out), out)
+        empty = (~masks.any(-1)).reshape(-1, 1, 1)
+        out[..., 0] = torch.where(empty, -self.it_score.expand_as(out[..., 0]), out[..., 0])
+        return out
 
     def _analytic(self, masks: torch.Tensor) -> torch.Tensor:
         keep = masks[:, self.rest_idx].to(torch.float64)
@@ -199,7 +208,8 @@ class CounterfactualEngine:
 
     def _monte_carlo(self, masks: torch.Tensor) -> torch.Tensor:
         num_draws, num_k, num_m = self.scm.num_draws_, self.num_anomalies, self.num_mc_samples
-        count = torch.empty(masks.shape[0], num_k, num_draws, dtype=torch.float32)
+        half_m = num_m // 2
+        count = torch.empty(masks.shape[0], num_k, num_draws, 2, dtype=torch.float32)  # per half of the samples
         # centre of the event per coalition: mid - c - kept linear effects, layout (C, K, D)
         keep = masks[:, self.rest_idx].to(torch.float64)
         centre = (self.mid - self.offset) - torch.einsum("cj,kdj->ckd", keep, self.kept_effect)
@@ -236,19 +246,24 @@ class CounterfactualEngine:
                     dev.add_(self.tol)
                 else:
                     dev.neg_().add_(self.tol)
-                signs = dev.sign_().sum(-1)  # (D, c, K): +1 inside the event, -1 outside
-                count[rows] = ((signs + num_m) / 2).permute(1, 2, 0)
+                dev.sign_()  # +1 inside the event, -1 outside (0 on the boundary counts 1/2)
+                halves = torch.stack([dev[..., :half_m].sum(-1), dev[..., half_m:].sum(-1)], -1)  # (D, c, K, 2)
+                sizes = torch.tensor([half_m, num_m - half_m], dtype=torch.float32)
+                count[rows] = ((halves + sizes) / 2).permute(1, 2, 0, 3)
 
         if not self.upstream:
             count_into(torch.arange(masks.shape[0]), None)
         else:
             patterns, inverse = torch.unique(masks[:, self.up_idx], dim=0, return_inverse=True)
-            per_pattern = max(1, self.max_elements // (8 * num_m * num_k * num_draws))
+            per_pattern = max(1, self.max_elements // (32 * num_m * num_k * num_draws))
             for start in range(0, len(patterns), per_pattern):
                 terms = self._upstream_term(patterns[start : start + per_pattern])  # (P, D, 1, K, M)
                 for i, term in enumerate(terms):
                     count_into(torch.nonzero(inverse == start + i).squeeze(-1), term)
-        return tails.empirical_log_prob(count, num_m)
+        whole = tails.empirical_log_prob(count.sum(-1), num_m)
+        first = tails.empirical_log_prob(count[..., 0], half_m)
+        second = tails.empirical_log_prob(count[..., 1], num_m - half_m)
+        return torch.stack([whole, first, second], -1)
 
     def _upstream_term(self, patterns: torch.Tensor) -> torch.Tensor:
         """``sum_k b_k X_k`` (or ``X_t`` if the target is upstream) per pattern: ``(P, D, 1, K, M)``."""

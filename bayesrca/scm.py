@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -109,10 +108,9 @@ class BayesianSCM:
                     mech = default_candidates(y, not parents)[0]
                 else:
                     mech = spec
-                mech.constant_noise_scale = self.constant_noise_scale
-                with warnings.catch_warnings():
-                    warnings.simplefilter("default")
-                    mech.fit(y, pa, num_draws=num_draws, progress=progress, node=str(node))
+                if not _user_mechanism(self.mechanisms, node):
+                    mech.constant_noise_scale = self.constant_noise_scale
+                mech.fit(y, pa, num_draws=num_draws, progress=progress, node=str(node))
             fitted[node] = mech
         self.graph_ = graph
         self.graph_fingerprint_ = graphs.graph_fingerprint(graph)
@@ -205,6 +203,13 @@ class BayesianSCM:
         state = "fitted" if hasattr(self, "mechanisms_") else "not fitted"
         n = self.graph.number_of_nodes() if isinstance(self.graph, nx.DiGraph) else "?"
         return f"BayesianSCM({n} nodes, mechanisms={self.mechanisms!r}, num_draws={self.num_draws}, {state})"
+
+
+def _user_mechanism(spec: Any, node: Hashable) -> bool:
+    """True when the user passed a Mechanism instance for ``node`` (its own settings are kept)."""
+    if isinstance(spec, Mapping):
+        spec = spec.get(node)
+    return isinstance(spec, Mechanism)
 
 
 def _resolve_spec(spec: Any, node: Hashable, is_root: bool) -> Any:

@@ -440,3 +440,24 @@ def test_null_player_on_nonlinear_monte_carlo_path():
     res = br.attribute_anomalies(scm, "t", pd.DataFrame({"a": [0.0], "k": [5.5], "t": [2.5]}), seed=0, num_mc_samples=300)
     k_draws = res.contributions[..., res.nodes.index("k")]
     assert np.abs(k_draws).max() < 0.05
+
+
+# ---------------------------------------------------------------------------------------------
+# Monte Carlo standard error
+# ---------------------------------------------------------------------------------------------
+def test_mc_std_error_is_zero_on_the_closed_form_path(gaussian_result):
+    assert gaussian_result.mc_std_error.shape == (2, len(NODES))
+    assert np.all(gaussian_result.mc_std_error == 0)
+
+
+def test_mc_std_error_shrinks_with_more_samples(gaussian_scm):
+    anomaly = diamond_data(ANOMALY_NOISE[1:])
+    ses = []
+    for m in (250, 4000):
+        res = br.attribute_anomalies(gaussian_scm, "X3", anomaly, seed=1, tail="mc", num_mc_samples=m)
+        assert "mc_se" in res.summary().columns
+        ses.append(res.mc_std_error[0])
+    assert np.all(ses[0] > 0)
+    # the standard error scales like 1/sqrt(M): 16x the samples, about 4x smaller
+    ratio = ses[0].sum() / ses[1].sum()
+    assert 2.0 < ratio < 8.0
