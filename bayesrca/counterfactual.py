@@ -209,37 +209,50 @@ class CounterfactualEngine:
     def _monte_carlo(self, masks: torch.Tensor) -> torch.Tensor:
         num_draws, num_k, num_m = self.scm.num_draws_, self.num_anomalies, self.num_mc_samples
         half_m = num_m // 2
+        sizes = torch.tensor([half_m, num_m - half_m], dtype=torch.float32)
         count = torch.empty(masks.shape[0], num_k, num_draws, 2, dtype=torch.float32)  # per half of the samples
-        # centre of the event per coalition: mid - c - kept linear effects, layout (C, K, D)
+        # Everything from the linear players depends on a coalition only through its restriction
+        # to them (its "rest pattern"): the free part sum_{j free} a_j Z_j and the event's centre
+        # mid - c - sum_{j kept} a_j n_j. Their difference is built once per rest pattern when it
+        # fits in memory, else per chunk of coalitions.
         keep = masks[:, self.rest_idx].to(torch.float64)
-        centre = (self.mid - self.offset) - torch.einsum("cj,kdj->ckd", keep, self.kept_effect)
-        step = max(1, self.max_elements // (num_draws * num_k * num_m))
-        buf_free = torch.empty(num_draws, step, num_m, dtype=torch.float32)
-        buf_dev = torch.empty(num_draws, step, num_k, num_m, dtype=torch.float32)
-        # the free linear part depends only on the coalition's restriction to the linear players:
-        # compute it once per distinct restriction when that fits in memory
         if keep.shape[1]:
             rest_patterns, rest_inverse = torch.unique(keep, dim=0, return_inverse=True)
         else:  # no linear players (the target is nonlinear): one empty pattern; unique() rejects 0 columns
             rest_patterns, rest_inverse = keep[:1], torch.zeros(len(keep), dtype=torch.long)
-        free_all = None
-        if num_draws * len(rest_patterns) * num_m <= self.max_elements:
-            free_all = torch.matmul((1 - rest_patterns).float().expand(num_draws, -1, -1), self.free_effect)
+
+        def linear_part(patterns: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+            """(D, P, K, M): free linear part minus the event centre, for rest patterns ``patterns``."""
+            free = torch.matmul((1 - patterns).float().expand(num_draws, -1, -1), self.free_effect)
+            centre = (self.mid - self.offset) - torch.einsum("cj,kdj->ckd", patterns, self.kept_effect)
+            centre = centre.permute(2, 0, 1).float().unsqueeze(-1)  # (D, P, K, 1)
+            if out is None:
+                return free.unsqueeze(2) - centre
+            return torch.sub(free.unsqueeze(2), centre, out=out)
+
+        step = max(1, self.max_elements // (num_draws * num_k * num_m))
+        buf = torch.empty(num_draws, step, num_k, num_m, dtype=torch.float32)
+        table = linear_part(rest_patterns) if num_draws * len(rest_patterns) * num_k * num_m <= self.max_elements else None
 
         def count_into(idx: torch.Tensor, upstream: torch.Tensor | None) -> None:
+            idx = idx[torch.argsort(rest_inverse[idx])]  # consecutive rest patterns: slices of the table
             for start in range(0, len(idx), step):
                 rows = idx[start : start + step]
-                c = len(rows)
-                free = buf_free[:, :c]
-                if free_all is not None:
-                    torch.index_select(free_all, 1, rest_inverse[rows], out=free)
+                dev = buf[:, : len(rows)]
+                pat = rest_inverse[rows]
+                if table is not None and bool((pat.diff() == 1).all()):  # a slice of the table
+                    src = table[:, int(pat[0]) : int(pat[0]) + len(pat)]
+                    if upstream is None:
+                        dev.copy_(src)
+                    else:
+                        torch.add(src, upstream, out=dev)
                 else:
-                    torch.matmul((1 - keep[rows]).float().expand(num_draws, c, -1), self.free_effect, out=free)
-                dev = buf_dev[:, :c]
-                cen = centre[rows].permute(2, 0, 1).float().unsqueeze(-1)  # (D, c, K, 1)
-                torch.sub(free.unsqueeze(2), cen, out=dev)
-                if upstream is not None:
-                    dev.add_(upstream)
+                    if table is None:
+                        linear_part(rest_patterns[pat], out=dev)
+                    else:
+                        torch.index_select(table, 1, pat, out=dev)
+                    if upstream is not None:
+                        dev.add_(upstream)
                 if self.side == "two":
                     dev.abs_().sub_(self.half)
                 elif self.side == "upper":
@@ -247,15 +260,16 @@ class CounterfactualEngine:
                 else:
                     dev.neg_().add_(self.tol)
                 dev.sign_()  # +1 inside the event, -1 outside (0 on the boundary counts 1/2)
-                halves = torch.stack([dev[..., :half_m].sum(-1), dev[..., half_m:].sum(-1)], -1)  # (D, c, K, 2)
-                sizes = torch.tensor([half_m, num_m - half_m], dtype=torch.float32)
+                halves = dev[..., : 2 * half_m].unflatten(-1, (2, half_m)).sum(-1)  # (D, c, K, 2)
+                if num_m % 2:  # the odd sample out joins the second half
+                    halves[..., 1] += dev[..., -1]
                 count[rows] = ((halves + sizes) / 2).permute(1, 2, 0, 3)
 
         if not self.upstream:
             count_into(torch.arange(masks.shape[0]), None)
         else:
             patterns, inverse = torch.unique(masks[:, self.up_idx], dim=0, return_inverse=True)
-            per_pattern = max(1, self.max_elements // (32 * num_m * num_k * num_draws))
+            per_pattern = max(1, self.max_elements // (8 * num_m * num_k * num_draws))
             for start in range(0, len(patterns), per_pattern):
                 terms = self._upstream_term(patterns[start : start + per_pattern])  # (P, D, 1, K, M)
                 for i, term in enumerate(terms):
