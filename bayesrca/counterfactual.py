@@ -221,17 +221,24 @@ class CounterfactualEngine:
         else:  # no linear players (the target is nonlinear): one empty pattern; unique() rejects 0 columns
             rest_patterns, rest_inverse = keep[:1], torch.zeros(len(keep), dtype=torch.long)
 
+        step = max(1, self.max_elements // (num_draws * num_k * num_m))
+        buf = torch.empty(num_draws, step, num_k, num_m, dtype=torch.float32)
+        buf_free = torch.empty(num_draws, step, num_m, dtype=torch.float32)
+
         def linear_part(patterns: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-            """(D, P, K, M): free linear part minus the event centre, for rest patterns ``patterns``."""
-            free = torch.matmul((1 - patterns).float().expand(num_draws, -1, -1), self.free_effect)
+            """(D, P, K, M): free linear part minus the event centre, for rest patterns ``patterns``.
+
+            With ``out`` (at most ``step`` patterns) it writes into preallocated buffers: fresh
+            allocations of this size cost more than the arithmetic.
+            """
+            mask = (1 - patterns).float().expand(num_draws, -1, -1)
+            free = torch.matmul(mask, self.free_effect, out=None if out is None else buf_free[:, : len(patterns)])
             centre = (self.mid - self.offset) - torch.einsum("cj,kdj->ckd", patterns, self.kept_effect)
             centre = centre.permute(2, 0, 1).float().unsqueeze(-1)  # (D, P, K, 1)
             if out is None:
                 return free.unsqueeze(2) - centre
             return torch.sub(free.unsqueeze(2), centre, out=out)
 
-        step = max(1, self.max_elements // (num_draws * num_k * num_m))
-        buf = torch.empty(num_draws, step, num_k, num_m, dtype=torch.float32)
         table = linear_part(rest_patterns) if num_draws * len(rest_patterns) * num_k * num_m <= self.max_elements else None
 
         def count_into(idx: torch.Tensor, upstream: torch.Tensor | None) -> None:
