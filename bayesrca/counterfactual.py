@@ -11,7 +11,7 @@ per anomaly and posterior draw s. Everything comes from the one SCM program and 
 * fresh noise: ``trace(plate(program))`` gives Monte Carlo noise shared by all coalitions
   (common random numbers);
 * the nonlinear part U (every nonlinear player and its ancestors) is propagated with
-  ``KeepNoise(replay(program, fresh_trace))``, once per distinct restriction of the coalitions
+  ``KeepNoise(condition(program, fresh_noise))``, once per distinct restriction of the coalitions
   to U, coalitions being a leading tensor dimension;
 * the linear rest R is linearised with ``poutine.condition`` on unit vectors, giving
   ``X_t = c + sum_{j in R} a_j N_j + sum_{k in B} b_k X_k`` (B: nodes of U with a child in R),
@@ -167,6 +167,10 @@ class CounterfactualEngine:
             )
             return
         self.trace = fresh_noise_trace(scm, self.players, num_mc_samples, dim=-3)
+        # the nonlinear part is propagated in float32: half the memory traffic of float64, far
+        # below the Monte Carlo error (mechanisms follow the dtype of their inputs)
+        self.fresh32 = {noise_site(p): self.trace.nodes[noise_site(p)]["value"].float() for p in self.upstream}
+        self.kept32 = {p: self.abducted[p].float() for p in self.upstream}
         reference = self.trace.nodes["_RETURN"]["value"][target].reshape(num_mc_samples, -1)  # (M, D)
         self.lo, self.hi, self.it_score = tails.empirical_thresholds(reference, x, base_score)
         # the event is |X - mid| >= half (two-sided), X >= hi or X <= lo; float32, layout (D, C, K, M)
@@ -290,12 +294,12 @@ class CounterfactualEngine:
         """``sum_k b_k X_k`` (or ``X_t`` if the target is upstream) per pattern: ``(P, D, 1, K, M)``."""
         c = patterns.shape[0]
         node_masks = {p: patterns[:, j].reshape(c, 1, 1, 1) for j, p in enumerate(self.upstream)}
-        kept = {p: self.abducted[p] for p in self.upstream}
-        program = KeepNoise(kept, node_masks)(poutine.replay(self.scm.program, trace=self.trace))
+        program = KeepNoise(self.kept32, node_masks)(poutine.condition(self.scm.program, data=self.fresh32))
         values = program(self.upstream)
         if not self.rest:
             term = values[self.upstream[-1]]
         else:
-            term = sum(values[k] * self.input_coef[:, i] for i, k in enumerate(self.inputs))
+            coef = self.input_coef.float()
+            term = sum(values[k] * coef[:, i] for i, k in enumerate(self.inputs))
         shape = (c, self.num_mc_samples, self.num_anomalies, self.scm.num_draws_)
         return term.expand(shape).permute(0, 3, 2, 1).float().unsqueeze(2).contiguous()

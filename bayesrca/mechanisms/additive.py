@@ -175,17 +175,19 @@ class AdditiveNoiseModel(Mechanism):
         return inference.svi_posterior(X, t, num_draws, noise=noise, num_steps=self.svi_steps, node=node, progress=progress)
 
     # -- the mechanism ------------------------------------------------------------------------
-    def loc(self, parents: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Posterior draws of ``f(PA)``, shape ``(..., D)``."""
+    def loc(self, parents: Sequence[torch.Tensor], dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Posterior draws of ``f(PA)``, shape ``(..., D)``, in ``dtype`` (default: the parents')."""
         self._check_fitted()
-        out = self.intercept_
+        dtype = dtype or (parents[0].dtype if parents else self.intercept_.dtype)
+        out = self.intercept_.to(dtype)
+        coef = self.coef_.to(dtype)
         for f, column in enumerate(self._feature_columns(parents)):
             # in place only when the result keeps its shape: parents may broadcast to a larger
             # shape than the first feature column (e.g. one parent kept per anomaly, one fresh)
             if f == 0 or torch.broadcast_shapes(out.shape, column.shape) != out.shape:
-                out = torch.addcmul(out, column, self.coef_[:, f])
+                out = torch.addcmul(out, column, coef[:, f])
             else:
-                out.addcmul_(column, self.coef_[:, f])
+                out.addcmul_(column, coef[:, f])
         return out
 
     def noise_distribution(self) -> dist.TorchDistribution:
@@ -201,10 +203,10 @@ class AdditiveNoiseModel(Mechanism):
         raise ConfigError(f"unknown noise family {family!r}")  # pragma: no cover
 
     def forward(self, noise: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
-        return self.loc(parents) + noise
+        return self.loc(parents, noise.dtype) + noise
 
     def abduct(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
-        return value - self.loc(parents)
+        return value - self.loc(parents, value.dtype)
 
     @property
     def noise_is_gaussian(self) -> bool:
