@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .exceptions import BayesRCAError, ConvergenceWarning
+from .exceptions import BayesRCAError, ConvergenceWarning, DataError
 from .mechanisms import LinearANM, Mechanism, RootDistribution, SplineANM
 
 __all__ = ["default_candidates", "heldout_elpd", "select_mechanism"]
@@ -82,7 +82,7 @@ def select_mechanism(
     table = pd.DataFrame(rows)
     best = int(np.argmax(table["elpd"].to_numpy()))
     if not np.isfinite(table["elpd"].iloc[best]):
-        raise BayesRCAError(f"node {node!r}: no candidate mechanism could be fitted; check the column's values")
+        raise DataError(f"node {node!r}: no candidate mechanism could be fitted; check the column's values")
     diffs = [pointwise[best] - p for p in pointwise]
     table["elpd_diff"] = [float(d.sum()) if np.all(np.isfinite(d)) else np.inf for d in diffs]
     table["se_diff"] = [float(np.sqrt(len(d)) * d.std()) if np.all(np.isfinite(d)) else np.nan for d in diffs]
