@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from bayesrca.results import AttributionResult
 
-__all__ = ["plot_forest"]
+__all__ = ["plot_forest", "plot_graph"]
 
 
 def plot_forest(
@@ -94,4 +94,91 @@ def plot_forest(
         f"IT score {its['median']:.3g} [{its['lower']:.3g}, {its['upper']:.3g}] (median [{ci_prob:.0%} interval])",
         fontsize="medium",
     )
+    return ax
+
+
+def plot_graph(
+    result: AttributionResult,
+    graph: Any,
+    anomaly: Any = None,
+    ax: Axes | None = None,
+    pos: dict | None = None,
+) -> Axes:
+    """The causal graph with nodes coloured by posterior median contribution.
+
+    Colour: diverging map centred at 0 (red: pushed the outlier up, blue: made it less extreme).
+    Outline width grows with the node's posterior probability of being the top cause, and each
+    label carries the median and ``P(top)``. Nodes that are not players (not ancestors of the
+    target) are drawn in light grey.
+
+    Parameters
+    ----------
+    result : AttributionResult
+        The attribution to draw.
+    graph : networkx.DiGraph or BayesianSCM
+        The causal graph (a fitted model's graph is used when a model is given).
+    anomaly : hashable, optional
+        Label of the anomaly; by default the first.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure is created when omitted.
+    pos : dict, optional
+        Node positions; by default a layered layout from causes (left) to effects (right).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes holding the picture.
+    """
+    import matplotlib.pyplot as plt
+    import networkx as nx
+    from matplotlib.colors import TwoSlopeNorm
+
+    graph = getattr(graph, "graph_", graph)
+    if not isinstance(graph, nx.DiGraph):
+        raise ConfigError(f"graph must be a networkx.DiGraph or a fitted BayesianSCM, got {type(graph).__name__}")
+    index = result._anomaly_position(anomaly)
+    num_nodes = len(result.nodes)
+    rows = result.summary().iloc[index * num_nodes : (index + 1) * num_nodes].set_index("node")
+    names = {str(n): n for n in graph.nodes}
+    missing = [n for n in rows.index if n not in names]
+    if missing:
+        raise ConfigError(f"nodes {missing!r} of the result are not in the graph; pass the graph the model was fitted on")
+    if pos is None:
+        layered = nx.DiGraph(graph)
+        for depth, layer in enumerate(nx.topological_generations(layered)):
+            for node in layer:
+                layered.nodes[node]["layer"] = depth
+        pos = nx.multipartite_layout(layered, subset_key="layer")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 6), layout="constrained")
+    limit = max(float(np.abs(rows["median"]).max()), 1e-9)
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit)
+    cmap = plt.get_cmap("RdBu_r")
+    players = [names[n] for n in rows.index]
+    others = [n for n in graph.nodes if n not in set(players)]
+    nx.draw_networkx_edges(graph, pos, ax=ax, edge_color="0.6", arrows=True, arrowsize=12, node_size=900)
+    nx.draw_networkx_nodes(
+        graph,
+        pos,
+        nodelist=players,
+        node_color=[cmap(norm(rows.loc[str(n), "median"])) for n in players],
+        edgecolors="black",
+        linewidths=[0.5 + 4.0 * rows.loc[str(n), "prob_top"] for n in players],
+        node_size=900,
+        ax=ax,
+    )
+    if others:
+        nx.draw_networkx_nodes(graph, pos, nodelist=others, node_color="0.92", edgecolors="0.7", node_size=600, ax=ax)
+    labels = {
+        names[n]: f"{n}\n{row['median']:.2f} | P(top) {row['prob_top']:.2f}" for n, row in rows.iterrows()
+    }
+    labels.update({n: str(n) for n in others})
+    for node, text in labels.items():
+        x, y = pos[node]
+        ax.annotate(text, (x, y), xytext=(0, -22), textcoords="offset points", ha="center", va="top", fontsize=8)
+    mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    ax.figure.colorbar(mappable, ax=ax, shrink=0.6, label="median contribution to the IT score")
+    ax.set_title(f"Contributions to the outlier at {result.target!r}, anomaly {result.anomalies[index]}", fontsize="medium")
+    ax.set_axis_off()
+    ax.margins(0.12)
     return ax

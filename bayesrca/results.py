@@ -294,6 +294,12 @@ class AttributionResult:
 
         return plot_forest(self, anomaly=anomaly, ci_prob=ci_prob, inner_prob=inner_prob, ax=ax)
 
+    def plot_graph(self, graph: Any, anomaly: Any = None, *, ax: Axes | None = None, pos: dict | None = None) -> Axes:
+        """The causal graph coloured by median contribution; see :func:`bayesrca.plotting.plot_graph`."""
+        from bayesrca.plotting import plot_graph
+
+        return plot_graph(self, graph, anomaly=anomaly, ax=ax, pos=pos)
+
     def _heading(self, ci_prob: float = 0.9) -> list[str]:
         its = self.it_score_summary(ci_prob)
         shown = [

@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / "microservice_forest.png"
     ax.figure.savefig(path, dpi=120, bbox_inches="tight")
     print(f"forest plot saved to {path}")
+    ax = result.plot_graph(scm)
+    path = args.out / "microservice_graph.png"
+    ax.figure.savefig(path, dpi=110)
+    print(f"graph coloured by contribution saved to {path}")
     return 0 if top["node"] == "Caching Service" else 1
 
 

@@ -297,3 +297,22 @@ def test_summary_invariants_hold_for_arbitrary_draws(contrib, kind, prob):
     assert table["prob_positive"].between(0, 1).all()
     if kind == "eti":
         assert ((table["lower"] <= table["median"]) & (table["median"] <= table["upper"])).all()
+
+
+def test_plot_graph_colours_players_and_greys_the_rest():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import networkx as nx
+
+    rng = np.random.default_rng(5)
+    contributions = rng.normal(size=(40, 1, 3))
+    contributions[..., 0] += 3.0
+    result = AttributionResult(contributions, contributions.sum(-1), ["a", "b", "t"], [0], "t")
+    graph = nx.DiGraph([("a", "b"), ("b", "t"), ("t", "u")])  # u is downstream: not a player
+    ax = result.plot_graph(graph)
+    texts = [t.get_text() for t in ax.texts]
+    assert any(t.startswith("a\n") and "P(top) 1.00" in t for t in texts)
+    assert "u" in texts
+    with pytest.raises(ConfigError, match="not in the graph"):
+        result.plot_graph(nx.DiGraph([("x", "y")]))
