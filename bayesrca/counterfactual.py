@@ -173,10 +173,11 @@ class CounterfactualEngine:
         self.kept32 = {p: self.abducted[p].float() for p in self.upstream}
         reference = self.trace.nodes["_RETURN"]["value"][target].reshape(num_mc_samples, -1)  # (M, D)
         self.lo, self.hi, self.it_score = tails.empirical_thresholds(reference, x, base_score)
-        # the event is |X - mid| >= half (two-sided), X >= hi or X <= lo; float32, layout (D, C, K, M)
-        # The event is inclusive (>=): values within a float32 tolerance of a threshold count as in
-        # it, so a coalition that reproduces x_t exactly is not lost to rounding.
-        tol = 1e-5 * torch.maximum(self.lo.abs(), self.hi.abs()) + 1e-12
+        # The event is |X - mid| >= half (two-sided), X >= hi or X <= lo; float32, layout (D, C, K, M).
+        # It is inclusive (>=): values within a float32 tolerance of a threshold count as in it, so a
+        # coalition that reproduces x_t exactly is not lost to rounding.
+        finite_abs = [torch.where(t.isfinite(), t.abs(), torch.zeros_like(t)) for t in (self.lo, self.hi)]
+        tol = 1e-5 * torch.maximum(*finite_abs) + 1e-12  # one-sided events have an infinite threshold
         self.tol = tol.T.float().reshape(scm.num_draws_, 1, -1, 1)
         self.half = ((self.hi - self.lo) / 2).T.float().reshape(scm.num_draws_, 1, -1, 1) - self.tol
         self.mid = {"two": (self.lo + self.hi) / 2, "upper": self.hi, "lower": self.lo}[self.side]  # (K, D)

@@ -174,6 +174,20 @@ def test_monte_carlo_tail_agrees_with_analytic(gaussian_scm, gaussian_result):
     np.testing.assert_allclose(mc.contributions.sum(-1), mc.it_scores, atol=1e-6)
 
 
+@pytest.mark.parametrize("base_score", ["upper", "mean_deviation", "lower"])
+def test_monte_carlo_tail_agrees_with_analytic_for_other_base_scores(gaussian_scm, base_score):
+    # the anomaly is large, so "lower" gives an IT score near 0 and contributions near 0
+    anomalies = diamond_data(ANOMALY_NOISE[1:])
+    analytic = br.attribute_anomalies(gaussian_scm, "X3", anomalies, seed=0, base_score=base_score)
+    mc = br.attribute_anomalies(
+        gaussian_scm, "X3", anomalies, seed=0, tail="mc", num_mc_samples=10000, base_score=base_score
+    )
+    np.testing.assert_allclose(
+        np.median(mc.contributions, axis=0), np.median(analytic.contributions, axis=0), atol=0.06
+    )
+    np.testing.assert_allclose(np.median(mc.it_scores, 0), np.median(analytic.it_scores, 0), atol=0.06)
+
+
 def test_analytic_tail_refused_for_non_gaussian_models():
     rng = np.random.default_rng(1)
     train = diamond_data(rng.normal(size=(300, 4)) * TRUE_SD)
