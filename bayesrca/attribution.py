@@ -12,8 +12,8 @@ from . import graph as graphs
 from ._random import resolve_seed, seeded
 from .counterfactual import CounterfactualEngine, choose_engine
 from .exceptions import ConfigError
-from .results import AttributionResult
 from ._progress import progress_bar
+from .results import AttributionResult
 from .shapley import shapley_values
 from .tails import event_side
 from .validation import check_frame, check_positive_int
@@ -140,9 +140,9 @@ def attribute_anomalies(
     return AttributionResult(
         np.concatenate(contributions, axis=1),
         np.concatenate(it_scores, axis=1),
-        nodes=[str(p) if not isinstance(p, str) else p for p in players],
+        nodes=[str(p) for p in players],
         anomalies=list(frame.index),
-        target=target_node if isinstance(target_node, str) else str(target_node),
+        target=str(target_node),
         method_info=info,
         mc_std_error=np.concatenate(mc_se, axis=0),
     )

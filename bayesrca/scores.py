@@ -69,7 +69,6 @@ def outlier_scores(
     scores = {}
     with seeded(resolve_seed(seed)), torch.no_grad():
         if kind == "conditional":
-
             noise = abduct_noise(scm, scm.nodes_, observed)
             trace = fresh_noise_trace(scm, scm.nodes_, num_mc_samples, dim=-2)
             for n in nodes:
@@ -97,7 +96,7 @@ def outlier_scores(
                 for n in rest:
                     scores[n] = tails.empirical_thresholds(values[n], observed[n], base_score)[2]
     draws = torch.stack([scores[n].expand(len(frame), scm.num_draws_) for n in nodes], -1)  # (R, D, n)
-    names = [n if isinstance(n, str) else str(n) for n in nodes]  # as in AttributionResult
+    names = [str(n) for n in nodes]  # as in AttributionResult
     return ScoreResult(draws.permute(1, 0, 2).numpy(), rows=list(frame.index), nodes=names, kind=kind)
 
 

@@ -42,11 +42,7 @@ class RootDistribution(AdditiveNoiseModel):
         return torch.zeros(0, 0, dtype=torch.float64)
 
     def _response(self, y: np.ndarray) -> np.ndarray:
-        if self.noise != "lognormal":
-            return y
-        if np.any(y <= 0):
-            raise DataError("RootDistribution(noise='lognormal') needs strictly positive values; use noise='bootstrap'")
-        return np.log(y)
+        return np.log(y) if self.noise == "lognormal" else y  # positivity is checked in fit
 
     def fit(self, y, parents, *, num_draws, progress=False, node=""):
         if self.noise == "lognormal" and np.any(np.asarray(y, dtype=np.float64) <= 0):
