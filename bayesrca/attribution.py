@@ -9,10 +9,15 @@ import pandas as pd
 import torch
 
 from . import graph as graphs
-from ._random import resolve_seed, seeded
-from .counterfactual import CounterfactualEngine, choose_engine
-from .exceptions import ConfigError
 from ._progress import progress_bar
+from ._random import resolve_seed, seeded
+from .counterfactual import (
+    SORTED_MIN_ANOMALIES,
+    CounterfactualEngine,
+    choose_engine,
+    nonlinear_closure,
+)
+from .exceptions import ConfigError
 from .results import AttributionResult
 from .shapley import shapley_values
 from .tails import event_side
@@ -97,7 +102,12 @@ def attribute_anomalies(
     kind = choose_engine(scm, players, tail)
     base_seed = resolve_seed(seed)
     num_draws = scm.num_draws_
-    per_anomaly = num_draws * (2 ** min(len(players), 20) if kind == "analytic" else 16 * num_mc_samples)
+    if kind == "analytic":
+        per_anomaly = num_draws * 2 ** min(len(players), 20)
+    elif nonlinear_closure(scm, players) or len(frame) < SORTED_MIN_ANOMALIES:
+        per_anomaly = num_draws * 16 * num_mc_samples  # every sample compared with every anomaly
+    else:  # sorted samples are shared by all anomalies of a chunk: only per-anomaly state counts
+        per_anomaly = num_draws * 16
     anomaly_chunk = max(1, min(len(frame), max_elements // per_anomaly))
     contributions, it_scores, mc_se = [], [], []
     with seeded(base_seed), torch.no_grad():
@@ -123,6 +133,7 @@ def attribute_anomalies(
                 num_permutations=num_permutations,
                 max_exact_players=max_exact_players,
                 generator=generator,
+                chunk_size=max(1, max_elements // (len(rows) * num_draws * 3)),  # values of a chunk, float64
             )  # (K, D, E, n)
             contributions.append(phi[:, :, 0].permute(1, 0, 2).numpy())
             it_scores.append(engine.it_score.T.numpy())

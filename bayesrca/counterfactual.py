@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 
 import networkx as nx
+import numpy as np
 import pyro
 import torch
 from pyro import poutine
@@ -32,6 +33,10 @@ from . import tails
 from .exceptions import ConfigError
 from .handlers import AbductNoise, KeepNoise
 from .mechanisms.base import noise_site
+
+#: From this many anomalies on, an all-linear Monte Carlo model sorts each coalition's samples once
+#: and binary-searches every anomaly's thresholds instead of comparing every pair.
+SORTED_MIN_ANOMALIES = 32
 
 __all__ = ["abduct_noise", "fresh_noise_trace", "linearize", "choose_engine", "CounterfactualEngine"]
 
@@ -165,6 +170,11 @@ class CounterfactualEngine:
             self.lo, self.hi, self.it_score = tails.gaussian_thresholds(
                 x, mean, self.free_var.sum(-1).sqrt(), base_score
             )
+            # the (coalition, anomaly, draw) arithmetic runs in float32 relative to the marginal
+            # mean (values of order the sd, so float32 loses nothing that matters)
+            self.centred = {"lo": (self.lo - mean).float(), "hi": (self.hi - mean).float()}
+            self.centred["kept"] = self.kept_effect.float()
+            self.centred["free_mean"] = (self.free_mean - self.free_mean.sum(-1, keepdim=True)).float()
             return
         self.trace = fresh_noise_trace(scm, self.players, num_mc_samples, dim=-3)
         # the nonlinear part is propagated in float32: half the memory traffic of float64, far
@@ -198,18 +208,29 @@ class CounterfactualEngine:
             out = self._monte_carlo(masks)
         # no free player moves X_t: the kept noises reproduce x_t, which lies in the event (v = 0, as
         # for the full set); left to the tails, the zero spread would give log 1/2 or -inf from rounding
-        full = ((~masks).to(torch.float64) @ self.moves.T.to(torch.float64) == 0).reshape(-1, 1, self.moves.shape[0], 1)
-        out = torch.where(full, torch.zeros_like(out), out)
-        empty = (~masks.any(-1)).reshape(-1, 1, 1)
-        out[..., 0] = torch.where(empty, -self.it_score.expand_as(out[..., 0]), out[..., 0])
+        moves = self.moves.T.to(torch.float64)  # (n, D)
+        full = (~masks).to(torch.float64) @ moves == 0  # (C, D)
+        if bool(full.any()):
+            out.masked_fill_(full.reshape(-1, 1, self.moves.shape[0], 1), 0.0)
+        # no kept player moves X_t (the empty set, or only null players kept): X_t follows its
+        # marginal, v = -IT exactly, so a null player's marginal contributions are exactly 0
+        inert = masks.to(torch.float64) @ moves == 0
+        rows = inert.any(-1).nonzero().squeeze(-1)
+        if len(rows):
+            it = -self.it_score.to(out.dtype)  # (K, D)
+            out[rows, :, :, 0] = torch.where(inert[rows].unsqueeze(1), it, out[rows, :, :, 0])
         return out
 
     def _analytic(self, masks: torch.Tensor) -> torch.Tensor:
-        keep = masks[:, self.rest_idx].to(torch.float64)
-        mean = self.offset + torch.einsum("cj,kdj->ckd", keep, self.kept_effect)
-        mean = mean + torch.einsum("cj,dj->cd", 1 - keep, self.free_mean).unsqueeze(1)
-        sd = torch.einsum("cj,dj->cd", 1 - keep, self.free_var).sqrt().unsqueeze(1)
-        return tails.gaussian_log_tail(self.lo, self.hi, mean, sd)
+        c = self.centred
+        keep = masks[:, self.rest_idx].to(torch.float32)
+        tiny = torch.finfo(torch.float32).tiny
+        inv_sd = ((1 - keep) @ self.free_var.float().T).clamp_(min=tiny).rsqrt_().unsqueeze(1)  # (C, 1, D)
+        mean = torch.einsum("cj,kdj->ckd", keep, c["kept"])
+        mean += ((1 - keep) @ c["free_mean"].T).unsqueeze(1)  # centred: the marginal mean is 0
+        left = torch.special.log_ndtr(torch.sub(c["lo"], mean).mul_(inv_sd))
+        right = torch.special.log_ndtr(mean.sub_(c["hi"]).mul_(inv_sd))
+        return torch.logaddexp(left, right, out=left).clamp_(max=0.0).double()
 
     def _monte_carlo(self, masks: torch.Tensor) -> torch.Tensor:
         num_draws, num_k, num_m = self.scm.num_draws_, self.num_anomalies, self.num_mc_samples
@@ -277,7 +298,9 @@ class CounterfactualEngine:
                     halves[..., 1] += dev[..., -1]
                 count[rows] = ((halves + sizes) / 2).permute(1, 2, 0, 3)
 
-        if not self.upstream:
+        if not self.upstream and num_k >= SORTED_MIN_ANOMALIES:
+            count = self._sorted_counts(rest_patterns)[rest_inverse]
+        elif not self.upstream:
             count_into(torch.arange(masks.shape[0]), None)
         else:
             patterns, inverse = torch.unique(masks[:, self.up_idx], dim=0, return_inverse=True)
@@ -286,10 +309,48 @@ class CounterfactualEngine:
                 terms = self._upstream_term(patterns[start : start + per_pattern])  # (P, D, 1, K, M)
                 for i, term in enumerate(terms):
                     count_into(torch.nonzero(inverse == start + i).squeeze(-1), term)
-        whole = tails.empirical_log_prob(count.sum(-1), num_m)
-        first = tails.empirical_log_prob(count[..., 0], half_m)
-        second = tails.empirical_log_prob(count[..., 1], num_m - half_m)
-        return torch.stack([whole, first, second], -1)
+        # log((count + 1) / (n + 1)) for all samples and each half, in float32 (counts are exact
+        # integers there up to 2**24 samples)
+        totals = torch.tensor([num_m, half_m, num_m - half_m], dtype=torch.float32)
+        counts = torch.cat([count.sum(-1, keepdim=True), count], -1)
+        return counts.add_(1).div_(totals + 1).clamp_(max=1.0).log_().double()
+
+    def _sorted_counts(self, patterns: torch.Tensor) -> torch.Tensor:
+        """Event counts ``(P, K, D, 2)`` per half of the samples, for many anomalies at once.
+
+        For an all-linear model the free part of ``X_t`` does not depend on the anomaly: each
+        pattern's samples are sorted once (numpy's vectorised sort) and every anomaly's
+        thresholds are located by binary search, O((M + K) log M) instead of O(M K). Events are
+        inclusive of their boundaries, as on the direct path up to ties of probability zero.
+        """
+        num_draws, num_k, num_m = self.scm.num_draws_, self.num_anomalies, self.num_mc_samples
+        bounds = (0, num_m // 2, num_m)
+        count = torch.empty(len(patterns), num_k, num_draws, 2, dtype=torch.float32)
+        step = max(1, self.max_elements // (num_draws * (num_m + 4 * num_k)))
+        half = self.half.squeeze(-1)  # (D, 1, K)
+        tol = self.tol.squeeze(-1)
+        for start in range(0, len(patterns), step):
+            pat = patterns[start : start + step]
+            mask = (1 - pat).float().expand(num_draws, -1, -1)
+            free = torch.matmul(mask, self.free_effect).numpy()  # (D, P, M)
+            centre = (self.mid - self.offset) - torch.einsum("cj,kdj->ckd", pat, self.kept_effect)
+            centre = centre.permute(2, 0, 1).float().contiguous()  # (D, P, K)
+            if self.side == "two":
+                queries = [(centre + half, False), (centre - half, True)]
+            elif self.side == "upper":
+                queries = [(centre - tol, False)]
+            else:
+                queries = [(centre + tol, True)]
+            for h in range(2):
+                size = bounds[h + 1] - bounds[h]
+                ordered = torch.from_numpy(np.sort(free[..., bounds[h] : bounds[h + 1]], axis=-1))
+                n_h = torch.zeros((), dtype=torch.int32)
+                for values, right in queries:
+                    found = torch.searchsorted(ordered, values.expand(-1, len(pat), -1), right=right, out_int32=True)
+                    # right=False counts samples below the upper threshold: the event is the rest
+                    n_h = n_h + (found if right else size - found)
+                count[start : start + step, :, :, h] = n_h.clamp(max=size).permute(1, 2, 0).float()
+        return count
 
     def _upstream_term(self, patterns: torch.Tensor) -> torch.Tensor:
         """``sum_k b_k X_k`` (or ``X_t`` if the target is upstream) per pattern: ``(P, D, 1, K, M)``."""

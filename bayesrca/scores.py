@@ -8,8 +8,8 @@ import torch
 from . import tails
 from ._random import resolve_seed, seeded
 from .counterfactual import abduct_noise, fresh_noise_trace, linearize
-from .mechanisms.base import noise_site
 from .exceptions import ConfigError
+from .mechanisms.base import noise_site
 from .results import ScoreResult
 from .validation import check_frame, check_positive_int
 

@@ -87,10 +87,16 @@ def exact_shapley_coefficients(num_players: int, dtype: torch.dtype = torch.floa
     return coef.to(dtype)
 
 
-def _evaluate(set_function: SetFunction, masks: torch.Tensor, chunk_size: int | None) -> torch.Tensor:
-    """Evaluate ``set_function`` on ``masks`` in chunks and concatenate along dim 0."""
+def _evaluate_combined(
+    set_function: SetFunction, masks: torch.Tensor, weights: torch.Tensor, chunk_size: int | None
+) -> torch.Tensor:
+    """``sum_c v(masks[c]) * weights[c]``: evaluate in chunks of coalitions and contract each.
+
+    The contraction is linear, so chunk by chunk it needs memory for one chunk of values only.
+    """
     step = masks.shape[0] if chunk_size is None else chunk_size
-    parts: list[torch.Tensor] = []
+    total: torch.Tensor | None = None
+    batch: tuple | None = None
     for start in range(0, masks.shape[0], step):
         chunk = masks[start : start + step]
         out = set_function(chunk)
@@ -103,16 +109,18 @@ def _evaluate(set_function: SetFunction, masks: torch.Tensor, chunk_size: int | 
                 f"set_function must return a tensor whose first dimension is the number of "
                 f"coalitions ({chunk.shape[0]}), got shape {tuple(out.shape)}."
             )
-        if parts and out.shape[1:] != parts[0].shape[1:]:
+        if batch is not None and out.shape[1:] != batch:
             raise ConfigError(
                 "set_function must return the same trailing batch shape for every call, got "
-                f"{tuple(parts[0].shape[1:])} and {tuple(out.shape[1:])}."
+                f"{batch} and {tuple(out.shape[1:])}."
             )
-        parts.append(out)
-    values = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
-    if not (values.is_floating_point() or values.is_complex()):
-        values = values.to(torch.get_default_dtype())
-    return values
+        batch = tuple(out.shape[1:])
+        if not (out.is_floating_point() or out.is_complex()):
+            out = out.to(torch.get_default_dtype())
+        part = _combine(out, weights[start : start + step])
+        total = part if total is None else total.add_(part)
+    assert total is not None  # masks has at least one row
+    return total
 
 
 def _combine(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -154,7 +162,6 @@ def _permutation_estimate(
     players = torch.arange(n, dtype=torch.int64)
     word_of, bit_of = players // _WORD_BITS, players % _WORD_BITS
     masks = ((unique_keys[:, word_of] >> bit_of) & 1).bool()  # (U, n)
-    values = _evaluate(set_function, masks, chunk_size)
     # counts[u, j] = #permutations where u is "prefix + j" minus # where u is "prefix before j".
     index = inverse.reshape(num_permutations, n + 1)
     cols = perms.reshape(-1)
@@ -162,7 +169,7 @@ def _permutation_estimate(
     counts = torch.zeros(masks.shape[0], n, dtype=torch.int64)
     counts.index_put_((index[:, 1:].reshape(-1), cols), ones, accumulate=True)
     counts.index_put_((index[:, :-1].reshape(-1), cols), -ones, accumulate=True)
-    return _combine(values, counts) / num_permutations
+    return _evaluate_combined(set_function, masks, counts, chunk_size) / num_permutations
 
 
 def shapley_values(
@@ -233,8 +240,7 @@ def shapley_values(
                 f"method='exact' enumerates 2**num_players coalitions and supports at most "
                 f"{MAX_ENUMERABLE_PLAYERS} players, got {n}; use method='permutation'."
             )
-        values = _evaluate(set_function, all_coalitions(n), chunk_size)
-        return _combine(values, exact_shapley_coefficients(n))
+        return _evaluate_combined(set_function, all_coalitions(n), exact_shapley_coefficients(n), chunk_size)
     if num_permutations is None:
         num_permutations = max(2 * n, 32)
         num_permutations += num_permutations % 2
