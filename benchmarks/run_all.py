@@ -1,0 +1,89 @@
+"""Run the whole evaluation suite with one command and collect one report.
+
+Each benchmark runs in its own process (so each one's peak memory is its own), in this order:
+
+* ``microservice_speed.py``: the 11-node microservice example, bayesrca vs DoWhy point and bootstrap;
+* ``recall.py``: root-cause recall on random SCMs (the ICML 2022 protocol), bayesrca vs DoWhy;
+* ``calibration.py``: coverage of 90 % intervals and reliability of ``prob_top`` against exact
+  truths, bayesrca vs DoWhy's bootstrap;
+* ``scale.py``: many anomalies, number of ancestors, a 50-node graph, peak memory.
+
+Every script writes ``<name>.md``, ``<name>.csv`` and its figures into ``--out``; this runner then
+writes ``report.md`` there: every table in order, with links to the figures. Run from the
+repository root::
+
+    .venv/bin/python benchmarks/run_all.py            # the full suite (about an hour on 2 cores)
+    .venv/bin/python benchmarks/run_all.py --smoke    # tiny settings (CI), a few minutes
+    .venv/bin/python benchmarks/run_all.py --only recall calibration
+
+Arguments after ``--`` are passed to every script (e.g. ``-- --seed 1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from _common import RESULTS, git_revision
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = {
+    "microservice_speed": "microservice_speed.py",
+    "recall": "recall.py",
+    "calibration": "calibration.py",
+    "scale": "scale.py",
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", type=Path, default=RESULTS, help="output directory of every script and of report.md")
+    p.add_argument("--smoke", action="store_true", help="tiny settings of every script (CI)")
+    p.add_argument("--only", nargs="+", choices=list(SCRIPTS), default=list(SCRIPTS), help="scripts to run")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="arguments after -- go to every script")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    extra = [a for a in args.extra if a != "--"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    suffix = "_smoke" if args.smoke else ""
+    sections, failed = [], []
+    for name in args.only:
+        command = [sys.executable, str(HERE / SCRIPTS[name]), "--out", str(args.out), *(["--smoke"] if args.smoke else []), *extra]
+        print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
+        start = time.perf_counter()
+        code = subprocess.run(command, cwd=HERE.parent).returncode
+        seconds = time.perf_counter() - start
+        print(f"=== {name}: exit {code} after {seconds:.0f} s", flush=True)
+        if code:
+            failed.append(name)
+            sections.append(f"## {name}\n\nFAILED (exit {code}) after {seconds:.0f} s.\n")
+            continue
+        md = args.out / f"{name}{suffix}.md"
+        text = md.read_text() if md.exists() else f"## {name}\n\n(no {md.name} written)\n"
+        figures = sorted(p.name for p in args.out.glob(f"{name.split('_')[0]}*{suffix}.png"))
+        if not args.smoke:
+            figures = [f for f in figures if "_smoke" not in f]
+        links = "\n".join(f"![{f}]({f})" for f in figures)
+        sections.append(f"{text.strip()}\n\n_Run time: {seconds:.0f} s._\n\n{links}\n")
+    header = (
+        f"# bayesrca evaluation suite{' (smoke settings)' if args.smoke else ''}\n\n"
+        f"git {git_revision()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, Python {sys.version.split()[0]}.\n"
+    )
+    report = args.out / f"report{suffix}.md"
+    report.write_text(header + "\n" + "\n\n".join(sections))
+    print(f"\nreport: {report}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
