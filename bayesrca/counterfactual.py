@@ -320,36 +320,44 @@ class CounterfactualEngine:
 
         For an all-linear model the free part of ``X_t`` does not depend on the anomaly: each
         pattern's samples are sorted once (numpy's vectorised sort) and every anomaly's
-        thresholds are located by binary search, O((M + K) log M) instead of O(M K). Events are
-        inclusive of their boundaries, as on the direct path up to ties of probability zero.
+        thresholds are located by binary search, O((M + K) log M) instead of O(M K). The half a
+        sample belongs to rides in its lowest mantissa bit (a change of at most one float32 ulp),
+        so one sort and one search per threshold give both halves' counts. Events are inclusive
+        of their boundaries, as on the direct path up to ties of probability zero.
         """
         num_draws, num_k, num_m = self.scm.num_draws_, self.num_anomalies, self.num_mc_samples
-        bounds = (0, num_m // 2, num_m)
+        sizes = np.array([num_m // 2, num_m - num_m // 2], dtype=np.int32)
+        second = (np.arange(num_m) >= num_m // 2).astype(np.int32)
         count = torch.empty(len(patterns), num_k, num_draws, 2, dtype=torch.float32)
         step = max(1, self.max_elements // (num_draws * (num_m + 4 * num_k)))
-        half = self.half.squeeze(-1)  # (D, 1, K)
-        tol = self.tol.squeeze(-1)
+        half, tol = self.half.squeeze(-1), self.tol.squeeze(-1)  # (D, 1, K)
         for start in range(0, len(patterns), step):
             pat = patterns[start : start + step]
             mask = (1 - pat).float().expand(num_draws, -1, -1)
             free = torch.matmul(mask, self.free_effect).numpy()  # (D, P, M)
+            bits = free.view(np.int32)
+            bits &= ~1
+            bits |= second
+            ordered = np.sort(free, axis=-1)
+            in_second = np.zeros(ordered.shape[:-1] + (num_m + 1,), dtype=np.int32)
+            np.cumsum(ordered.view(np.int32) & 1, axis=-1, out=in_second[..., 1:])
+            ordered = torch.from_numpy(ordered)
             centre = (self.mid - self.offset) - torch.einsum("cj,kdj->ckd", pat, self.kept_effect)
             centre = centre.permute(2, 0, 1).float().contiguous()  # (D, P, K)
             if self.side == "two":
                 queries = [(centre + half, False), (centre - half, True)]
-            elif self.side == "upper":
-                queries = [(centre - tol, False)]
             else:
-                queries = [(centre + tol, True)]
-            for h in range(2):
-                size = bounds[h + 1] - bounds[h]
-                ordered = torch.from_numpy(np.sort(free[..., bounds[h] : bounds[h + 1]], axis=-1))
-                n_h = torch.zeros((), dtype=torch.int32)
-                for values, right in queries:
-                    found = torch.searchsorted(ordered, values.expand(-1, len(pat), -1), right=right, out_int32=True)
-                    # right=False counts samples below the upper threshold: the event is the rest
-                    n_h = n_h + (found if right else size - found)
-                count[start : start + step, :, :, h] = n_h.clamp(max=size).permute(1, 2, 0).float()
+                queries = [(centre - tol, False)] if self.side == "upper" else [(centre + tol, True)]
+            total = np.zeros((2, *centre.shape), dtype=np.int32)
+            for values, right in queries:
+                found = torch.searchsorted(ordered, values.expand(-1, len(pat), -1), right=right, out_int32=True).numpy()
+                below_second = np.take_along_axis(in_second, found, axis=-1)
+                below_first = found - below_second  # samples of each half below the threshold
+                # right=False found the samples below the upper threshold: the event is the rest
+                for h, below in enumerate((below_first, below_second)):
+                    total[h] += below if right else sizes[h] - below
+            total = np.minimum(total, sizes[:, None, None, None])  # overlapping two-sided bounds
+            count[start : start + step] = torch.from_numpy(total).permute(2, 3, 1, 0).float()
         return count
 
     def _upstream_term(self, patterns: torch.Tensor) -> torch.Tensor:
