@@ -10,8 +10,8 @@
   ``half_normal`` (mean zero) or ``student_t`` (3 degrees of freedom); each node's noise has sd
   ``sigma_j`` in [0.5, 1].
 * :meth:`TrueSCM.inject` shifts one root cause's noise by 3-5 noise sd (the ICML 2022
-  protocol) and keeps the event only when the target is an outlier under the true model
-  (true IT score >= ``min_it``): root-cause analysis is asked for outliers only.
+  protocol) and keeps the event only when the root cause is a but-for cause: the target is an
+  outlier with the shift (p <= 1 %) and not without it (p > 10 %).
 * :meth:`TrueSCM.true_contributions` gives the exact Shapley values of METHOD.md's set function
   under the true mechanisms: closed-form Gaussian tails for linear-Gaussian SCMs, very large
   Monte Carlo otherwise.
@@ -139,16 +139,21 @@ class TrueSCM:
         return [n for n in self.order if n in anc or n == target]
 
     def inject(self, target, root_cause, rng: np.random.Generator, *, shift=(3.0, 5.0), min_it: float = math.log(100),
-               tries: int = 50, reference: np.ndarray | None = None):
+               max_it_without: float = math.log(10), tries: int = 50, reference: np.ndarray | None = None):
         """An outlier caused by ``root_cause``: (row DataFrame, noise dict) or None if none is found.
 
-        The root cause's noise is ``sigma * (+-(3..5))`` on top of a fresh draw of every other
-        noise; the draw is kept when the target's true two-sided median-CDF IT score is >= ``min_it``.
+        The root cause's noise is ``sigma * (+-(3..5))`` on top of a fresh draw of every noise. The
+        draw is kept when the root cause is a but-for cause of the outlier: with the shift the
+        target's true two-sided median-CDF IT score is >= ``min_it`` (p <= 1 %), without it (the
+        root cause's own fresh draw) < ``max_it_without`` (p > 10 %, not an outlier at all).
         """
         if reference is None:
             reference = self.reference_target(target)
+        players = self.players(target)
         for _ in range(tries):
             noise = {n: float(v[0]) for n, v in self.sample_noise(1, rng).items()}
+            if empirical_it(reference, self.propagate(noise, players)[target]) >= max_it_without:
+                continue
             sign = 1.0 if self.noise in ("exponential", "half_normal") else rng.choice([-1.0, 1.0])
             noise[root_cause] = sign * self.sigma[root_cause] * rng.uniform(*shift)
             values = self.propagate(noise)
@@ -174,11 +179,14 @@ class TrueSCM:
             effects[j] = self.propagate(unit, players)[target] - c
         return float(c), effects
 
-    def true_contributions(self, target, anomaly_noise: dict, *, num_mc: int = 1_000_000, seed: int = 7, method: str = "auto"):
+    def true_contributions(self, target, anomaly_noise: dict, *, num_mc: int = 1_000_000, seed: int = 7, method: str = "auto",
+                           return_values: bool = False):
         """Exact Shapley contributions (dict node -> value) and the true IT score.
 
         Closed-form Gaussian tails for linear-Gaussian SCMs; otherwise Monte Carlo with
         ``num_mc`` samples per coalition (common random numbers across coalitions).
+        With ``return_values=True`` the coalition values ``v`` (array of length ``2**n``, bit j =
+        ``players[j]``) are returned as a third element.
         """
         players = self.players(target)
         n = len(players)
@@ -215,19 +223,20 @@ class TrueSCM:
             v[-1] = 0.0  # all noise kept: the outlier itself
         v[0] = min(v[0], 0.0)
         phi = exact_shapley(v, n)
+        if return_values:
+            return dict(zip(players, phi)), float(-v[0]), v
         return dict(zip(players, phi)), float(-v[0])
 
 
 def exact_shapley(values: np.ndarray, n: int) -> np.ndarray:
     """Shapley values of a set function given on all 2**n coalitions (bit j = player j)."""
+    index = np.arange(2**n)
+    size = np.array([int(i).bit_count() for i in index])
+    weight = np.array([math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)])
     phi = np.zeros(n)
     for j in range(n):
-        bit = 1 << j
-        for i in range(2**n):
-            if not i & bit:
-                s = (i).bit_count()
-                w = math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n)
-                phi[j] += w * (values[i | bit] - values[i])
+        without = index[(index >> j) & 1 == 0]
+        phi[j] = np.sum(weight[size[without]] * (values[without | (1 << j)] - values[without]))
     return phi
 
 
