@@ -25,6 +25,9 @@ from .mechanisms import LinearANM, Mechanism, RootDistribution, SplineANM
 
 __all__ = ["default_candidates", "heldout_elpd", "select_mechanism"]
 
+#: elpd differences below this many nats count as small whatever the number of held-out rows.
+SMALL_ELPD_DIFF = 4.0
+
 
 def default_candidates(y: np.ndarray, is_root: bool) -> list[Mechanism]:
     """Candidates tried by ``mechanisms="auto"``, simplest first (all fit without MCMC)."""
@@ -63,9 +66,10 @@ def select_mechanism(
     """Pick one of ``candidates`` for a node; return the unfitted choice and the comparison table.
 
     A cheaper class is kept when its best candidate's elpd is within ``threshold`` standard
-    errors of the overall best *and* loses at most ``max_loss_per_row`` nats per held-out row: a
-    few extreme held-out rows inflate the standard error, and must not hide a misfit that costs
-    every row (e.g. a linear fit of a clearly nonlinear mechanism).
+    errors of the overall best *and* the difference is small: below 4 nats, or at most
+    ``max_loss_per_row`` nats per held-out row. A few extreme held-out rows inflate the standard
+    error and must not hide a misfit that costs every row (e.g. a linear fit of a clearly
+    nonlinear mechanism).
     """
     n = len(y)
     idx = rng.permutation(n)[: min(n, max_rows)]
@@ -102,7 +106,10 @@ def select_mechanism(
         members = [i for i in range(len(candidates)) if classes[i] == cls]
         top = max(members, key=lambda i: table["elpd"].iloc[i])
         diff = table["elpd_diff"].iloc[top]
-        close = diff <= threshold * np.nan_to_num(table["se_diff"].iloc[top]) and diff <= max_loss_per_row * n_val
+        # within `threshold` SE, and either a small difference (< 4 nats, the usual "small" in
+        # elpd comparisons) or a small loss per held-out row
+        small = diff <= SMALL_ELPD_DIFF or diff <= max_loss_per_row * n_val
+        close = diff <= threshold * np.nan_to_num(table["se_diff"].iloc[top]) and small
         if top == best or close:
             chosen = top
             break
