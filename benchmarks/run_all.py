@@ -44,6 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=RESULTS, help="output directory of every script and of report.md")
     p.add_argument("--smoke", action="store_true", help="tiny settings of every script (CI)")
     p.add_argument("--only", nargs="+", choices=list(SCRIPTS), default=list(SCRIPTS), help="scripts to run")
+    p.add_argument("--collect-only", action="store_true",
+                   help="run nothing: assemble report.md from the outputs already in --out (scripts run separately)")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="arguments after -- go to every script")
     return p.parse_args(argv)
 
@@ -56,11 +58,14 @@ def main(argv=None) -> int:
     sections, failed = [], []
     for name in args.only:
         command = [sys.executable, str(HERE / SCRIPTS[name]), "--out", str(args.out), *(["--smoke"] if args.smoke else []), *extra]
-        print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
-        start = time.perf_counter()
-        code = subprocess.run(command, cwd=HERE.parent, check=False).returncode
-        seconds = time.perf_counter() - start
-        print(f"=== {name}: exit {code} after {seconds:.0f} s", flush=True)
+        if args.collect_only:
+            code, seconds = 0, float("nan")
+        else:
+            print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
+            start = time.perf_counter()
+            code = subprocess.run(command, cwd=HERE.parent, check=False).returncode
+            seconds = time.perf_counter() - start
+            print(f"=== {name}: exit {code} after {seconds:.0f} s", flush=True)
         if code:
             failed.append(name)
             sections.append(f"## {name}\n\nFAILED (exit {code}) after {seconds:.0f} s.\n")
@@ -71,7 +76,8 @@ def main(argv=None) -> int:
         if not args.smoke:
             figures = [f for f in figures if "_smoke" not in f]
         links = "\n".join(f"![{f}]({f})" for f in figures)
-        sections.append(f"{text.strip()}\n\n_Run time: {seconds:.0f} s._\n\n{links}\n")
+        timing = "" if args.collect_only else f"_Run time: {seconds:.0f} s._\n\n"
+        sections.append(f"{text.strip()}\n\n{timing}{links}\n")
     header = (
         f"# bayesrca evaluation suite{' (smoke settings)' if args.smoke else ''}\n\n"
         f"git {git_revision()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, Python {sys.version.split()[0]}.\n"
