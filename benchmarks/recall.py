@@ -432,7 +432,7 @@ def main(argv=None) -> int:
     protocol = (
         f"{len(args.settings)} settings x {args.graphs} random SCMs x {args.outliers} outliers; {args.rows} training "
         f"rows; target with 3-{args.max_ancestors} ancestors; root cause uniform over the target's ancestors and "
-        f"itself, noise shifted by 3-5 sd, kept when the true IT score >= log 100. bayesrca mechanisms='auto', "
+        f"itself, noise shifted by 3-5 sd, kept when it is a but-for cause (true IT score >= log 100 with the shift, < log 10 without). bayesrca mechanisms='auto', "
         f"num_draws={args.num_draws}, num_mc_samples={args.num_mc_samples}; DoWhy auto assignment (GOOD). "
         f"Seed {args.seed}."
     )
