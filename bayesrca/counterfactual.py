@@ -35,8 +35,9 @@ from .handlers import AbductNoise, KeepNoise
 from .mechanisms.base import noise_site
 
 #: From this many anomalies on, an all-linear Monte Carlo model sorts each coalition's samples once
-#: and binary-searches every anomaly's thresholds instead of comparing every pair.
-SORTED_MIN_ANOMALIES = 32
+#: and binary-searches every anomaly's thresholds instead of comparing every pair (the sort costs
+#: about as much as comparing two anomalies' thresholds with every sample).
+SORTED_MIN_ANOMALIES = 4
 
 __all__ = ["abduct_noise", "fresh_noise_trace", "linearize", "choose_engine", "CounterfactualEngine"]
 
