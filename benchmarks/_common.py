@@ -72,21 +72,30 @@ def quiet():
         yield
 
 
-def dowhy_fit(graph: nx.DiGraph, data, *, seed: int = 0, quality: str = "good"):
-    """A fitted DoWhy ``InvertibleStructuralCausalModel`` with ``auto.assign_causal_mechanisms``.
+def _dowhy_assigned(graph: nx.DiGraph, data, seed: int, quality: str):
+    """A DoWhy ``InvertibleStructuralCausalModel`` with ``auto.assign_causal_mechanisms`` done (not fitted).
 
-    A fresh copy of the graph is used: DoWhy writes the mechanisms into node attributes.
+    A fresh copy of the graph is used: DoWhy writes the mechanisms into node attributes. Call
+    inside :func:`quiet`.
     """
     from dowhy import gcm
     from dowhy.gcm.util.general import set_random_seed
 
     level = {"good": gcm.auto.AssignmentQuality.GOOD, "better": gcm.auto.AssignmentQuality.BETTER}[quality]
+    gcm.config.disable_progress_bars()
+    set_random_seed(seed)
+    scm = gcm.InvertibleStructuralCausalModel(nx.DiGraph(graph.edges))
+    scm.graph.add_nodes_from(graph.nodes)
+    gcm.auto.assign_causal_mechanisms(scm, data, quality=level)
+    return scm
+
+
+def dowhy_fit(graph: nx.DiGraph, data, *, seed: int = 0, quality: str = "good"):
+    """A fitted DoWhy ``InvertibleStructuralCausalModel`` with ``auto.assign_causal_mechanisms``."""
+    from dowhy import gcm
+
     with quiet():
-        gcm.config.disable_progress_bars()
-        set_random_seed(seed)
-        scm = gcm.InvertibleStructuralCausalModel(nx.DiGraph(graph.edges))
-        scm.graph.add_nodes_from(graph.nodes)
-        gcm.auto.assign_causal_mechanisms(scm, data, quality=level)
+        scm = _dowhy_assigned(graph, data, seed, quality)
         gcm.fit(scm, data)
     return scm
 
@@ -112,16 +121,10 @@ def dowhy_bootstrap(graph: nx.DiGraph, data, target, anomalies, *, num_resamples
     are bootstrapped one at a time (the mechanism assignment is done once).
     """
     from dowhy import gcm
-    from dowhy.gcm.util.general import set_random_seed
 
-    level = {"good": gcm.auto.AssignmentQuality.GOOD, "better": gcm.auto.AssignmentQuality.BETTER}[quality]
     rows: dict = {}
     with quiet():
-        gcm.config.disable_progress_bars()
-        set_random_seed(seed)
-        scm = gcm.InvertibleStructuralCausalModel(nx.DiGraph(graph.edges))
-        scm.graph.add_nodes_from(graph.nodes)
-        gcm.auto.assign_causal_mechanisms(scm, data, quality=level)
+        scm = _dowhy_assigned(graph, data, seed, quality)  # once; fit_and_compute refits per resample
         for i in range(len(anomalies)):
             medians, intervals = gcm.confidence_intervals(
                 gcm.fit_and_compute(

@@ -34,13 +34,14 @@ import argparse
 import gc
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
+
+from _common import git_revision, peak_rss_mib
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / "bayesrca" / "datasets" / "data"
@@ -106,12 +107,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def peak_rss_mib() -> float:
-    """Process high-water mark of the resident set size (ru_maxrss: KiB on Linux, bytes on macOS)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
-
-
 def median(values):
     return statistics.median(values) if values else float("nan")
 
@@ -126,21 +121,6 @@ def markdown_table(header, rows) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def git_revision() -> str:
-    import subprocess
-
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "bayesrca"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + (" + uncommitted changes in bayesrca/" if dirty else "")
 
 
 def load_data(rows):
