@@ -237,7 +237,6 @@ class CounterfactualEngine:
         num_draws, num_k, num_m = self.scm.num_draws_, self.num_anomalies, self.num_mc_samples
         half_m = num_m // 2
         sizes = torch.tensor([half_m, num_m - half_m], dtype=torch.float32)
-        count = torch.empty(masks.shape[0], num_k, num_draws, 2, dtype=torch.float32)  # per half of the samples
         # Everything from the linear players depends on a coalition only through its restriction
         # to them (its "rest pattern"): the free part sum_{j free} a_j Z_j and the event's centre
         # mid - c - sum_{j kept} a_j n_j. Their difference is built once per rest pattern when it
@@ -247,7 +246,10 @@ class CounterfactualEngine:
             rest_patterns, rest_inverse = torch.unique(keep, dim=0, return_inverse=True)
         else:  # no linear players (the target is nonlinear): one empty pattern; unique() rejects 0 columns
             rest_patterns, rest_inverse = keep[:1], torch.zeros(len(keep), dtype=torch.long)
+        if not self.upstream and num_k >= SORTED_MIN_ANOMALIES:
+            return self._log_probs(self._sorted_counts(rest_patterns)[rest_inverse])
 
+        count = torch.empty(masks.shape[0], num_k, num_draws, 2, dtype=torch.float32)  # per half of the samples
         step = max(1, self.max_elements // (num_draws * num_k * num_m))
         buf = torch.empty(num_draws, step, num_k, num_m, dtype=torch.float32)
         buf_free = torch.empty(num_draws, step, num_m, dtype=torch.float32)
@@ -299,9 +301,7 @@ class CounterfactualEngine:
                     halves[..., 1] += dev[..., -1]
                 count[rows] = ((halves + sizes) / 2).permute(1, 2, 0, 3)
 
-        if not self.upstream and num_k >= SORTED_MIN_ANOMALIES:
-            count = self._sorted_counts(rest_patterns)[rest_inverse]
-        elif not self.upstream:
+        if not self.upstream:
             count_into(torch.arange(masks.shape[0]), None)
         else:
             patterns, inverse = torch.unique(masks[:, self.up_idx], dim=0, return_inverse=True)
@@ -310,8 +310,15 @@ class CounterfactualEngine:
                 terms = self._upstream_term(patterns[start : start + per_pattern])  # (P, D, 1, K, M)
                 for i, term in enumerate(terms):
                     count_into(torch.nonzero(inverse == start + i).squeeze(-1), term)
-        # log((count + 1) / (n + 1)) for all samples and each half, in float32 (counts are exact
-        # integers there up to 2**24 samples)
+        return self._log_probs(count)
+
+    def _log_probs(self, count: torch.Tensor) -> torch.Tensor:
+        """``(C, K, D, 3)`` log-probabilities from event counts ``(C, K, D, 2)`` per half of the samples.
+
+        ``log((count + 1) / (n + 1))`` for all samples and for each half, in float32 (counts are
+        exact integers there up to 2**24 samples).
+        """
+        num_m, half_m = self.num_mc_samples, self.num_mc_samples // 2
         totals = torch.tensor([num_m, half_m, num_m - half_m], dtype=torch.float32)
         counts = torch.cat([count.sum(-1, keepdim=True), count], -1)
         return counts.add_(1).div_(totals + 1).clamp_(max=1.0).log_().double()
