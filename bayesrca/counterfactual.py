@@ -39,6 +39,8 @@ from .mechanisms.base import noise_site
 #: about as much as comparing two anomalies' thresholds with every sample).
 SORTED_MIN_ANOMALIES = 4
 
+_Z_MAX = 1e15  # |z| bound of the float32 closed-form tails: log_ndtr(-1e15) = -5e29, still finite
+
 __all__ = ["abduct_noise", "fresh_noise_trace", "linearize", "choose_engine", "CounterfactualEngine"]
 
 
@@ -229,8 +231,9 @@ class CounterfactualEngine:
         inv_sd = ((1 - keep) @ self.free_var.float().T).clamp_(min=tiny).rsqrt_().unsqueeze(1)  # (C, 1, D)
         mean = torch.einsum("cj,kdj->ckd", keep, c["kept"])
         mean += ((1 - keep) @ c["free_mean"].T).unsqueeze(1)  # centred: the marginal mean is 0
-        left = torch.special.log_ndtr(torch.sub(c["lo"], mean).mul_(inv_sd))
-        right = torch.special.log_ndtr(mean.sub_(c["hi"]).mul_(inv_sd))
+        # z-scores are clamped where float32 would overflow z**2 (a near-deterministic free part)
+        left = torch.special.log_ndtr(torch.sub(c["lo"], mean).mul_(inv_sd).clamp_(-_Z_MAX, _Z_MAX))
+        right = torch.special.log_ndtr(mean.sub_(c["hi"]).mul_(inv_sd).clamp_(-_Z_MAX, _Z_MAX))
         return torch.logaddexp(left, right, out=left).clamp_(max=0.0).double()
 
     def _monte_carlo(self, masks: torch.Tensor) -> torch.Tensor:
