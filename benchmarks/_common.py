@@ -55,15 +55,6 @@ def git_revision() -> str:
     return head + (" + uncommitted changes in bayesrca/" if dirty else "")
 
 
-def write_outputs(out: Path, name: str, frame, title: str, notes: str = "") -> Path:
-    """Write ``name.csv`` and ``name.md`` (title, notes, table) under ``out``; return the md path."""
-    out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / f"{name}.csv", index=False)
-    text = f"## {title}\n\n{notes.strip()}\n\n{markdown_table(frame)}\n" if notes else f"## {title}\n\n{markdown_table(frame)}\n"
-    (out / f"{name}.md").write_text(text)
-    return out / f"{name}.md"
-
-
 @contextlib.contextmanager
 def quiet():
     """Silence warnings (DoWhy, sklearn) inside benchmark loops."""
