@@ -11,7 +11,10 @@ dimension D (the number of draws) plus a diagnostics dict:
   ``AutoMultivariateNormal`` guide (Gaussian or Student-t noise).
 
 The prior, shared by the conjugate path and the Pyro model so that they agree exactly, is
-``sigma2 ~ InverseGamma(A0, B0)`` and ``coef | sigma2 ~ Normal(0, sigma2 * G)`` per coefficient.
+``sigma2 ~ InverseGamma(A0, B0)`` and ``coef | sigma2 ~ Normal(0, sigma2 * g)`` per coefficient.
+``g`` (default ``PRIOR["g"]``) is set per mechanism family: a flexible basis (splines) needs the
+shrinkage, a linear mechanism gets a vague prior (``VAGUE_G``) so that an exact relation among
+strongly collinear parents (profit = revenue - cost) is not biased by the ridge.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ import torch
 
 from .exceptions import ConvergenceWarning
 
-__all__ = ["PRIOR", "regression_model", "conjugate_posterior", "bootstrap_posterior", "mcmc_posterior", "svi_posterior"]
+__all__ = ["PRIOR", "VAGUE_G", "regression_model", "conjugate_posterior", "bootstrap_posterior", "mcmc_posterior", "svi_posterior"]
 
 #: Weakly informative prior on the standardised scale (unit-variance response and features).
 PRIOR = {"a0": 2.0, "b0": 1.0, "g": 100.0, "df_rate": 0.1}
+#: Coefficient prior scale of linear mechanisms: practically flat on the standardised scale.
+VAGUE_G = 1e6
 
 RHAT_MAX = 1.01
 ESS_MIN = 100.0
@@ -49,12 +54,14 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def regression_model(X: torch.Tensor, y: torch.Tensor | None = None, noise: str = "gaussian") -> None:
+def regression_model(
+    X: torch.Tensor, y: torch.Tensor | None = None, noise: str = "gaussian", g: float = PRIOR["g"]
+) -> None:
     """Pyro model of a Bayesian regression with Gaussian or Student-t noise (standardised scale)."""
     n, num_features = X.shape
     sigma2 = pyro.sample("sigma2", dist.InverseGamma(X.new_tensor(PRIOR["a0"]), X.new_tensor(PRIOR["b0"])))
     coef = pyro.sample(
-        "coef", dist.Normal(X.new_zeros(num_features), (sigma2 * PRIOR["g"]).sqrt()).to_event(1)
+        "coef", dist.Normal(X.new_zeros(num_features), (sigma2 * g).sqrt()).to_event(1)
     )
     loc = X @ coef
     if noise == "gaussian":
@@ -68,10 +75,12 @@ def regression_model(X: torch.Tensor, y: torch.Tensor | None = None, noise: str 
         pyro.sample("y", likelihood, obs=y)
 
 
-def conjugate_posterior(X: torch.Tensor, y: torch.Tensor, num_draws: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def conjugate_posterior(
+    X: torch.Tensor, y: torch.Tensor, num_draws: int, *, g: float = PRIOR["g"]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Exact Normal-Inverse-Gamma posterior draws of ``coef`` (D, F) and ``sigma`` (D,)."""
     n, num_features = X.shape
-    precision0 = torch.eye(num_features, dtype=X.dtype) / PRIOR["g"]
+    precision0 = torch.eye(num_features, dtype=X.dtype) / g
     precision = precision0 + X.T @ X
     chol_prec = torch.linalg.cholesky(precision)
     mean = torch.cholesky_solve((X.T @ y).unsqueeze(-1), chol_prec).squeeze(-1)
@@ -87,7 +96,7 @@ def conjugate_posterior(X: torch.Tensor, y: torch.Tensor, num_draws: int) -> tup
 
 
 def bootstrap_posterior(
-    X: torch.Tensor, y: torch.Tensor, num_draws: int, *, num_atoms: int = 1000
+    X: torch.Tensor, y: torch.Tensor, num_draws: int, *, num_atoms: int = 1000, g: float = PRIOR["g"]
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Bayesian bootstrap: Dirichlet-weighted least squares and a residual KDE per draw.
 
@@ -97,7 +106,7 @@ def bootstrap_posterior(
     n, num_features = X.shape
     weights = torch.distributions.Exponential(X.new_ones(())).sample((num_draws, n))
     weights = weights / weights.sum(-1, keepdim=True)
-    gram = torch.einsum("dn,nf,ng->dfg", weights, X, X) + torch.eye(num_features, dtype=X.dtype) / (PRIOR["g"] * n)
+    gram = torch.einsum("dn,nf,ng->dfg", weights, X, X) + torch.eye(num_features, dtype=X.dtype) / (g * n)
     rhs = torch.einsum("dn,nf,n->df", weights, X, y)
     coef = torch.linalg.solve(gram, rhs)
     residuals = y - coef @ X.T  # (D, n)
@@ -148,6 +157,7 @@ def mcmc_posterior(
     num_warmup: int = 300,
     node: str = "",
     progress: bool = False,
+    g: float = PRIOR["g"],
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """NUTS draws from :func:`regression_model`; chains run one after the other in-process."""
     from pyro.infer import MCMC, NUTS
@@ -158,7 +168,7 @@ def mcmc_posterior(
         for _ in range(num_chains):
             kernel = NUTS(regression_model, jit_compile=False, target_accept_prob=0.85)
             mcmc = MCMC(kernel, num_samples=per_chain, warmup_steps=num_warmup, disable_progbar=not progress)
-            mcmc.run(X, y, noise)
+            mcmc.run(X, y, noise, g)
             chains.append({k: v.detach() for k, v in mcmc.get_samples().items()})
     diagnostics = {"inference": "nuts", "num_chains": num_chains, **_diagnose(chains, node)}
     merged = {k: torch.cat([c[k] for c in chains])[:num_draws] for k in chains[0]}
@@ -175,19 +185,22 @@ def svi_posterior(
     learning_rate: float = 0.02,
     node: str = "",
     progress: bool = False,
+    g: float = PRIOR["g"],
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """SVI with an ``AutoMultivariateNormal`` guide; returns guide draws and the ELBO trace."""
     from pyro.infer import SVI, Predictive, Trace_ELBO
     from pyro.infer.autoguide import AutoMultivariateNormal
+    from pyro.infer.autoguide.initialization import init_to_mean
     from pyro.optim import ClippedAdam
 
     # a scope of its own: guide parameters never touch (or are warm-started from) the caller's param store
     with pyro.get_param_store().scope(), _one_thread():
-        guide = AutoMultivariateNormal(regression_model)
+        # start at the prior mean (coef 0, sigma2 1): a draw from a vague prior can start far away
+        guide = AutoMultivariateNormal(regression_model, init_loc_fn=init_to_mean)
         svi = SVI(regression_model, guide, ClippedAdam({"lr": learning_rate, "lrd": 0.1 ** (1 / num_steps)}), Trace_ELBO())
         losses = np.empty(num_steps)
         for step in range(num_steps):
-            losses[step] = svi.step(X, y, noise)
+            losses[step] = svi.step(X, y, noise, g)
         tail = max(num_steps // 10, 10)
         last, prev = losses[-tail:].mean(), losses[-2 * tail : -tail].mean()
         rel_change = float(abs(last - prev) / max(abs(last), 1.0))
@@ -199,7 +212,7 @@ def svi_posterior(
                 stacklevel=4,
             )
         with torch.no_grad():
-            draws = Predictive(guide, num_samples=num_draws)(X, None, noise)
+            draws = Predictive(guide, num_samples=num_draws)(X, None, noise, g)
     draws = {k: v.detach().reshape(num_draws, -1) for k, v in draws.items()}
     draws = {k: v.squeeze(-1) if k != "coef" else v.reshape(num_draws, -1) for k, v in draws.items()}
     diagnostics = {"inference": "svi", "elbo_final": float(last), "elbo_rel_change": rel_change, "elbo": losses}

@@ -26,6 +26,7 @@ def plot_forest(
     ci_prob: float = 0.9,
     inner_prob: float = 0.5,
     ax: Axes | None = None,
+    max_nodes: int | None = None,
 ) -> Axes:
     """Forest plot of the posterior contributions of every node to one anomaly.
 
@@ -46,6 +47,9 @@ def plot_forest(
         Probability of the inner (thick) interval; must not exceed ``ci_prob``.
     ax : matplotlib.axes.Axes, optional
         Axes to draw on; a new figure is created when omitted.
+    max_nodes : int, optional
+        Show only the ``max_nodes`` nodes with the largest absolute median contribution
+        (large graphs); the title says how many were left out.
 
     Returns
     -------
@@ -55,9 +59,10 @@ def plot_forest(
     Raises
     ------
     ConfigError
-        For an unknown anomaly or invalid interval probabilities.
+        For an unknown anomaly, invalid interval probabilities or a non-positive ``max_nodes``.
     """
     from bayesrca.results import _check_interval_args
+    from bayesrca.validation import check_positive_int
 
     _check_interval_args(ci_prob, "eti")
     _check_interval_args(inner_prob, "eti", name="inner_prob")
@@ -70,6 +75,11 @@ def plot_forest(
     rows = outer.iloc[pos * num_nodes : (pos + 1) * num_nodes]
     inner_rows = inner.iloc[pos * num_nodes : (pos + 1) * num_nodes]
     its = result.it_score_summary(ci_prob).iloc[pos]
+    hidden = 0
+    if max_nodes is not None and check_positive_int(max_nodes, "max_nodes") < num_nodes:
+        keep = rows["median"].abs().nlargest(max_nodes).index.sort_values()
+        hidden, num_nodes = num_nodes - max_nodes, max_nodes
+        rows, inner_rows = rows.loc[keep], inner_rows.loc[keep]
 
     import matplotlib.pyplot as plt
 
@@ -91,7 +101,8 @@ def plot_forest(
     right.tick_params(length=0)
     ax.set_title(
         f"Target {result.target!r}, anomaly {label}\n"
-        f"IT score {its['median']:.3g} [{its['lower']:.3g}, {its['upper']:.3g}] (median [{ci_prob:.0%} interval])",
+        f"IT score {its['median']:.3g} [{its['lower']:.3g}, {its['upper']:.3g}] (median [{ci_prob:.0%} interval])"
+        + (f"\n{hidden} nodes with smaller |median| not shown" if hidden else ""),
         fontsize="medium",
     )
     return ax
@@ -103,6 +114,7 @@ def plot_graph(
     anomaly: Any = None,
     ax: Axes | None = None,
     pos: dict | None = None,
+    max_nodes: int | None = None,
 ) -> Axes:
     """The causal graph with nodes coloured by posterior median contribution.
 
@@ -123,12 +135,22 @@ def plot_graph(
         Axes to draw on; a new figure is created when omitted.
     pos : dict, optional
         Node positions; by default a layered layout from causes (left) to effects (right).
+    max_nodes : int, optional
+        For large graphs: draw only the ``max_nodes`` players with the largest absolute median
+        contribution, the target, and every node on a directed path from them to the target.
 
     Returns
     -------
     matplotlib.axes.Axes
         The axes holding the picture.
+
+    Raises
+    ------
+    ConfigError
+        If ``graph`` is not a graph holding every player, or ``max_nodes`` is not positive.
     """
+    from bayesrca.validation import check_positive_int
+
     import matplotlib.pyplot as plt
     import networkx as nx
     from matplotlib.colors import TwoSlopeNorm
@@ -143,6 +165,15 @@ def plot_graph(
     missing = [n for n in rows.index if n not in names]
     if missing:
         raise ConfigError(f"nodes {missing!r} of the result are not in the graph; pass the graph the model was fitted on")
+    if max_nodes is not None and check_positive_int(max_nodes, "max_nodes") < len(rows):
+        target = names.get(str(result.target), result.target)
+        largest = [names[n] for n in rows["median"].abs().nlargest(max_nodes).index]
+        ancestors_of_target = nx.ancestors(graph, target) | {target}
+        keep = {target}
+        for node in largest:  # the node and everything between it and the target
+            keep |= (nx.descendants(graph, node) | {node}) & ancestors_of_target
+        graph = graph.subgraph(keep)
+        rows = rows.loc[[n for n in rows.index if names[n] in keep]]
     if pos is None:
         layered = nx.DiGraph(graph)
         for depth, layer in enumerate(nx.topological_generations(layered)):

@@ -287,18 +287,32 @@ class AttributionResult:
         raise ConfigError(f"Unknown anomaly {anomaly!r}; known anomalies: {list(self._anomalies)[:10]!r}.")
 
     def plot(
-        self, anomaly: Any = None, ci_prob: float = 0.9, *, ax: Axes | None = None, inner_prob: float = 0.5
+        self,
+        anomaly: Any = None,
+        ci_prob: float = 0.9,
+        *,
+        ax: Axes | None = None,
+        inner_prob: float = 0.5,
+        max_nodes: int | None = None,
     ) -> Axes:
         """Forest plot of one anomaly's contributions; see :func:`bayesrca.plotting.plot_forest`."""
         from bayesrca.plotting import plot_forest
 
-        return plot_forest(self, anomaly=anomaly, ci_prob=ci_prob, inner_prob=inner_prob, ax=ax)
+        return plot_forest(self, anomaly=anomaly, ci_prob=ci_prob, inner_prob=inner_prob, ax=ax, max_nodes=max_nodes)
 
-    def plot_graph(self, graph: Any, anomaly: Any = None, *, ax: Axes | None = None, pos: dict | None = None) -> Axes:
+    def plot_graph(
+        self,
+        graph: Any,
+        anomaly: Any = None,
+        *,
+        ax: Axes | None = None,
+        pos: dict | None = None,
+        max_nodes: int | None = None,
+    ) -> Axes:
         """The causal graph coloured by median contribution; see :func:`bayesrca.plotting.plot_graph`."""
         from bayesrca.plotting import plot_graph
 
-        return plot_graph(self, graph, anomaly=anomaly, ax=ax, pos=pos)
+        return plot_graph(self, graph, anomaly=anomaly, ax=ax, pos=pos, max_nodes=max_nodes)
 
     def _heading(self, ci_prob: float = 0.9) -> list[str]:
         its = self.it_score_summary(ci_prob)

@@ -37,7 +37,7 @@ class BayesianSCM:
     graph : networkx.DiGraph
         Causal DAG; node names must be columns of the training data.
     mechanisms : "auto", str, Mechanism or mapping, default "auto"
-        How to model each node. ``"auto"`` chooses per node by held-out log predictive
+        How to model each node. ``"auto"`` chooses per node by cross-validated log predictive
         density among linear / spline regressions with Gaussian or Bayesian-bootstrap noise
         (roots: Gaussian, log-normal, bootstrap). The shorthands ``"linear"``, ``"gaussian"``
         and ``"spline"`` apply one family to every node. A mapping overrides single nodes

@@ -1,8 +1,10 @@
 """Automatic per-node choice of mechanism by held-out expected log predictive density (elpd).
 
-Each candidate is fitted on a training split and scored on a validation split with the
-posterior predictive density ``log mean_s p(x_i | pa_i, theta_s)`` (a Bayesian criterion: the
-log score of the posterior predictive). Candidates are listed from simplest to most flexible;
+Each candidate is scored by K-fold cross-validation: fitted on K-1 folds and scored on the
+held-out fold with the posterior predictive density ``log mean_s p(x_i | pa_i, theta_s)`` (a
+Bayesian criterion: the log score of the posterior predictive), so every row is held out once.
+Using every row, rather than one random split, keeps the choice from hinging on which rows the
+seed happened to hold out. Candidates are listed from simplest to most flexible;
 candidates fall in cost classes (linear-Gaussian: closed-form attributions; linear: one matrix
 product; nonlinear: propagation per coalition), and the best candidate of the cheapest class whose
 elpd is within ``threshold`` standard errors of the overall best, and at most ``max_loss_per_row``
@@ -58,7 +60,7 @@ def select_mechanism(
     num_draws: int = 16,
     max_rows: int = 2000,
     num_atoms: int = 256,
-    holdout: float = 0.3,
+    num_folds: int = 3,
     threshold: float = 2.0,
     max_loss_per_row: float = 0.02,
     node: str = "",
@@ -71,20 +73,22 @@ def select_mechanism(
     error and must not hide a misfit that costs every row (e.g. a linear fit of a clearly
     nonlinear mechanism).
     """
-    n = len(y)
-    idx = rng.permutation(n)[: min(n, max_rows)]
-    n_val = max(int(len(idx) * holdout), 1)
-    val, train = idx[:n_val], idx[n_val:]
+    idx = rng.permutation(len(y))[: min(len(y), max_rows)]
+    n_val = len(idx)
+    folds = np.array_split(idx, max(2, min(num_folds, n_val // 2)))
     rows, pointwise = [], []
     for cand in candidates:
-        trial = cand.clone()
-        if hasattr(trial, "num_atoms"):
-            trial.num_atoms = num_atoms
+        lpd = np.empty(0)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                trial.fit(y[train], parents[train], num_draws=num_draws, node=node)
-            lpd = heldout_elpd(trial, y[val], parents[val])
+            for k, val in enumerate(folds):
+                train = np.concatenate([f for j, f in enumerate(folds) if j != k])
+                trial = cand.clone()
+                if hasattr(trial, "num_atoms"):
+                    trial.num_atoms = num_atoms
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    trial.fit(y[train], parents[train], num_draws=num_draws, node=node)
+                lpd = np.concatenate([lpd, heldout_elpd(trial, y[val], parents[val])])
         except BayesRCAError:
             lpd = np.full(n_val, -np.inf)
         if not np.all(np.isfinite(lpd)):

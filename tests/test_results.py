@@ -236,6 +236,21 @@ def test_plot_returns_axes_with_one_row_per_node(result, tmp_path):
     plt.close("all")
 
 
+def test_forest_plot_can_show_only_the_largest_contributions(result):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = result.plot(max_nodes=2)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "d"]  # |median| 2.0 and 1.0
+    assert "2 nodes with smaller |median| not shown" in ax.get_title()
+    assert len(result.plot(max_nodes=10).get_yticklabels()) == 4
+    with pytest.raises(ConfigError, match="max_nodes"):
+        result.plot(max_nodes=0)
+    plt.close("all")
+
+
 def test_reprs(result):
     text = result._repr_html_()
     assert "<table" in text and ">b<" in text and "'d'" in text
@@ -316,3 +331,23 @@ def test_plot_graph_colours_players_and_greys_the_rest():
     assert "u" in texts
     with pytest.raises(ConfigError, match="not in the graph"):
         result.plot_graph(nx.DiGraph([("x", "y")]))
+
+
+def test_plot_graph_max_nodes_keeps_the_largest_and_their_paths_to_the_target():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import networkx as nx
+
+    contributions = np.zeros((10, 1, 5))
+    contributions[..., 0] = 4.0  # a: largest, reaches t through m
+    contributions[..., 3] = 0.1
+    result = AttributionResult(contributions, contributions.sum(-1), ["a", "m", "b", "c", "t"], [0], "t")
+    graph = nx.DiGraph([("a", "m"), ("m", "t"), ("b", "t"), ("c", "t"), ("t", "u")])
+    ax = result.plot_graph(graph, max_nodes=1)
+    names = {t.get_text().split("\n")[0] for t in ax.texts}
+    assert names == {"a", "m", "t"}
+    with pytest.raises(ConfigError, match="max_nodes"):
+        result.plot_graph(graph, max_nodes=-1)
+    plt.close("all")

@@ -55,6 +55,9 @@ class AdditiveNoiseModel(Mechanism):
         constant in the training data.
     """
 
+    #: coefficient prior scale on the standardised scale (see :mod:`bayesrca.inference`)
+    prior_g: float = inference.PRIOR["g"]
+
     def __init__(
         self,
         noise: str = "bootstrap",
@@ -164,15 +167,19 @@ class AdditiveNoiseModel(Mechanism):
 
     def _run_engine(self, method: str, X: torch.Tensor, t: torch.Tensor, num_draws: int, *, progress: bool, node: str):
         noise = "gaussian" if self.noise == "lognormal" else self.noise
+        g = self.prior_g
         if method == "conjugate":
-            return inference.conjugate_posterior(X, t, num_draws)
+            return inference.conjugate_posterior(X, t, num_draws, g=g)
         if method == "bootstrap":
-            return inference.bootstrap_posterior(X, t, num_draws, num_atoms=self.num_atoms)
+            return inference.bootstrap_posterior(X, t, num_draws, num_atoms=self.num_atoms, g=g)
         if method == "nuts":
             return inference.mcmc_posterior(
-                X, t, num_draws, noise=noise, num_chains=self.num_chains, num_warmup=self.num_warmup, node=node, progress=progress
+                X, t, num_draws, noise=noise, num_chains=self.num_chains, num_warmup=self.num_warmup, node=node,
+                progress=progress, g=g,
             )
-        return inference.svi_posterior(X, t, num_draws, noise=noise, num_steps=self.svi_steps, node=node, progress=progress)
+        return inference.svi_posterior(
+            X, t, num_draws, noise=noise, num_steps=self.svi_steps, node=node, progress=progress, g=g
+        )
 
     # -- the mechanism ------------------------------------------------------------------------
     def loc(self, parents: Sequence[torch.Tensor], dtype: torch.dtype | None = None) -> torch.Tensor:

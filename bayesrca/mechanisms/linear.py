@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
+from .. import inference
 from .additive import AdditiveNoiseModel
 
 __all__ = ["LinearANM"]
@@ -22,6 +23,9 @@ class LinearANM(AdditiveNoiseModel):
 
     family = "linear"
     is_linear = True
+    #: vague coefficient prior: few coefficients, and a ridge would bias exact relations among
+    #: collinear parents (e.g. profit = revenue - cost), whose residuals are tiny
+    prior_g = inference.VAGUE_G
 
     def _learn_features(self, parents: np.ndarray) -> None:
         self.num_parents_ = parents.shape[1]

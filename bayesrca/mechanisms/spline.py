@@ -58,7 +58,7 @@ class SplineANM(AdditiveNoiseModel):
         if not isinstance(self.num_knots, int) or self.num_knots < 3:
             raise ConfigError(f"SplineANM: num_knots must be an integer >= 3, got {self.num_knots!r}")
         self.num_parents_ = parents.shape[1]
-        lows, spans, knots = [], [], []
+        lows, spans, knots, counts = [], [], [], []
         for k in range(parents.shape[1]):
             col = parents[:, k]
             q = np.unique(np.quantile(col, np.linspace(0.05, 0.95, self.num_knots)))
@@ -66,16 +66,23 @@ class SplineANM(AdditiveNoiseModel):
             if len(q) < 3:  # too few distinct values for curvature: fall back to a straight line
                 q = np.array([q[0], q[0] + 0.5 * span, q[0] + span])
             scaled = (q - low) / span
-            # pad so every parent has the same number of basis columns
-            while len(scaled) < self.num_knots:
-                scaled = np.append(scaled, scaled[-1] + 1.0)
+            counts.append(len(scaled))
+            # pad the storage only: padded knots give all-zero columns (dropped in the fit), so a
+            # parent with few distinct values (e.g. a price at 999 on most days) stays linear beyond
+            # its last real knot instead of growing unconstrained cubic terms there
+            scaled = np.append(scaled, np.full(self.num_knots - len(scaled), scaled[-1]))
             lows.append(low)
             spans.append(span)
             knots.append(scaled)
         self.knot_low_ = torch.tensor(lows, dtype=torch.float64)
         self.knot_span_ = torch.tensor(spans, dtype=torch.float64)
         self.knots_ = torch.tensor(np.array(knots), dtype=torch.float64).reshape(len(lows), self.num_knots)
+        self.knot_count_ = tuple(counts)
 
     def _feature_columns(self, parents: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
         for k, p in enumerate(parents):
-            yield from natural_cubic_basis((p - self.knot_low_[k]) / self.knot_span_[k], self.knots_[k])
+            count = self.knot_count_[k]
+            x = (p - self.knot_low_[k]) / self.knot_span_[k]
+            yield from natural_cubic_basis(x, self.knots_[k, :count])
+            for _ in range(self.num_knots - count):
+                yield torch.zeros_like(x)
