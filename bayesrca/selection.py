@@ -1,10 +1,12 @@
 """Automatic per-node choice of mechanism by held-out expected log predictive density (elpd).
 
-Each candidate is scored by K-fold cross-validation: fitted on K-1 folds and scored on the
+Each candidate is scored by K-fold cross-validation (K = 3): fitted on K-1 folds and scored on the
 held-out fold with the posterior predictive density ``log mean_s p(x_i | pa_i, theta_s)`` (a
-Bayesian criterion: the log score of the posterior predictive), so every row is held out once.
-Using every row, rather than one random split, keeps the choice from hinging on which rows the
-seed happened to hold out. Candidates are listed from simplest to most flexible;
+Bayesian criterion: the log score of the posterior predictive). Folds are scored until at least
+``min_scored_rows`` rows are held out, by default all of them: every row is held out once, so the
+choice does not hinge on which rows one random split held out (on the microservice example a single
+split of 2,000 rows chose a log-normal root and a linear Caching Service, and the target's IT score
+fell from 2.9 to 1.9 against an empirical 3.1). A smaller ``min_scored_rows`` trades this for speed. Candidates are listed from simplest to most flexible;
 candidates fall in cost classes (linear-Gaussian: closed-form attributions; linear: one matrix
 product; nonlinear: propagation per coalition), and the best candidate of the cheapest class whose
 elpd is within ``threshold`` standard errors of the overall best, and at most ``max_loss_per_row``
@@ -61,6 +63,7 @@ def select_mechanism(
     max_rows: int = 2000,
     num_atoms: int = 256,
     num_folds: int = 3,
+    min_scored_rows: int = 2000,
     threshold: float = 2.0,
     max_loss_per_row: float = 0.02,
     node: str = "",
@@ -71,16 +74,25 @@ def select_mechanism(
     errors of the overall best *and* the difference is small: below 4 nats, or at most
     ``max_loss_per_row`` nats per held-out row. A few extreme held-out rows inflate the standard
     error and must not hide a misfit that costs every row (e.g. a linear fit of a clearly
-    nonlinear mechanism).
+    nonlinear mechanism). The comparison uses K-fold cross-validation over up to ``max_rows``
+    rows, scoring folds until ``min_scored_rows`` rows are held out.
     """
     idx = rng.permutation(len(y))[: min(len(y), max_rows)]
-    n_val = len(idx)
-    folds = np.array_split(idx, max(2, min(num_folds, n_val // 2)))
+    folds = np.array_split(idx, max(2, min(num_folds, len(idx) // 2)))
+    # score folds until enough rows are held out: all of them on small data (where one random
+    # split is a noisy judge), one fold of a third of the rows on large data (cost)
+    used, scored = [], 0
+    for fold in folds:
+        used.append(fold)
+        scored += len(fold)
+        if scored >= min_scored_rows:
+            break
+    n_val = scored
     rows, pointwise = [], []
     for cand in candidates:
         lpd = np.empty(0)
         try:
-            for k, val in enumerate(folds):
+            for k, val in enumerate(used):
                 train = np.concatenate([f for j, f in enumerate(folds) if j != k])
                 trial = cand.clone()
                 if hasattr(trial, "num_atoms"):
