@@ -17,6 +17,7 @@ from .exceptions import (
     NotFittedError,
 )
 from .mechanisms import LinearANM, Mechanism, RootDistribution, SplineANM
+from .persistence import load_scm as load
 from .results import AttributionResult, ScoreResult
 from .scm import BayesianSCM
 from .scores import outlier_scores
@@ -28,6 +29,7 @@ __all__ = [
     "BayesianSCM",
     "attribute_anomalies",
     "outlier_scores",
+    "load",
     "shapley_values",
     "AttributionResult",
     "ScoreResult",

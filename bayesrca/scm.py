@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -189,6 +190,16 @@ class BayesianSCM:
         return pd.DataFrame({n: v.reshape(-1)[pick].numpy() for n, v in values.items()})[list(self.graph_.nodes)]
 
     # -- reporting ----------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model to ``path`` (zip of JSON + numeric arrays, no pickle).
+
+        Load it with :func:`bayesrca.load`; the same seed then gives identical attributions.
+        See :mod:`bayesrca.persistence` for the format.
+        """
+        from .persistence import save_scm
+
+        return save_scm(self, path)
+
     def summary(self) -> pd.DataFrame:
         """One row per node: parents, chosen mechanism, inference engine and its diagnostics."""
         self.check_fitted()
