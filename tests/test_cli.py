@@ -1,0 +1,97 @@
+"""The command line: fit and attribute end to end, graph formats, output formats, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayesrca.cli import EXIT_INPUT, EXIT_OK, main, read_graph
+from bayesrca.exceptions import DataError
+
+EDGES = [("db", "api"), ("cache", "api"), ("api", "site")]
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    db, cache = rng.exponential(1.0, 400), rng.exponential(1.0, 400)
+    api = db + cache + rng.exponential(0.5, 400)
+    site = api + rng.exponential(0.5, 400)
+    pd.DataFrame({"db": db, "cache": cache, "api": api, "site": site}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"db": [1.0], "cache": [9.0], "api": [10.5], "site": [11.0]}).to_csv(tmp_path / "anom.csv", index=False)
+    pd.DataFrame(EDGES, columns=["source", "target"]).to_csv(tmp_path / "graph.csv", index=False)
+    return tmp_path
+
+
+def test_fit_then_attribute_table_json_csv(files, capsys):
+    model = files / "m.bayesrca"
+    code = main(["fit", "--graph", str(files / "graph.csv"), "--data", str(files / "train.csv"), "-o", str(model),
+                 "--mechanisms", "linear", "--draws", "30", "--quiet"])
+    assert code == EXIT_OK and model.is_file()
+    base = ["attribute", str(model), "--anomalies", str(files / "anom.csv"), "--target", "site", "--quiet", "--mc-samples", "500"]
+    assert main(base) == EXIT_OK
+    table = capsys.readouterr().out
+    assert "IT outlier score at 'site'" in table and table.index("cache") < table.index("db")
+    assert main([*base, "--format", "json"]) == EXIT_OK
+    payload = json.loads(capsys.readouterr().out)
+    top = max(payload["contributions"], key=lambda r: r["median"])
+    assert top["node"] == "cache" and payload["target"] == "site" and payload["it_score"][0]["median"] > 0
+    out = files / "result.csv"
+    assert main([*base, "--format", "csv", "-o", str(out)]) == EXIT_OK
+    frame = pd.read_csv(out)
+    assert set(frame["node"]) == {"db", "cache", "api", "site"} and {"lower", "upper", "prob_top"} <= set(frame.columns)
+    # same seed, same numbers
+    assert main([*base, "--format", "csv", "-o", str(files / "again.csv")]) == EXIT_OK
+    pd.testing.assert_frame_equal(frame, pd.read_csv(files / "again.csv"))
+
+
+def test_graph_formats(tmp_path):
+    expected = nx.DiGraph(EDGES)
+    pd.DataFrame(EDGES, columns=["cause", "effect"]).to_csv(tmp_path / "g.csv", index=False)
+    (tmp_path / "g.json").write_text(json.dumps(nx.node_link_data(expected, edges="edges")))
+    nx.write_gml(expected, tmp_path / "g.gml")
+    for name in ("g.csv", "g.json", "g.gml"):
+        graph = read_graph(tmp_path / name)
+        assert set(graph.edges) == set(expected.edges), name
+    (tmp_path / "g.dot").write_text("digraph {}")
+    with pytest.raises(DataError, match="unknown graph file type"):
+        read_graph(tmp_path / "g.dot")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataError, match="cannot read a graph"):
+        read_graph(tmp_path / "bad.json")
+    nx.write_gml(nx.Graph(EDGES), tmp_path / "undirected.gml")
+    with pytest.raises(DataError, match="undirected"):
+        read_graph(tmp_path / "undirected.gml")
+
+
+def test_bad_input_exits_with_2_and_says_what_is_wrong(files, capsys):
+    missing = main(["fit", "--graph", str(files / "nope.csv"), "--data", str(files / "train.csv"), "-o", str(files / "m")])
+    assert missing == EXIT_INPUT and "does not exist" in capsys.readouterr().err
+    pd.DataFrame([("site", "db"), *EDGES], columns=["source", "target"]).to_csv(files / "cycle.csv", index=False)
+    code = main(["fit", "--graph", str(files / "cycle.csv"), "--data", str(files / "train.csv"), "-o", str(files / "m"), "--quiet"])
+    assert code == EXIT_INPUT and "cycle" in capsys.readouterr().err.lower()
+    main(["fit", "--graph", str(files / "graph.csv"), "--data", str(files / "train.csv"), "-o", str(files / "m.bayesrca"),
+          "--mechanisms", "gaussian", "--draws", "10", "--quiet"])
+    code = main(["attribute", str(files / "m.bayesrca"), "--anomalies", str(files / "anom.csv"), "--target", "nowhere", "--quiet"])
+    assert code == EXIT_INPUT and "nowhere" in capsys.readouterr().err
+    (files / "junk.bayesrca").write_text("junk")
+    code = main(["attribute", str(files / "junk.bayesrca"), "--anomalies", str(files / "anom.csv"), "--target", "site"])
+    assert code == EXIT_INPUT and "not a readable bayesrca model file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: unknown format
+        main(["attribute", str(files / "m.bayesrca"), "--anomalies", str(files / "anom.csv"), "--target", "site", "--format", "xml"])
+
+
+def test_python_dash_m_runs_the_command_line(files):
+    proc = subprocess.run(
+        [sys.executable, "-m", "bayesrca", "fit", "--graph", str(files / "graph.csv"), "--data", str(files / "train.csv"),
+         "-o", str(files / "m.bayesrca"), "--mechanisms", "gaussian", "--draws", "10"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "model written to" in proc.stderr
