@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from bayesrca.results import AttributionResult
 
-__all__ = ["plot_forest", "plot_graph"]
+__all__ = ["plot_forest", "plot_graph", "plot_it_score"]
 
 
 def plot_forest(
@@ -212,4 +212,87 @@ def plot_graph(
     ax.set_title(f"Contributions to the outlier at {result.target!r}, anomaly {result.anomalies[index]}", fontsize="medium")
     ax.set_axis_off()
     ax.margins(0.12)
+    return ax
+
+
+def plot_it_score(
+    result: AttributionResult,
+    scm: Any,
+    anomaly: Any = None,
+    *,
+    ci_prob: float = 0.9,
+    num_rows: int = 500,
+    seed: int = 0,
+    ax: Axes | None = None,
+) -> Axes:
+    """The anomaly's IT score posterior against the IT scores of normal (training) rows.
+
+    Grey: the posterior-median IT score at the target of up to ``num_rows`` training rows (what
+    normal operation scores). Colour: the posterior draws of the anomaly's IT score, with its median
+    and ``ci_prob`` interval. The title gives the share of training rows scoring at least the
+    anomaly's median.
+
+    Parameters
+    ----------
+    result : AttributionResult
+        The attribution (its IT score draws are plotted).
+    scm : BayesianSCM
+        The fitted model the attribution used (its training data are scored).
+    anomaly : hashable, optional
+        Label of the anomaly; by default the first.
+    ci_prob : float, default 0.9
+        Probability of the anomaly's interval.
+    num_rows : int, default 500
+        Training rows scored (a random subset when there are more).
+    seed : int, default 0
+        Seed of the subset and of the Monte Carlo marginals.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure is created when omitted.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ConfigError
+        For an unknown anomaly, a bad ``ci_prob`` or a non-positive ``num_rows``.
+    NotFittedError
+        If ``scm`` is not fitted.
+    """
+    import matplotlib.pyplot as plt
+
+    from bayesrca.results import _check_interval_args, _interval
+    from bayesrca.scores import outlier_scores
+    from bayesrca.validation import check_positive_int
+
+    _check_interval_args(ci_prob, "eti")
+    num_rows = check_positive_int(num_rows, "num_rows")
+    scm.check_fitted()
+    pos = result._anomaly_position(anomaly)
+    train = scm.training_data_
+    if len(train) > num_rows:
+        train = train.sample(num_rows, random_state=seed)
+    scores = outlier_scores(scm, train, seed=seed)
+    normal = np.median(scores.scores[:, :, list(scores.nodes).index(str(result.target))], axis=0)
+    draws = result.it_scores[:, pos]
+    lower, upper = (float(v[0]) for v in _interval(draws[:, None], ci_prob, "eti"))
+    median = float(np.median(draws))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
+    top = max(float(normal.max()), float(draws.max()))
+    bins = np.linspace(0.0, top * 1.02 + 1e-9, 50)
+    ax.hist(normal, bins=bins, density=True, color="0.7", label=f"normal rows ({len(normal)}, posterior median)")
+    ax.hist(draws, bins=bins, density=True, color="C3", alpha=0.6, label="anomaly: posterior draws")
+    ax.axvline(median, color="C3", lw=2, label=f"anomaly median {median:.3g}")
+    ax.axvspan(lower, upper, color="C3", alpha=0.12, label=f"{ci_prob:.0%} interval [{lower:.3g}, {upper:.3g}]")
+    share = float(np.mean(normal >= median))
+    ax.set_xlabel(f"IT outlier score at {result.target!r} (nats)")
+    ax.set_ylabel("density")
+    ax.set_title(
+        f"Anomaly {result.anomalies[pos]} against normal operation: {share:.1%} of normal rows score "
+        f"at least its median",
+        fontsize="medium",
+    )
+    ax.legend(fontsize="small", frameon=False)
     return ax

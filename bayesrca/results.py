@@ -300,6 +300,12 @@ class AttributionResult:
 
         return plot_forest(self, anomaly=anomaly, ci_prob=ci_prob, inner_prob=inner_prob, ax=ax, max_nodes=max_nodes)
 
+    def plot_it_score(self, scm: Any, anomaly: Any = None, *, ci_prob: float = 0.9, ax: Axes | None = None) -> Axes:
+        """IT score posterior against normal rows; see :func:`bayesrca.plotting.plot_it_score`."""
+        from bayesrca.plotting import plot_it_score
+
+        return plot_it_score(self, scm, anomaly=anomaly, ci_prob=ci_prob, ax=ax)
+
     def plot_graph(
         self,
         graph: Any,

@@ -351,3 +351,30 @@ def test_plot_graph_max_nodes_keeps_the_largest_and_their_paths_to_the_target():
     with pytest.raises(ConfigError, match="max_nodes"):
         result.plot_graph(graph, max_nodes=-1)
     plt.close("all")
+
+
+def test_plot_it_score_against_normal_rows():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import networkx as nx
+    import pandas as pd
+
+    import bayesrca as br
+    from bayesrca.plotting import plot_it_score
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=300)
+    frame = pd.DataFrame({"a": a, "b": a + rng.normal(0, 0.5, 300)})
+    scm = br.BayesianSCM(nx.DiGraph([("a", "b")]), mechanisms="gaussian", num_draws=30).fit(frame, seed=0)
+    res = br.attribute_anomalies(scm, "b", pd.DataFrame({"a": [3.0], "b": [4.0]}), seed=0)
+    ax = res.plot_it_score(scm)
+    assert "of normal rows score at least its median" in ax.get_title()
+    assert len(ax.patches) > 50  # two histograms and the interval
+    assert "IT outlier score at 'b'" in ax.get_xlabel()
+    with pytest.raises(ConfigError, match="num_rows"):
+        plot_it_score(res, scm, num_rows=0)
+    with pytest.raises(ConfigError, match="ci_prob"):
+        res.plot_it_score(scm, ci_prob=1.5)
+    plt.close("all")
