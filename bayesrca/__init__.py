@@ -18,6 +18,7 @@ from .exceptions import (
 )
 from .mechanisms import LinearANM, Mechanism, RootDistribution, SplineANM
 from .persistence import load_scm as load
+from .report import write_report
 from .results import AttributionResult, ScoreResult
 from .scm import BayesianSCM
 from .scores import outlier_scores
@@ -30,6 +31,7 @@ __all__ = [
     "attribute_anomalies",
     "outlier_scores",
     "load",
+    "write_report",
     "shapley_values",
     "AttributionResult",
     "ScoreResult",

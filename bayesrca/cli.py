@@ -4,6 +4,7 @@
 
     bayesrca fit --graph GRAPH --data TRAIN.csv -o model.bayesrca [--mechanisms auto] [--draws 200] [--seed 0]
     bayesrca attribute model.bayesrca --anomalies ANOM.csv --target NODE [--format table|json|csv] [-o FILE]
+        [--report report.html]
 
 The graph is an edge list CSV (columns ``source,target``, or ``cause,effect``, or the first two
 columns), a node-link JSON file (networkx ``node_link_data``) or GML. Exit codes: 0 success,
@@ -95,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     att.add_argument("--target", required=True, help="the node where the outliers were seen")
     att.add_argument("--format", default="table", choices=["table", "json", "csv"])
     att.add_argument("-o", "--output", help="write the result here instead of standard output")
+    att.add_argument("--report", help="also write a self-contained HTML report here")
     att.add_argument("--ci-prob", type=float, default=0.9, help="credible interval probability")
     att.add_argument("--mc-samples", type=int, default=2000, help="Monte Carlo samples per coalition")
     att.add_argument("--seed", type=int, default=0)
@@ -124,6 +126,13 @@ def _attribute(args: argparse.Namespace) -> str:
     )
     table = res.summary(ci_prob=args.ci_prob)
     its = res.it_score_summary(ci_prob=args.ci_prob)
+    if args.report:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only, no display
+        from .report import write_report
+
+        write_report(res, scm, args.report, ci_prob=args.ci_prob)
     if args.format == "csv":
         text = table.to_csv(index=False)
     elif args.format == "json":
@@ -137,11 +146,12 @@ def _attribute(args: argparse.Namespace) -> str:
         shown = table[["anomaly", "node", "median", "lower", "upper", "prob_top"]]
         lines += ["", shown.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
         text = "\n".join(lines) + "\n"
+    written = [f"report written to {args.report}"] if args.report else []
     if args.output:
         Path(args.output).write_text(text)
-        return f"result written to {args.output}"
+        return "; ".join([f"result written to {args.output}", *written])
     sys.stdout.write(text)
-    return ""
+    return "; ".join(written)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,75 @@
+"""The HTML report: self-contained, answer first, figures embedded; renders in a headless browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+
+import matplotlib
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesrca as br
+from bayesrca.exceptions import ConfigError
+from bayesrca.report import render_report
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    db, cache = rng.exponential(1.0, 400), rng.exponential(1.0, 400)
+    api = db + cache + rng.exponential(0.5, 400)
+    frame = pd.DataFrame({"db": db, "cache": cache, "api": api, "site": api + rng.exponential(0.5, 400)})
+    graph = nx.DiGraph([("db", "api"), ("cache", "api"), ("api", "site")])
+    scm = br.BayesianSCM(graph, mechanisms="auto", num_draws=30).fit(frame, seed=0)
+    anomalies = pd.DataFrame({"db": [1.0, 6.0], "cache": [9.0, 1.0], "api": [10.5, 7.5], "site": [11.0, 8.0]})
+    return scm, br.attribute_anomalies(scm, "site", anomalies, seed=0, num_mc_samples=500)
+
+
+def test_report_is_self_contained_and_answers_first(fitted):
+    scm, res = fitted
+    text = render_report(res, scm)
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    assert text.count("data:image/png;base64,") == 6  # IT score, forest and graph per anomaly
+    assert not re.search(r"(src|href)=['\"]?https?:", text) and "<script" not in text
+    first, second = text.index("Anomaly 0"), text.index("Anomaly 1")
+    assert "Most likely root cause: cache" in text[first:second]
+    assert "Most likely root cause: db" in text[second:]
+    assert "Fit diagnostics" in text and "cross-validated elpd" in text
+    with pytest.raises(ConfigError, match="ci_prob"):
+        render_report(res, scm, ci_prob=2.0)
+
+
+def test_write_report_and_cli_flag(fitted, tmp_path):
+    scm, res = fitted
+    path = br.write_report(res, scm, tmp_path / "r.html")
+    assert path.stat().st_size > 20_000
+    scm.save(tmp_path / "m.bayesrca")
+    scm.training_data_.head(1).assign(cache=9.0, api=10.5, site=11.0).to_csv(tmp_path / "a.csv", index=False)
+    from bayesrca.cli import main
+
+    code = main(["attribute", str(tmp_path / "m.bayesrca"), "--anomalies", str(tmp_path / "a.csv"), "--target", "site",
+                 "--report", str(tmp_path / "cli.html"), "--quiet", "--mc-samples", "300", "-o", str(tmp_path / "out.csv")])
+    assert code == 0 and "Most likely root cause" in (tmp_path / "cli.html").read_text()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(fitted, tmp_path):
+    scm, res = fitted
+    page = br.write_report(res, scm, tmp_path / "r.html")
+    shot = tmp_path / "r.png"
+    subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1100,2400",
+         f"--screenshot={shot}", page.as_uri()],
+        capture_output=True, timeout=120, check=False,
+    )
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert (width, height) == (1100, 2400) and len(data) > 50_000  # a page with figures, not a blank one
