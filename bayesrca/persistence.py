@@ -32,7 +32,7 @@ from . import graph as graphs
 from .exceptions import ConfigError, DataError
 from .mechanisms import LinearANM, Mechanism, RootDistribution, SplineANM
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save_scm", "load_scm"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load_scm", "save_scm"]
 
 FORMAT_NAME = "bayesrca-scm"
 #: (major, minor): a reader accepts any minor of its own major version.

@@ -73,16 +73,16 @@ def render_report(result: Any, scm: Any, *, ci_prob: float = 0.9, max_nodes: int
         f"<title>{html.escape(title or f'Root causes of the outlier at {result.target}')}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title or f'Root causes of the outlier at {result.target}')}</h1>",
-        f"<p class='meta'>bayesrca {__version__} · {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC} · "
+        (f"<p class='meta'>bayesrca {__version__} · {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC} · "
         f"{result.num_draws} posterior draws · {len(result.anomalies)} anomal{'y' if len(result.anomalies) == 1 else 'ies'} · "
-        f"method: {html.escape(', '.join(f'{k}={v}' for k, v in result.method_info.items()))}</p>",
-        "<h2>How to read this</h2><p class='note'>The <b>IT outlier score</b> is −log P(a normal value is at least "
+        f"method: {html.escape(', '.join(f'{k}={v}' for k, v in result.method_info.items()))}</p>"),
+        ("<h2>How to read this</h2><p class='note'>The <b>IT outlier score</b> is −log P(a normal value is at least "
         "as extreme as the observed one), in nats: 2.3 means 1 in 10, 4.6 means 1 in 100. Each node's "
         "<b>contribution</b> is its Shapley share of that score: how much keeping that node's own observed "
         "deviation (its noise) makes the outlier more likely; contributions sum to the score, and a negative "
         "one made the outlier less extreme. Every number is a posterior: the median and a "
         f"{ci_prob:.0%} credible interval. <b>P(top)</b> is the posterior probability that a node is the "
-        "largest contributor: check the nodes that together hold most of it first.</p>",
+        "largest contributor: check the nodes that together hold most of it first.</p>"),
     ]
     for pos, label in enumerate(result.anomalies):
         rows = table[table["anomaly"] == label] if len(result.anomalies) > 1 else table
@@ -93,11 +93,11 @@ def render_report(result: Any, scm: Any, *, ci_prob: float = 0.9, max_nodes: int
         look = ranked[cumulative.shift(fill_value=0.0) < 0.9]["node"].tolist()
         parts += [
             f"<h2>Anomaly {html.escape(str(label))}</h2>",
-            f"<div class='answer'><b>Most likely root cause: {html.escape(str(first['node']))}</b> "
+            (f"<div class='answer'><b>Most likely root cause: {html.escape(str(first['node']))}</b> "
             f"(P(top) = {first['prob_top']:.2f}; contribution {first['median']:.3g} "
             f"[{first['lower']:.3g}, {first['upper']:.3g}]).<br>IT score at {target}: {it['median']:.3g} "
             f"[{it['lower']:.3g}, {it['upper']:.3g}]. Nodes holding 90 % of P(top), to check first: "
-            f"{html.escape(', '.join(map(str, look)))}.</div>",
+            f"{html.escape(', '.join(map(str, look)))}.</div>"),
             _figure(result.plot_it_score(scm, anomaly=label, ci_prob=ci_prob)),
             _table(rows[["node", "median", "lower", "upper", "prob_top", "prob_positive"]].head(max_nodes)),
             _figure(result.plot(anomaly=label, ci_prob=ci_prob, max_nodes=max_nodes)),
@@ -106,9 +106,9 @@ def render_report(result: Any, scm: Any, *, ci_prob: float = 0.9, max_nodes: int
     diagnostics = scm.summary()
     parts += [
         "<h2>Fit diagnostics</h2>",
-        f"<p class='note'>{len(scm.nodes_)} nodes fitted on {len(scm.training_data_)} rows, "
+        (f"<p class='note'>{len(scm.nodes_)} nodes fitted on {len(scm.training_data_)} rows, "
         f"{scm.num_draws_} posterior draws, seed {scm.seed_}. One row per node: parents, mechanism family, "
-        "inference engine and its diagnostics (R-hat and ESS for NUTS, ELBO change for SVI).</p>",
+        "inference engine and its diagnostics (R-hat and ESS for NUTS, ELBO change for SVI).</p>"),
         _table(diagnostics.astype({c: str for c in diagnostics.columns if diagnostics[c].dtype == object})),
     ]
     if len(scm.selection_):
