@@ -22,8 +22,10 @@ class RootDistribution(AdditiveNoiseModel):
     noise : {"bootstrap", "gaussian", "lognormal", "student_t"}
         ``"lognormal"`` (exact conjugate posterior on the log scale) fits skewed positive data
         such as latencies; ``"bootstrap"`` is the non-parametric smoothed Bayesian bootstrap.
-    **kwargs
-        See :class:`~bayesrca.mechanisms.additive.AdditiveNoiseModel`.
+    inference : str
+        Posterior engine, as for :class:`~bayesrca.mechanisms.additive.AdditiveNoiseModel`,
+        which also documents the keyword-only settings (``num_warmup``, ``num_chains``,
+        ``svi_steps``, ``num_atoms``, ``constant_noise_scale``).
     """
 
     family = "root"
