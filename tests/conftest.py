@@ -15,7 +15,7 @@ def fuzz_counter() -> Counter:
     return _FUZZ_CASES
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001 - pytest hook signature
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if _FUZZ_CASES:
         terminalreporter.write_sep("-", "fuzz cases tried")
         for name, count in sorted(_FUZZ_CASES.items()):
