@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from bayesrca.results import AttributionResult
 
-__all__ = ["plot_forest", "plot_graph", "plot_it_score"]
+__all__ = ["normal_it_scores", "plot_forest", "plot_graph", "plot_it_score"]
 
 
 def plot_forest(
@@ -224,6 +224,7 @@ def plot_it_score(
     num_rows: int = 500,
     seed: int = 0,
     ax: Axes | None = None,
+    normal_scores: np.ndarray | None = None,
 ) -> Axes:
     """The anomaly's IT score posterior against the IT scores of normal (training) rows.
 
@@ -248,6 +249,9 @@ def plot_it_score(
         Seed of the subset and of the Monte Carlo marginals.
     ax : matplotlib.axes.Axes, optional
         Axes to draw on; a new figure is created when omitted.
+    normal_scores : numpy.ndarray, optional
+        IT scores of normal rows at the target, from :func:`normal_it_scores` (computed here
+        when omitted; pass them to draw several anomalies without scoring the rows again).
 
     Returns
     -------
@@ -263,18 +267,10 @@ def plot_it_score(
     import matplotlib.pyplot as plt
 
     from bayesrca.results import _check_interval_args, _interval
-    from bayesrca.scores import outlier_scores
-    from bayesrca.validation import check_positive_int
 
     _check_interval_args(ci_prob, "eti")
-    num_rows = check_positive_int(num_rows, "num_rows")
-    scm.check_fitted()
     pos = result._anomaly_position(anomaly)
-    train = scm.training_data_
-    if len(train) > num_rows:
-        train = train.sample(num_rows, random_state=seed)
-    scores = outlier_scores(scm, train, seed=seed)
-    normal = np.median(scores.scores[:, :, list(scores.nodes).index(str(result.target))], axis=0)
+    normal = normal_it_scores(scm, result.target, num_rows=num_rows, seed=seed) if normal_scores is None else normal_scores
     draws = result.it_scores[:, pos]
     lower, upper = (float(v[0]) for v in _interval(draws[:, None], ci_prob, "eti"))
     median = float(np.median(draws))
@@ -296,3 +292,25 @@ def plot_it_score(
     )
     ax.legend(fontsize="small", frameon=False)
     return ax
+
+
+def normal_it_scores(scm: Any, target: Any, *, num_rows: int = 500, seed: int = 0) -> np.ndarray:
+    """Posterior-median IT score at ``target`` of up to ``num_rows`` training rows (a random subset).
+
+    Raises
+    ------
+    ConfigError
+        If ``num_rows`` is not positive.
+    NotFittedError
+        If ``scm`` is not fitted.
+    """
+    from bayesrca.scores import outlier_scores
+    from bayesrca.validation import check_positive_int
+
+    num_rows = check_positive_int(num_rows, "num_rows")
+    scm.check_fitted()
+    train = scm.training_data_
+    if len(train) > num_rows:
+        train = train.sample(num_rows, random_state=seed)
+    scores = outlier_scores(scm, train, seed=seed)
+    return np.median(scores.scores[:, :, list(scores.nodes).index(str(target))], axis=0)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from .plotting import normal_it_scores, plot_it_score
 from .validation import check_probability
 
 __all__ = ["render_report", "write_report"]
@@ -84,6 +85,7 @@ def render_report(result: Any, scm: Any, *, ci_prob: float = 0.9, max_nodes: int
         f"{ci_prob:.0%} credible interval. <b>P(top)</b> is the posterior probability that a node is the "
         "largest contributor: check the nodes that together hold most of it first.</p>"),
     ]
+    normal = normal_it_scores(scm, result.target)  # once for all anomalies
     for pos, label in enumerate(result.anomalies):
         rows = table[table["anomaly"] == label] if len(result.anomalies) > 1 else table
         first = rows.sort_values("prob_top", ascending=False).iloc[0]
@@ -98,7 +100,7 @@ def render_report(result: Any, scm: Any, *, ci_prob: float = 0.9, max_nodes: int
             f"[{first['lower']:.3g}, {first['upper']:.3g}]).<br>IT score at {target}: {it['median']:.3g} "
             f"[{it['lower']:.3g}, {it['upper']:.3g}]. Nodes holding 90 % of P(top), to check first: "
             f"{html.escape(', '.join(map(str, look)))}.</div>"),
-            _figure(result.plot_it_score(scm, anomaly=label, ci_prob=ci_prob)),
+            _figure(plot_it_score(result, scm, anomaly=label, ci_prob=ci_prob, normal_scores=normal)),
             _table(rows[["node", "median", "lower", "upper", "prob_top", "prob_positive"]].head(max_nodes)),
             _figure(result.plot(anomaly=label, ci_prob=ci_prob, max_nodes=max_nodes)),
             _figure(result.plot_graph(scm, anomaly=label, max_nodes=min(max_nodes, 8))),
