@@ -149,11 +149,11 @@ def plot_graph(
     ConfigError
         If ``graph`` is not a graph holding every player, or ``max_nodes`` is not positive.
     """
-    from bayesrca.validation import check_positive_int
-
     import matplotlib.pyplot as plt
     import networkx as nx
     from matplotlib.colors import TwoSlopeNorm
+
+    from bayesrca.validation import check_positive_int
 
     graph = getattr(graph, "graph_", graph)
     if not isinstance(graph, nx.DiGraph):
