@@ -6,7 +6,8 @@ Bayesian criterion: the log score of the posterior predictive). Folds are scored
 ``min_scored_rows`` rows are held out, by default all of them: every row is held out once, so the
 choice does not hinge on which rows one random split held out (on the microservice example a single
 split of 2,000 rows chose a log-normal root and a linear Caching Service, and the target's IT score
-fell from 2.9 to 1.9 against an empirical 3.1). A smaller ``min_scored_rows`` trades this for speed. Candidates are listed from simplest to most flexible;
+fell from 2.9 to 1.9 against an empirical 3.1). A smaller ``min_scored_rows`` trades this for speed.
+Candidates are listed from simplest to most flexible;
 candidates fall in cost classes (linear-Gaussian: closed-form attributions; linear: one matrix
 product; nonlinear: propagation per coalition), and the best candidate of the cheapest class whose
 elpd is within ``threshold`` standard errors of the overall best, and at most ``max_loss_per_row``
@@ -79,8 +80,8 @@ def select_mechanism(
     """
     idx = rng.permutation(len(y))[: min(len(y), max_rows)]
     folds = np.array_split(idx, max(2, min(num_folds, len(idx) // 2)))
-    # score folds until enough rows are held out: all of them on small data (where one random
-    # split is a noisy judge), one fold of a third of the rows on large data (cost)
+    # score folds until min_scored_rows rows are held out (by default all folds: one random split
+    # is a noisy judge); a smaller min_scored_rows stops after fewer folds, for speed
     used, scored = [], 0
     for fold in folds:
         used.append(fold)
