@@ -88,9 +88,9 @@ def render_report(result: Any, scm: Any, *, ci_prob: float = 0.9, max_nodes: int
     normal = normal_it_scores(scm, result.target)  # once for all anomalies
     for pos, label in enumerate(result.anomalies):
         rows = table[table["anomaly"] == label] if len(result.anomalies) > 1 else table
-        first = rows.sort_values("prob_top", ascending=False).iloc[0]
-        it = its.iloc[pos]
         ranked = rows.sort_values("prob_top", ascending=False)
+        first = ranked.iloc[0]
+        it = its.iloc[pos]
         cumulative = ranked["prob_top"].cumsum()
         look = ranked[cumulative.shift(fill_value=0.0) < 0.9]["node"].tolist()
         parts += [
