@@ -6,6 +6,8 @@ the probability that each node is the top root cause.
 """
 
 from .attribution import attribute_anomalies
+from .change import distribution_change
+from .contributions import ContributionResult
 from .exceptions import (
     BayesRCAError,
     BayesRCAWarning,
@@ -13,10 +15,20 @@ from .exceptions import (
     ConstantColumnWarning,
     ConvergenceWarning,
     DataError,
+    ExtrapolationWarning,
     GraphError,
     NotFittedError,
 )
-from .mechanisms import LinearANM, Mechanism, RootDistribution, SplineANM
+from .influence import intrinsic_causal_influence
+from .mechanisms import (
+    BernoulliGLM,
+    CategoricalGLM,
+    LinearANM,
+    Mechanism,
+    PoissonGLM,
+    RootDistribution,
+    SplineANM,
+)
 from .persistence import load_scm as load
 from .report import write_report
 from .results import AttributionResult, ScoreResult
@@ -39,6 +51,9 @@ __all__ = [
     "LinearANM",
     "SplineANM",
     "RootDistribution",
+    "BernoulliGLM",
+    "CategoricalGLM",
+    "PoissonGLM",
     "BayesRCAError",
     "GraphError",
     "DataError",
@@ -47,4 +62,8 @@ __all__ = [
     "BayesRCAWarning",
     "ConvergenceWarning",
     "ConstantColumnWarning",
+    "ExtrapolationWarning",
+    "distribution_change",
+    "intrinsic_causal_influence",
+    "ContributionResult",
 ]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import operator
+import warnings
 from collections.abc import Hashable
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -17,15 +21,15 @@ from .counterfactual import (
     choose_engine,
     nonlinear_closure,
 )
-from .exceptions import ConfigError
+from .exceptions import ConfigError, ExtrapolationWarning
 from .results import AttributionResult
 from .shapley import shapley_values
 from .tails import event_side
-from .validation import check_frame, check_positive_int
+from .validation import check_frame, check_positive_int, check_positive_number
 
 __all__ = ["attribute_anomalies"]
 
-_TAILS = ("auto", "analytic", "mc")
+_TAILS = ("auto", "analytic", "mc", "plain")
 
 
 def attribute_anomalies(
@@ -41,6 +45,7 @@ def attribute_anomalies(
     tail: str = "auto",
     base_score: str = "median_cdf",
     max_elements: int = 2**25,
+    max_memory_mb: float | None = None,
     progress: bool = False,
 ) -> AttributionResult:
     r"""Posterior contributions of the target's ancestors to each anomaly's IT outlier score.
@@ -70,9 +75,14 @@ def attribute_anomalies(
         Permutations for ``shapley="permutation"`` (default ``max(2n, 32)``).
     max_exact_players : int, default 12
         Largest number of players for which ``"auto"`` enumerates all coalitions.
-    tail : {"auto", "analytic", "mc"}
+    tail : {"auto", "analytic", "mc", "plain"}
         ``"auto"`` uses closed-form Gaussian tails where every ancestor is linear-Gaussian and
-        Monte Carlo otherwise; ``"mc"`` forces Monte Carlo.
+        Monte Carlo otherwise; ``"mc"`` forces Monte Carlo. Monte Carlo integrates the Gaussian
+        part of every Gaussian noise that enters the target additively in closed form wherever
+        an event is rare (fewer than
+        ``bayesrca.counterfactual.RARE_HITS`` samples in it), so IT scores and contributions of
+        extreme outliers are not capped near ``log(num_mc_samples)``. ``"plain"`` is plain Monte
+        Carlo with the ``(count + 1) / (M + 1)`` rule (capped, as in DoWhy), for comparison.
     base_score : str, default "median_cdf"
         Base score tau of the IT score: ``"median_cdf"`` (two-sided quantile score, DoWhy's
         default), ``"mean_deviation"``, ``"median_deviation"``, ``"upper"`` (only large values are
@@ -80,6 +90,17 @@ def attribute_anomalies(
     max_elements : int, default 2**25
         Bound on the elements of the largest intermediate tensor (coalitions x Monte Carlo
         samples x anomalies x draws, float32); coalitions and anomalies are chunked to respect it.
+    max_memory_mb : float, optional
+        Memory budget of the call in MiB (2**20 bytes): the working set it adds to the process,
+        the returned draws included. Anomalies are attributed in chunks, and ``max_elements`` is
+        lowered, so that the estimated working set fits (an estimate calibrated with
+        ``benchmarks/memory.py``, see docs/guarantees.md); the numbers do not depend on the budget
+        (same seed, same draws up to float32 rounding). ``None``
+        (default): no budget, only ``max_elements``. A budget below what the call needs for any
+        chunk size (the returned draws, the Monte Carlo noise of one chunk) raises
+        :class:`~bayesrca.exceptions.ConfigError` with the smallest feasible budget. On the
+        Monte Carlo path the fixed part grows with ``num_mc_samples`` x draws x players: lower
+        ``num_mc_samples`` (or use fewer posterior draws) to fit a small budget.
     progress : bool, default False
         Show a progress bar over chunks of anomalies.
 
@@ -94,69 +115,233 @@ def attribute_anomalies(
     frame = check_frame(anomaly_samples, players, what="anomaly_samples", allowed=others)
     num_mc_samples = check_positive_int(num_mc_samples, "num_mc_samples", minimum=10)
     max_elements = check_positive_int(max_elements, "max_elements")
+    if max_memory_mb is not None:
+        max_memory_mb = check_positive_number(max_memory_mb, "max_memory_mb")
     if tail not in _TAILS:
         raise ConfigError(f"tail must be one of {_TAILS}, got {tail!r}")
     if shapley not in ("auto", "exact", "permutation"):
         raise ConfigError(f"shapley must be 'auto', 'exact' or 'permutation', got {shapley!r}")
     event_side(base_score)
+    _warn_extrapolation(scm, players, frame)
     kind = choose_engine(scm, players, tail)
     base_seed = resolve_seed(seed)
     num_draws = scm.num_draws_
-    if kind == "analytic":
-        per_anomaly = num_draws * 2 ** min(len(players), 20)
-    elif nonlinear_closure(scm, players) or len(frame) < SORTED_MIN_ANOMALIES:
-        per_anomaly = num_draws * 16 * num_mc_samples  # every sample compared with every anomaly
-    else:  # sorted samples are shared by all anomalies of a chunk: only per-anomaly state counts
-        per_anomaly = num_draws * 16
-    anomaly_chunk = max(1, min(len(frame), max_elements // per_anomaly))
-    contributions, it_scores, mc_se = [], [], []
-    with seeded(base_seed), torch.no_grad():
-        generator = torch.Generator().manual_seed(base_seed)
-        starts = range(0, len(frame), anomaly_chunk)
-        for start in progress_bar(starts, progress, "attributing anomalies"):
-            rows = frame.iloc[start : start + anomaly_chunk]
-            observed = {n: torch.tensor(rows[n].to_numpy()).unsqueeze(-1) for n in players}
-            engine = CounterfactualEngine(
-                scm,
-                target_node,
-                players,
-                observed,
-                kind=kind,
-                num_mc_samples=num_mc_samples,
-                base_score=base_score,
-                max_elements=max_elements,
-            )
-            phi = shapley_values(
-                engine,
-                len(players),
-                method=shapley,
-                num_permutations=num_permutations,
-                max_exact_players=max_exact_players,
-                generator=generator,
-                chunk_size=max(1, max_elements // (len(rows) * num_draws * 3)),  # values of a chunk, float64
-            )  # (K, D, E, n)
-            contributions.append(phi[:, :, 0].permute(1, 0, 2).numpy())
-            it_scores.append(engine.it_score.T.numpy())
-            mc_se.append(_mc_std_error(phi))
     n = len(players)
     method = "exact" if (shapley == "exact" or (shapley == "auto" and n <= max_exact_players)) else "permutation"
+    plan = _memory_plan(
+        kind=kind,
+        sorted_path=kind == "mc" and not nonlinear_closure(scm, players),
+        num_anomalies=len(frame),
+        num_draws=num_draws,
+        num_players=n,
+        num_mc_samples=num_mc_samples,
+        num_coalitions=_num_coalitions(n, method, num_permutations),
+        max_elements=max_elements,
+        budget_mb=max_memory_mb,
+    )
+    contributions = np.empty((num_draws, len(frame), n))
+    it_scores = np.empty((num_draws, len(frame)))
+    mc_se = np.empty((len(frame), n))
+    integrated = False  # did any chunk integrate a Gaussian part (conditional Monte Carlo)?
+    with torch.no_grad():
+        for first, start, stop in progress_bar(plan.chunks, progress, "attributing anomalies"):
+            rows = frame.iloc[first:stop]
+            observed = {p: torch.tensor(rows[p].to_numpy()).unsqueeze(-1) for p in players}
+            # every chunk starts from the same seed: the same fresh noise and the same permutations
+            # for every anomaly, so how the anomalies are chunked does not change the numbers
+            with seeded(base_seed):
+                generator = torch.Generator().manual_seed(base_seed)
+                engine = CounterfactualEngine(
+                    scm,
+                    target_node,
+                    players,
+                    observed,
+                    kind=kind,
+                    num_mc_samples=num_mc_samples,
+                    base_score=base_score,
+                    max_elements=plan.max_elements,
+                    conditional=tail != "plain",
+                )
+                phi = shapley_values(
+                    engine,
+                    n,
+                    method=shapley,
+                    num_permutations=num_permutations,
+                    max_exact_players=max_exact_players,
+                    generator=generator,
+                    chunk_size=max(1, plan.max_elements // (len(rows) * num_draws * 3)),  # values of a chunk, float64
+                )  # (K, D, E, n)
+            skip = start - first  # rows only there to give a short last chunk the sorted path's size
+            contributions[:, start:stop] = phi[skip:, :, 0].permute(1, 0, 2).numpy()
+            it_scores[:, start:stop] = engine.it_score[skip:].T.numpy()
+            mc_se[start:stop] = _mc_std_error(phi[skip:])
+            integrated = integrated or (engine.kind == "mc" and bool(engine.gauss_var.any()))
+            del engine, phi  # before the next chunk's engine is built
     info = {
         "engine": kind,
         "shapley": method,
         "num_draws": num_draws,
         "num_mc_samples": 0 if kind == "analytic" else num_mc_samples,
+        # conditional Monte Carlo needs a Gaussian noise entering the target additively; without
+        # one (e.g. bootstrap noise throughout) the Monte Carlo path is plain
+        "tail": "closed form" if kind == "analytic" else ("conditional Monte Carlo" if integrated else "plain Monte Carlo"),
         "seed": base_seed,
         "base_score": base_score,
     }
+    if max_memory_mb is not None:
+        info["max_memory_mb"] = max_memory_mb
     return AttributionResult(
-        np.concatenate(contributions, axis=1),
-        np.concatenate(it_scores, axis=1),
+        contributions,
+        it_scores,
         nodes=[str(p) for p in players],
         anomalies=list(frame.index),
         target=str(target_node),
         method_info=info,
-        mc_std_error=np.concatenate(mc_se, axis=0),
+        mc_std_error=mc_se,
     )
+
+
+# Memory model of one call, in bytes (measured on CPU with benchmarks/memory.py, with head room):
+_RESULT_COPIES = 2  # the draws filled chunk by chunk + the read-only copy AttributionResult keeps
+_MC_FIXED_PER_SAMPLE = 48  # per (Monte Carlo sample x draw x player): fresh-noise trace and the engine's copies
+_BYTES_PER_ELEMENT = {"analytic": 16, "mc": 80}  # working set per element of max_elements
+_CALL_OVERHEAD = {"analytic": 16 * 2**20, "mc": 48 * 2**20}  # first-call allocations (allocator arenas, sort buffers)
+_MIB = 2**20
+
+
+class _Plan(NamedTuple):
+    """How one call is cut: the engine's ``max_elements`` and ``(first, start, stop)`` anomaly chunks
+    (rows ``first:start`` are computed only to pad a short last chunk and are dropped)."""
+
+    max_elements: int
+    chunks: list[tuple[int, int, int]]
+
+
+def _num_coalitions(n: int, method: str, num_permutations: int | None) -> int:
+    """Distinct coalitions the Shapley estimator evaluates (at most)."""
+    if method == "exact":
+        return 2**n
+    perms = max(2 * n, 32)
+    if num_permutations is not None:  # validated by shapley_values; a bad value only needs a harmless estimate here
+        try:
+            perms = max(1, operator.index(num_permutations))
+        except TypeError:
+            pass
+    return min(2**n, perms * (n + 1))
+
+
+def _memory_plan(
+    *,
+    kind: str,
+    sorted_path: bool,
+    num_anomalies: int,
+    num_draws: int,
+    num_players: int,
+    num_mc_samples: int,
+    num_coalitions: int,
+    max_elements: int,
+    budget_mb: float | None,
+) -> _Plan:
+    """Chunk sizes that keep the estimated working set of a call within ``budget_mb``.
+
+    The estimate has three parts: the returned draws (``_RESULT_COPIES`` float64 copies of
+    draws x anomalies x (players + 1)); on the Monte Carlo path the fresh noise of one chunk's engine
+    (``_MC_FIXED_PER_SAMPLE`` bytes per sample x draw x player, independent of the anomalies); and
+    the chunked part: ``_BYTES_PER_ELEMENT`` bytes per element of ``max_elements`` plus the per-anomaly
+    state of a chunk (abducted noises, kept effects and the Shapley accumulators, float64).
+    On the sorted Monte Carlo path anomaly chunks are made as large as the budget allows (each
+    chunk sorts every coalition's samples again) and the rest goes to ``max_elements``; elsewhere
+    the number of engine calls depends on ``max_elements`` only, and half goes to each.
+
+    Raises
+    ------
+    ConfigError
+        If the budget is below the fixed parts plus one chunk of the smallest size.
+    """
+    d, n, m, k = num_draws, num_players, num_mc_samples, num_anomalies
+    per_k_values = 1 if kind == "analytic" else 3  # estimates per contribution (all samples, two halves)
+    if kind == "analytic":
+        per_anomaly = d * min(num_coalitions, 2**20)
+        floor_elements = 3 * d  # one coalition of one anomaly
+    elif sorted_path and k >= SORTED_MIN_ANOMALIES:  # sorted samples are shared by all anomalies of a chunk
+        per_anomaly = d * 16
+        floor_elements = d * (2 * m + 4 * SORTED_MIN_ANOMALIES)
+    else:  # every sample compared with every anomaly
+        per_anomaly = d * 16 * m
+        floor_elements = 2 * d * m
+    # the sorted path needs SORTED_MIN_ANOMALIES anomalies per chunk: the numbers would differ otherwise
+    min_chunk = SORTED_MIN_ANOMALIES if sorted_path and k >= SORTED_MIN_ANOMALIES else 1
+    if budget_mb is None:
+        elements = max_elements
+        chunk = max(min_chunk, min(k, elements // per_anomaly))
+    else:
+        bpe = _BYTES_PER_ELEMENT[kind]
+        state = 8 * d * n * (2 * per_k_values + 6)  # per anomaly of a chunk
+        result = 8 * _RESULT_COPIES * (d * k * (n + 1) + k * n)
+        fixed = result + _CALL_OVERHEAD[kind] + (0 if kind == "analytic" else _MC_FIXED_PER_SAMPLE * m * d * n)
+        floor = fixed + bpe * floor_elements + min_chunk * state
+        budget = budget_mb * _MIB
+        if budget < floor:
+            mc = "" if kind == "analytic" else (
+                f", {_MC_FIXED_PER_SAMPLE * m * d * n / _MIB:.0f} MiB for the Monte Carlo noise "
+                f"({m} samples x {d} draws x {n} players; lower num_mc_samples to need less)"
+            )
+            raise ConfigError(
+                f"max_memory_mb={budget_mb:g} is too small for this call: it needs at least "
+                f"{math.ceil(floor / _MIB)} MiB ({result / _MIB:.0f} MiB for the returned draws of {k} anomalies x "
+                f"{d} draws x {n} nodes{mc}); raise max_memory_mb, or attribute fewer anomalies per call"
+            )
+        avail = budget - fixed
+        if sorted_path and min_chunk > 1:  # anomalies first: each chunk sorts every coalition's samples again
+            chunk = max(min_chunk, min(k, int((avail - bpe * floor_elements) // state)))
+            elements = int(min(max_elements, max(floor_elements, (avail - chunk * state) / bpe)))
+        else:  # the number of engine calls falls with max_elements, whatever the chunk: share the budget
+            elements = int(min(max_elements, max(floor_elements, avail / 2 / bpe)))
+            by_state = int((avail - bpe * elements) // state)
+            chunk = max(min_chunk, min(k, max(1, elements // per_anomaly), by_state))
+        chunk = max(min_chunk, min(chunk, elements // (3 * d)))  # one coalition of the chunk fits
+    chunk = min(chunk, k) if k >= min_chunk else k
+    chunks = []
+    for start in range(0, k, max(chunk, 1)):
+        stop = min(k, start + chunk)
+        first = min(start, max(0, stop - min_chunk))  # pad a short last chunk with the rows before it
+        chunks.append((first, start, stop))
+    return _Plan(elements, chunks)
+
+
+#: A parent value further than this many training ranges beyond the training data triggers an
+#: :class:`ExtrapolationWarning` for a nonlinear child.
+EXTRAPOLATION_RANGES = 0.5
+
+
+def _warn_extrapolation(scm, players, frame) -> None:
+    """Warn when an anomaly's parent values lie far outside what a nonlinear mechanism saw.
+
+    A spline continues linearly beyond its data and a GLM follows its link: far outside the
+    training range the fitted mechanism is an extrapolation, and a wrong one moves the blame (the
+    child's abducted noise absorbs the misfit, with full confidence).
+    """
+    train = scm.training_data_
+    far = []
+    for node in players:
+        if scm.mechanisms_[node].is_linear:
+            continue
+        for parent in scm.parents_[node]:
+            lo, hi = float(train[parent].min()), float(train[parent].max())
+            margin = EXTRAPOLATION_RANGES * max(hi - lo, 1e-12 * max(abs(lo), abs(hi), 1.0))
+            values = frame[parent].to_numpy(dtype=float)
+            outside = (values < lo - margin) | (values > hi + margin)
+            if outside.any():
+                far.append(f"{parent!r} -> {node!r} ({int(outside.sum())} row(s), e.g. {values[outside][0]:.4g} "
+                           f"vs training [{lo:.4g}, {hi:.4g}])")
+    if far:
+        warnings.warn(
+            "anomalies feed nonlinear mechanisms far outside their training range, so their contributions rest "
+            "on extrapolation: " + "; ".join(far[:5]) + ("; ..." if len(far) > 5 else "")
+            + ". Consider linear mechanisms for these nodes, or check the result against them.",
+            ExtrapolationWarning,
+            stacklevel=3,
+        )
 
 
 def _mc_std_error(phi: torch.Tensor) -> np.ndarray:

@@ -24,7 +24,7 @@ from pathlib import Path
 import networkx as nx
 import pandas as pd
 
-from .exceptions import BayesRCAError, DataError
+from .exceptions import BayesRCAError, ConfigError, DataError
 
 __all__ = ["main", "read_graph"]
 
@@ -73,10 +73,40 @@ def _read_table(path: str | Path, what: str) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{what} file {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise DataError(f"{what} file {str(path)!r} is empty; it needs a header row with one column per node")
     try:
         return pd.read_csv(path)
     except (ValueError, pd.errors.ParserError) as err:
-        raise DataError(f"{path}: cannot read it as CSV ({err})") from err
+        raise DataError(f"{what} file {str(path)!r}: cannot read it as CSV ({err})") from err
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Reject bad option values before any file is read or any work is done."""
+    for option, value, minimum in (("--draws", getattr(args, "draws", None), 1),
+                                   ("--mc-samples", getattr(args, "mc_samples", None), 10),
+                                   ("--seed", args.seed, 0)):
+        if value is not None and value < minimum:
+            raise ConfigError(f"{option} must be an integer >= {minimum}, got {value}")
+    ci_prob = getattr(args, "ci_prob", None)
+    if ci_prob is not None and not 0 < ci_prob < 1:  # also rejects nan
+        raise ConfigError(f"--ci-prob must be a probability strictly between 0 and 1 (e.g. 0.9), got {ci_prob}")
+    for option in ("output", "report"):
+        target = getattr(args, option, None)
+        if target and not Path(target).resolve().parent.is_dir():
+            raise ConfigError(f"--{option}: the folder of {target!r} does not exist")
+
+
+def _write(path: str | Path, text: str, what: str) -> None:
+    try:
+        Path(path).write_text(text)
+    except OSError as err:
+        raise DataError(f"cannot write the {what} to {str(path)!r} ({err.strerror or err})") from err
+
+
+def _naming_file(err: DataError, what: str, path: str) -> DataError:
+    """The same error, its message prefixed with the file the bad frame came from."""
+    return DataError(f"{what} file {path!r}: {err}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,8 +139,14 @@ def _fit(args: argparse.Namespace) -> str:
 
     graph = read_graph(args.graph)
     data = _read_table(args.data, "data")
-    scm = BayesianSCM(graph, mechanisms=args.mechanisms, num_draws=args.draws).fit(data, seed=args.seed, progress=not args.quiet)
-    path = scm.save(args.output)
+    try:
+        scm = BayesianSCM(graph, mechanisms=args.mechanisms, num_draws=args.draws).fit(data, seed=args.seed, progress=not args.quiet)
+    except DataError as err:
+        raise _naming_file(err, "data", args.data) from err
+    try:
+        path = scm.save(args.output)
+    except OSError as err:
+        raise DataError(f"cannot write the model to {args.output!r} ({err.strerror or err})") from err
     return f"fitted {len(scm.nodes_)} nodes on {len(data)} rows ({args.draws} draws); model written to {path}"
 
 
@@ -121,9 +157,12 @@ def _attribute(args: argparse.Namespace) -> str:
     scm = load_scm(args.model)
     anomalies = _read_table(args.anomalies, "anomalies")
     target = next((n for n in scm.graph_.nodes if str(n) == args.target), args.target)
-    res = attribute_anomalies(
-        scm, target, anomalies, seed=args.seed, num_mc_samples=args.mc_samples, progress=not args.quiet
-    )
+    try:
+        res = attribute_anomalies(
+            scm, target, anomalies, seed=args.seed, num_mc_samples=args.mc_samples, progress=not args.quiet
+        )
+    except DataError as err:  # the anomalies do not match the model's graph
+        raise _naming_file(err, "anomalies", args.anomalies) from err
     table = res.summary(ci_prob=args.ci_prob)
     its = res.it_score_summary(ci_prob=args.ci_prob)
     if args.report:
@@ -132,7 +171,10 @@ def _attribute(args: argparse.Namespace) -> str:
         matplotlib.use("Agg")  # files only, no display
         from .report import write_report
 
-        write_report(res, scm, args.report, ci_prob=args.ci_prob)
+        try:
+            write_report(res, scm, args.report, ci_prob=args.ci_prob)
+        except OSError as err:
+            raise DataError(f"cannot write the report to {args.report!r} ({err.strerror or err})") from err
     if args.format == "csv":
         text = table.to_csv(index=False)
     elif args.format == "json":
@@ -148,7 +190,7 @@ def _attribute(args: argparse.Namespace) -> str:
         text = "\n".join(lines) + "\n"
     written = [f"report written to {args.report}"] if args.report else []
     if args.output:
-        Path(args.output).write_text(text)
+        _write(args.output, text, "result")
         return "; ".join([f"result written to {args.output}", *written])
     sys.stdout.write(text)
     return "; ".join(written)
@@ -163,9 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             warnings.showwarning = _show_warning
         try:
+            _check_args(args)
             message = _fit(args) if args.command == "fit" else _attribute(args)
         except BayesRCAError as err:
-            print(f"bayesrca {args.command}: error: {err}", file=sys.stderr)
+            text = " ".join(str(err).split())  # one line, whatever the message holds
+            print(f"bayesrca {args.command}: error: {text}", file=sys.stderr)
             return EXIT_INPUT
         except Exception as err:  # noqa: BLE001 - a bug, not bad input: show the traceback for a report
             traceback.print_exc()

@@ -31,13 +31,19 @@ from pyro import poutine
 
 from . import tails
 from .exceptions import ConfigError
-from .handlers import AbductNoise, KeepNoise
+from .handlers import AbductNoise, DropGaussianPart, KeepNoise
+from .mechanisms.additive import AdditiveNoiseModel
 from .mechanisms.base import noise_site
+from .mechanisms.noise import split_gaussian
 
 #: From this many anomalies on, an all-linear Monte Carlo model sorts each coalition's samples once
 #: and binary-searches every anomaly's thresholds instead of comparing every pair (the sort costs
 #: about as much as comparing two anomalies' thresholds with every sample).
 SORTED_MIN_ANOMALIES = 4
+
+#: Below this many samples in the event in either half of the Monte Carlo samples, a probability is
+#: re-estimated by conditional Monte Carlo (the Gaussian part of the free noises integrated out).
+RARE_HITS = 10
 
 _Z_MAX = 1e15  # |z| bound of the float32 closed-form tails: log_ndtr(-1e15) = -5e29, still finite
 
@@ -50,14 +56,17 @@ def abduct_noise(scm, nodes: Sequence[Hashable], observed: Mapping[Hashable, tor
     return {n: trace.nodes[noise_site(n)]["value"].expand(-1, scm.num_draws_) for n in nodes}
 
 
-def fresh_noise_trace(scm, nodes: Sequence[Hashable], num_samples: int, dim: int):
-    """Trace of the program with fresh noise: a plate of ``num_samples`` at ``dim``."""
+def fresh_noise_trace(scm, nodes: Sequence[Hashable], num_samples: int, dim: int, drop_gaussian: Sequence = ()):
+    """Trace of the program with fresh noise: a plate of ``num_samples`` at ``dim``.
+
+    The noise sites of ``drop_gaussian`` carry only their non-Gaussian part (:class:`DropGaussianPart`).
+    """
 
     def model():
         with pyro.plate("mc", num_samples, dim=dim):
             return scm.program(nodes)
 
-    return poutine.trace(model).get_trace()
+    return poutine.trace(DropGaussianPart(drop_gaussian)(model)).get_trace()
 
 
 def linearize(scm, nodes: Sequence[Hashable], inputs: Sequence[Hashable] = ()):
@@ -95,7 +104,7 @@ def choose_engine(scm, players: Sequence[Hashable], tail: str = "auto") -> str:
             "tail='analytic' needs linear mechanisms with Gaussian noise on the target and all its ancestors; "
             "use tail='auto'"
         )
-    return "analytic" if gaussian and tail in ("auto", "analytic") else "mc"
+    return "analytic" if gaussian and tail in ("auto", "analytic") else "mc"  # "mc", "plain": Monte Carlo
 
 
 def nonlinear_closure(scm, players: Sequence[Hashable]) -> list[Hashable]:
@@ -124,6 +133,10 @@ class CounterfactualEngine:
         Closed-form Gaussian tails or Monte Carlo, see :func:`choose_engine`.
     num_mc_samples : int
         Fresh noise samples M per draw for Monte Carlo.
+    conditional : bool
+        Integrate the Gaussian part of the noises that enter X_t additively in closed form where
+        an event is rare (conditional Monte Carlo, no floor on probabilities); False gives plain
+        Monte Carlo with the ``(count + 1) / (M + 1)`` rule, capped near ``log(M + 1)``.
     """
 
     def __init__(
@@ -137,6 +150,7 @@ class CounterfactualEngine:
         num_mc_samples: int,
         base_score: str = "median_cdf",
         max_elements: int = 2**25,
+        conditional: bool = True,
     ) -> None:
         self.kind = kind
         self.side = tails.event_side(base_score)
@@ -179,13 +193,33 @@ class CounterfactualEngine:
             self.centred["kept"] = self.kept_effect.float()
             self.centred["free_mean"] = (self.free_mean - self.free_mean.sum(-1, keepdim=True)).float()
             return
-        self.trace = fresh_noise_trace(scm, self.players, num_mc_samples, dim=-3)
+        # Conditional Monte Carlo: every noise that enters X_t additively (the linear players' and
+        # the target's own) is split into a sampled part and a Gaussian part N = R + sd * eps. The
+        # free Gaussian parts of a coalition add up to one Gaussian of variance sum_j a_j^2 sd_j^2:
+        # sampled (one shared eps per sample) for the event counts, integrated analytically where
+        # the event is rare, so probabilities reach far below 1/M.
+        additive = list(self.rest)
+        if not self.rest and isinstance(scm.mechanisms_[target], AdditiveNoiseModel):
+            additive = [target]
+        if not conditional:  # plain Monte Carlo: every noise sampled, the p-value rule throughout
+            additive = []
+        coef_of = dict(zip(self.rest, a.T)) if self.rest else {target: torch.ones(scm.num_draws_, dtype=torch.float64)}
+        self.gauss_var = torch.zeros(scm.num_draws_, len(self.players), dtype=torch.float64)  # (D, n)
+        for p in additive:
+            sd = split_gaussian(scm.mechanisms_[p].noise_distribution())[1]
+            self.gauss_var[:, self.players.index(p)] = (coef_of[p] * sd) ** 2
+        self.eps = torch.randn(num_mc_samples, scm.num_draws_, dtype=torch.float64)  # (M, D)
+        self.trace = fresh_noise_trace(scm, self.players, num_mc_samples, dim=-3, drop_gaussian=additive)
         # the nonlinear part is propagated in float32: half the memory traffic of float64, far
         # below the Monte Carlo error (mechanisms follow the dtype of their inputs)
         self.fresh32 = {noise_site(p): self.trace.nodes[noise_site(p)]["value"].float() for p in self.upstream}
         self.kept32 = {p: self.abducted[p].float() for p in self.upstream}
-        reference = self.trace.nodes["_RETURN"]["value"][target].reshape(num_mc_samples, -1)  # (M, D)
-        self.lo, self.hi, self.it_score = tails.empirical_thresholds(reference, x, base_score)
+        centres = self.trace.nodes["_RETURN"]["value"][target].reshape(num_mc_samples, -1)  # (M, D)
+        sd_all = self.gauss_var.sum(-1).sqrt()
+        reference = centres + sd_all * self.eps
+        self.lo, self.hi, self.it_score = tails.conditional_thresholds(
+            reference, centres, sd_all, x, base_score, rare_count=2 * RARE_HITS
+        )
         # The event is |X - mid| >= half (two-sided), X >= hi or X <= lo; float32, layout (D, C, K, M).
         # It is inclusive (>=): values within a float32 tolerance of a threshold count as in it, so a
         # coalition that reproduces x_t exactly is not lost to rounding.
@@ -194,9 +228,12 @@ class CounterfactualEngine:
         self.tol = tol.T.float().reshape(scm.num_draws_, 1, -1, 1)
         self.half = ((self.hi - self.lo) / 2).T.float().reshape(scm.num_draws_, 1, -1, 1) - self.tol
         self.mid = {"two": (self.lo + self.hi) / 2, "upper": self.hi, "lower": self.lo}[self.side]  # (K, D)
+        # the event's bounds relative to mid, exact (for conditional Monte Carlo), (K, D) each
+        self.rel_lo, self.rel_hi = self.lo - self.mid, self.hi - self.mid
         z = [self.trace.nodes[noise_site(p)]["value"].reshape(num_mc_samples, -1) for p in self.rest]
         z = torch.stack(z, -1) if z else torch.zeros(num_mc_samples, scm.num_draws_, 0, dtype=torch.float64)
         self.free_effect = (z * a).permute(1, 2, 0).float().contiguous() if self.rest else z.permute(1, 2, 0).float()
+        self.eps32 = self.eps.T.float().reshape(scm.num_draws_, 1, 1, num_mc_samples)
 
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
         """``v(S)`` for masks of shape ``(C, n)``: a tensor ``(C, K, D, E)`` of log-probabilities.
@@ -240,6 +277,7 @@ class CounterfactualEngine:
         num_draws, num_k, num_m = self.scm.num_draws_, self.num_anomalies, self.num_mc_samples
         half_m = num_m // 2
         sizes = torch.tensor([half_m, num_m - half_m], dtype=torch.float32)
+        free_sd = ((~masks).to(torch.float64) @ self.gauss_var.T).sqrt()  # (C, D): the free Gaussian parts
         # Everything from the linear players depends on a coalition only through its restriction
         # to them (its "rest pattern"): the free part sum_{j free} a_j Z_j and the event's centre
         # mid - c - sum_{j kept} a_j n_j. Their difference is built once per rest pattern when it
@@ -250,11 +288,15 @@ class CounterfactualEngine:
         else:  # no linear players (the target is nonlinear): one empty pattern; unique() rejects 0 columns
             rest_patterns, rest_inverse = keep[:1], torch.zeros(len(keep), dtype=torch.long)
         if not self.upstream and num_k >= SORTED_MIN_ANOMALIES:
-            return self._log_probs(self._sorted_counts(rest_patterns)[rest_inverse])
+            pattern_sd = ((1 - rest_patterns) @ self.gauss_var[:, self.rest_idx].T).sqrt()
+            count, rare = self._sorted_counts(rest_patterns, pattern_sd)
+            return self._log_probs(count[rest_inverse], free_sd, rare[rest_inverse])
 
         count = torch.empty(masks.shape[0], num_k, num_draws, 2, dtype=torch.float32)  # per half of the samples
-        step = max(1, self.max_elements // (num_draws * num_k * num_m))
-        buf = torch.empty(num_draws, step, num_k, num_m, dtype=torch.float32)
+        rare = torch.full((masks.shape[0], num_k, num_draws, 3), float("nan"), dtype=torch.float64)
+        step = max(1, self.max_elements // (2 * num_draws * num_k * num_m))
+        buf = torch.empty(num_draws, step, num_k, num_m, dtype=torch.float32)  # centre of X_t - mid
+        buf_full = torch.empty_like(buf)  # ... plus the sampled Gaussian part
         buf_free = torch.empty(num_draws, step, num_m, dtype=torch.float32)
 
         def linear_part(patterns: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -292,17 +334,21 @@ class CounterfactualEngine:
                         torch.index_select(table, 1, pat, out=dev)
                     if upstream is not None:
                         dev.add_(upstream)
+                sd = free_sd[rows]  # (c, D)
+                full = torch.addcmul(dev, sd.T.float().reshape(num_draws, -1, 1, 1), self.eps32, out=buf_full[:, : len(rows)])
                 if self.side == "two":
-                    dev.abs_().sub_(self.half)
+                    full.abs_().sub_(self.half)
                 elif self.side == "upper":
-                    dev.add_(self.tol)
+                    full.add_(self.tol)
                 else:
-                    dev.neg_().add_(self.tol)
-                dev.sign_()  # +1 inside the event, -1 outside (0 on the boundary counts 1/2)
-                halves = dev[..., : 2 * half_m].unflatten(-1, (2, half_m)).sum(-1)  # (D, c, K, 2)
+                    full.neg_().add_(self.tol)
+                full.sign_()  # +1 inside the event, -1 outside (0 on the boundary counts 1/2)
+                halves = full[..., : 2 * half_m].unflatten(-1, (2, half_m)).sum(-1)  # (D, c, K, 2)
                 if num_m % 2:  # the odd sample out joins the second half
-                    halves[..., 1] += dev[..., -1]
-                count[rows] = ((halves + sizes) / 2).permute(1, 2, 0, 3)
+                    halves[..., 1] += full[..., -1]
+                hits = (halves + sizes) / 2
+                count[rows] = hits.permute(1, 2, 0, 3)
+                self._conditional(dev, hits, sd, lambda d, c, k: dev[d, c, k], rows, rare)
 
         if not self.upstream:
             count_into(torch.arange(masks.shape[0]), None)
@@ -313,20 +359,39 @@ class CounterfactualEngine:
                 terms = self._upstream_term(patterns[start : start + per_pattern])  # (P, D, 1, K, M)
                 for i, term in enumerate(terms):
                     count_into(torch.nonzero(inverse == start + i).squeeze(-1), term)
-        return self._log_probs(count)
+        return self._log_probs(count, free_sd, rare)
 
-    def _log_probs(self, count: torch.Tensor) -> torch.Tensor:
+    def _conditional(self, dev, hits, sd, centres_of, rows, out) -> None:
+        """Conditional Monte Carlo for the rare (coalition, anomaly, draw) cases of a chunk.
+
+        ``hits`` ``(D, c, K, 2)`` counts the samples in the event per half; where either half has
+        fewer than :data:`RARE_HITS` and the coalition has a free Gaussian part (``sd`` ``(c, D)``
+        > 0), ``v`` is re-estimated from the centres ``centres_of(d, c, k)`` ``(R, M)`` of X_t - mid
+        by :func:`bayesrca.tails.mixture_log_tail` and written to ``out[rows[c], k, d]``.
+        """
+        rare = (hits.amin(-1) < RARE_HITS) & (sd.T > 0).reshape(sd.shape[1], -1, 1)
+        if not bool(rare.any()):
+            return
+        d, c, k = rare.nonzero(as_tuple=True)
+        out[rows[c], k, d] = tails.mixture_log_tail(centres_of(d, c, k), sd[c, d], self.rel_lo[k, d], self.rel_hi[k, d])
+
+    def _log_probs(self, count: torch.Tensor, free_sd: torch.Tensor, rare: torch.Tensor) -> torch.Tensor:
         """``(C, K, D, 3)`` log-probabilities from event counts ``(C, K, D, 2)`` per half of the samples.
 
-        ``log((count + 1) / (n + 1))`` for all samples and for each half, in float32 (counts are
-        exact integers there up to 2**24 samples).
+        For all samples and for each half: ``log(count / n)`` where the coalition has a free
+        Gaussian part (``free_sd`` ``(C, D)`` > 0; rare cases come from conditional Monte Carlo in
+        ``rare``, NaN elsewhere), else the p-value rule ``log((count + 1) / (n + 1))``, which never
+        gives log 0. Counts are exact integers in float32 up to 2**24 samples.
         """
         num_m, half_m = self.num_mc_samples, self.num_mc_samples // 2
         totals = torch.tensor([num_m, half_m, num_m - half_m], dtype=torch.float32)
         counts = torch.cat([count.sum(-1, keepdim=True), count], -1)
-        return counts.add_(1).div_(totals + 1).clamp_(max=1.0).log_().double()
+        gaussian = (free_sd > 0).unsqueeze(1).unsqueeze(-1)  # (C, 1, D, 1)
+        probs = torch.where(gaussian, counts / totals, (counts + 1) / (totals + 1))
+        probs = probs.clamp_(max=1.0).log_().double()
+        return torch.where(rare.isnan(), probs, rare)
 
-    def _sorted_counts(self, patterns: torch.Tensor) -> torch.Tensor:
+    def _sorted_counts(self, patterns: torch.Tensor, pattern_sd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Event counts ``(P, K, D, 2)`` per half of the samples, for many anomalies at once.
 
         For an all-linear model the free part of ``X_t`` does not depend on the anomaly: each
@@ -334,18 +399,22 @@ class CounterfactualEngine:
         thresholds are located by binary search, O((M + K) log M) instead of O(M K). The half a
         sample belongs to rides in its lowest mantissa bit (a change of at most one float32 ulp),
         so one sort and one search per threshold give both halves' counts. Events are inclusive
-        of their boundaries, as on the direct path up to ties of probability zero.
+        of their boundaries, as on the direct path up to ties of probability zero. Rare cases are
+        re-estimated by conditional Monte Carlo (second output, ``(P, K, D, 3)``, NaN elsewhere).
         """
         num_draws, num_k, num_m = self.scm.num_draws_, self.num_anomalies, self.num_mc_samples
         sizes = np.array([num_m // 2, num_m - num_m // 2], dtype=np.int32)
         second = (np.arange(num_m) >= num_m // 2).astype(np.int32)
         count = torch.empty(len(patterns), num_k, num_draws, 2, dtype=torch.float32)
-        step = max(1, self.max_elements // (num_draws * (num_m + 4 * num_k)))
+        rare = torch.full((len(patterns), num_k, num_draws, 3), float("nan"), dtype=torch.float64)
+        step = max(1, self.max_elements // (num_draws * (2 * num_m + 4 * num_k)))
         half, tol = self.half.squeeze(-1), self.tol.squeeze(-1)  # (D, 1, K)
         for start in range(0, len(patterns), step):
             pat = patterns[start : start + step]
+            sd = pattern_sd[start : start + step]  # (p, D)
             mask = (1 - pat).float().expand(num_draws, -1, -1)
-            free = torch.matmul(mask, self.free_effect).numpy()  # (D, P, M)
+            centres = torch.matmul(mask, self.free_effect)  # (D, p, M), without the Gaussian parts
+            free = torch.addcmul(centres, sd.T.float().unsqueeze(-1), self.eps32.reshape(num_draws, 1, num_m)).numpy()
             bits = free.view(np.int32)
             bits &= ~1
             bits |= second
@@ -354,7 +423,7 @@ class CounterfactualEngine:
             np.cumsum(ordered.view(np.int32) & 1, axis=-1, out=in_second[..., 1:])
             ordered = torch.from_numpy(ordered)
             centre = (self.mid - self.offset) - torch.einsum("cj,kdj->ckd", pat, self.kept_effect)
-            centre = centre.permute(2, 0, 1).float().contiguous()  # (D, P, K)
+            centre = centre.permute(2, 0, 1).float().contiguous()  # (D, p, K)
             if self.side == "two":
                 queries = [(centre + half, False), (centre - half, True)]
             else:
@@ -368,8 +437,11 @@ class CounterfactualEngine:
                 for h, below in enumerate((below_first, below_second)):
                     total[h] += below if right else sizes[h] - below
             total = np.minimum(total, sizes[:, None, None, None])  # overlapping two-sided bounds
-            count[start : start + step] = torch.from_numpy(total).permute(2, 3, 1, 0).float()
-        return count
+            hits = torch.from_numpy(total).permute(1, 2, 3, 0).float()  # (D, p, K, 2)
+            count[start : start + step] = hits.permute(1, 2, 0, 3)
+            rows = torch.arange(start, start + len(pat))
+            self._conditional(None, hits, sd, lambda d, c, k: centres[d, c] - centre[d, c, k].unsqueeze(-1), rows, rare)
+        return count, rare
 
     def _upstream_term(self, patterns: torch.Tensor) -> torch.Tensor:
         """``sum_k b_k X_k`` (or ``X_t`` if the target is upstream) per pattern: ``(P, D, 1, K, M)``."""

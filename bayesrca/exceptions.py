@@ -15,6 +15,7 @@ __all__ = [
     "BayesRCAWarning",
     "ConvergenceWarning",
     "ConstantColumnWarning",
+    "ExtrapolationWarning",
 ]
 
 
@@ -48,3 +49,7 @@ class ConvergenceWarning(BayesRCAWarning):
 
 class ConstantColumnWarning(BayesRCAWarning):
     """A column is constant in the training data; its noise scale comes from the prior."""
+
+
+class ExtrapolationWarning(BayesRCAWarning):
+    """An anomaly feeds a nonlinear mechanism far outside the parent values it was fitted on."""

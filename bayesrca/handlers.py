@@ -8,7 +8,9 @@ One small handler per idea, composable with Pyro's own (``condition``, ``replay`
 * :class:`KeepNoise` keeps the abducted noise of a coalition's members and lets the other noise
   sites be drawn afresh (counterfactual noise replacement). Wrapped around
   ``pyro.poutine.replay`` with a trace of fresh noise, every coalition sees the same fresh draws
-  (common random numbers).
+  (common random numbers);
+* :class:`DropGaussianPart` samples only the non-Gaussian part of some noise sites, whose
+  Gaussian part the caller integrates in closed form (conditional Monte Carlo).
 
 Both act only on sites tagged as noise sites by :meth:`bayesrca.mechanisms.Mechanism.node_program`.
 """
@@ -21,8 +23,9 @@ import torch
 from pyro.poutine.messenger import Messenger
 
 from .mechanisms.base import NOISE_ROLE
+from .mechanisms.noise import split_gaussian
 
-__all__ = ["AbductNoise", "KeepNoise", "abduct", "keep_noise"]
+__all__ = ["AbductNoise", "KeepNoise", "DropGaussianPart", "abduct", "keep_noise"]
 
 
 def _is_noise(msg) -> bool:
@@ -77,6 +80,27 @@ class KeepNoise(Messenger):
             return
         fresh = msg["value"] if msg["value"] is not None else msg["fn"].sample()
         msg["value"] = torch.where(self.masks[node], self.kept[node], fresh)
+
+
+class DropGaussianPart(Messenger):
+    """Sample only the non-Gaussian part ``R`` of the noise ``N = R + sd * eps`` of ``nodes``.
+
+    See :func:`bayesrca.mechanisms.noise.split_gaussian`. The caller adds the Gaussian part back,
+    either as a sample or, for conditional Monte Carlo, by integrating it analytically.
+
+    Parameters
+    ----------
+    nodes : iterable
+        Nodes whose noise sites are split; other sites are left untouched.
+    """
+
+    def __init__(self, nodes) -> None:
+        super().__init__()
+        self.nodes = set(nodes)
+
+    def _pyro_sample(self, msg) -> None:
+        if _is_noise(msg) and msg["value"] is None and msg["infer"]["node"] in self.nodes:
+            msg["fn"] = split_gaussian(msg["fn"])[0]
 
 
 def abduct(fn: Callable, observed: Mapping[object, torch.Tensor]) -> Callable:

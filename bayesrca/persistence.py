@@ -30,7 +30,15 @@ import torch
 
 from . import graph as graphs
 from .exceptions import ConfigError, DataError
-from .mechanisms import LinearANM, Mechanism, RootDistribution, SplineANM
+from .mechanisms import (
+    BernoulliGLM,
+    CategoricalGLM,
+    LinearANM,
+    Mechanism,
+    PoissonGLM,
+    RootDistribution,
+    SplineANM,
+)
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load_scm", "save_scm"]
 
@@ -38,7 +46,9 @@ FORMAT_NAME = "bayesrca-scm"
 #: (major, minor): a reader accepts any minor of its own major version.
 FORMAT_VERSION = (1, 0)
 #: The only classes a file may name: loading never imports or runs anything else.
-MECHANISM_CLASSES: dict[str, type[Mechanism]] = {c.__name__: c for c in (LinearANM, SplineANM, RootDistribution)}
+MECHANISM_CLASSES: dict[str, type[Mechanism]] = {
+    c.__name__: c for c in (LinearANM, SplineANM, RootDistribution, BernoulliGLM, PoissonGLM, CategoricalGLM)
+}
 _TENSOR, _ARRAY = "__tensor__", "__array__"
 
 

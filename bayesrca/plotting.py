@@ -20,6 +20,14 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["normal_it_scores", "plot_forest", "plot_graph", "plot_it_score"]
 
 
+def _wording(result: Any, label: Any) -> dict[str, str]:
+    """Labels of a plot: a result may name its quantity (``_wording``); default: IT outlier scores."""
+    words = {"score": "IT outlier score", "total": "IT score", "title": f"anomaly {label}", "subject": "the outlier"}
+    if hasattr(result, "_wording"):
+        words.update(result._wording())
+    return words
+
+
 def plot_forest(
     result: AttributionResult,
     anomaly: Any = None,
@@ -93,15 +101,16 @@ def plot_forest(
     ax.plot(rows["median"], y, "o", color="white", mec=color, mew=1.5, ms=6, zorder=3)
     ax.set_yticks(y, list(rows["node"]))
     ax.set_ylim(-0.7, num_nodes - 0.3)
-    ax.set_xlabel(f"contribution to IT outlier score (median, {inner_prob:.0%} and {ci_prob:.0%} intervals)")
+    words = _wording(result, label)
+    ax.set_xlabel(f"contribution to {words['score']} (median, {inner_prob:.0%} and {ci_prob:.0%} intervals)")
     ax.grid(axis="x", alpha=0.3)
     right = ax.secondary_yaxis("right")
     right.set_yticks(y, [f"{p:.2f}" for p in rows["prob_top"]])
     right.set_ylabel("P(largest contributor)")
     right.tick_params(length=0)
     ax.set_title(
-        f"Target {result.target!r}, anomaly {label}\n"
-        f"IT score {its['median']:.3g} [{its['lower']:.3g}, {its['upper']:.3g}] (median [{ci_prob:.0%} interval])"
+        f"Target {result.target!r}, {words['title']}\n"
+        f"{words['total']} {its['median']:.3g} [{its['lower']:.3g}, {its['upper']:.3g}] (median [{ci_prob:.0%} interval])"
         + (f"\n{hidden} nodes with smaller |median| not shown" if hidden else ""),
         fontsize="medium",
     )
@@ -208,8 +217,9 @@ def plot_graph(
         x, y = pos[node]
         ax.annotate(text, (x, y), xytext=(0, -22), textcoords="offset points", ha="center", va="top", fontsize=8)
     mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
-    ax.figure.colorbar(mappable, ax=ax, shrink=0.6, label="median contribution to the IT score")
-    ax.set_title(f"Contributions to the outlier at {result.target!r}, anomaly {result.anomalies[index]}", fontsize="medium")
+    words = _wording(result, result.anomalies[index])
+    ax.figure.colorbar(mappable, ax=ax, shrink=0.6, label=f"median contribution to the {words['total']}")
+    ax.set_title(f"Contributions to {words['subject']} at {result.target!r}, {words['title']}", fontsize="medium")
     ax.set_axis_off()
     ax.margins(0.12)
     return ax

@@ -17,7 +17,12 @@ from ._progress import progress_bar
 from ._random import resolve_seed, seeded
 from .exceptions import ConfigError, GraphError, NotFittedError
 from .mechanisms import LinearANM, Mechanism, RootDistribution, SplineANM
-from .selection import default_candidates, select_mechanism
+from .selection import (
+    default_candidates,
+    discrete_kind,
+    discrete_mechanism,
+    select_mechanism,
+)
 from .validation import check_frame, check_positive_int, constant_columns
 
 __all__ = ["BayesianSCM"]
@@ -101,15 +106,19 @@ class BayesianSCM:
             ss = node_seeds[position[node]]
             rng = np.random.default_rng(ss)
             spec = specs[node]
+            kind = discrete_kind(data[node]) if spec == "auto" else None
             with seeded(int(ss.generate_state(1)[0])):
-                if spec == "auto" and node not in constant and len(frame) >= 40:
+                discrete = discrete_mechanism(kind, y, pa) if kind is not None else None
+                if discrete is not None:  # booleans and (not overdispersed) counts
+                    mech = discrete
+                elif spec == "auto" and node not in constant and len(frame) >= 40:
                     mech, table = select_mechanism(default_candidates(y, not parents), y, pa, rng=rng, node=str(node))
                     tables.append(table)
                 elif spec == "auto":
                     mech = default_candidates(y, not parents)[0]
                 else:
                     mech = spec
-                if not _user_mechanism(self.mechanisms, node):
+                if not _user_mechanism(self.mechanisms, node) and hasattr(mech, "constant_noise_scale"):
                     mech.constant_noise_scale = self.constant_noise_scale
                 mech.fit(y, pa, num_draws=num_draws, progress=progress, node=str(node))
             fitted[node] = mech
@@ -225,7 +234,7 @@ def _user_mechanism(spec: Any, node: Hashable) -> bool:
 
 def _resolve_spec(spec: Any, node: Hashable, is_root: bool) -> Any:
     if isinstance(spec, Mechanism):
-        if is_root != isinstance(spec, RootDistribution):
+        if not getattr(spec, "any_position", False) and is_root != isinstance(spec, RootDistribution):
             want = "a RootDistribution" if is_root else "a non-root mechanism (LinearANM, SplineANM)"
             raise ConfigError(f"node {node!r} {'has no' if is_root else 'has'} parents, so it needs {want}, got {spec!r}")
         return spec.clone()

@@ -9,7 +9,9 @@ from . import tails
 from ._random import resolve_seed, seeded
 from .counterfactual import abduct_noise, fresh_noise_trace, linearize
 from .exceptions import ConfigError
+from .mechanisms.additive import AdditiveNoiseModel
 from .mechanisms.base import noise_site
+from .mechanisms.noise import split_gaussian
 from .results import ScoreResult
 from .validation import check_frame, check_positive_int
 
@@ -34,8 +36,10 @@ def outlier_scores(
     i.e. how surprising the value is given its parents.
 
     Marginals of nodes whose ancestors are all linear-Gaussian are computed in closed form;
-    others from ``num_mc_samples`` samples of the SCM per draw (so scores cap at
-    ``log(num_mc_samples + 1)``).
+    others from ``num_mc_samples`` samples of the SCM per draw, with the node's own Gaussian
+    noise integrated in closed form for rare values (conditional Monte Carlo), so a node with
+    Gaussian noise is not capped near ``log(num_mc_samples + 1)``; a node whose noise has no
+    Gaussian part (bootstrap, Student-t, discrete) is.
 
     Parameters
     ----------
@@ -92,9 +96,17 @@ def outlier_scores(
                     scores[n] = tails.gaussian_thresholds(observed[n], mean, std, base_score)[2]
             rest = [n for n in nodes if n not in scores]
             if rest:
-                values = fresh_noise_trace(scm, scm.nodes_, num_mc_samples, dim=-2).nodes["_RETURN"]["value"]
+                trace = fresh_noise_trace(scm, scm.nodes_, num_mc_samples, dim=-2)
+                values = trace.nodes["_RETURN"]["value"]
                 for n in rest:
-                    scores[n] = tails.empirical_thresholds(values[n], observed[n], base_score)[2]
+                    # conditional Monte Carlo on the node's own Gaussian noise (if it has one), so
+                    # extreme rows are not capped near log(num_mc_samples)
+                    mech = scm.mechanisms_[n]
+                    sd = split_gaussian(mech.noise_distribution())[1]
+                    if not isinstance(mech, AdditiveNoiseModel):
+                        sd = torch.zeros_like(sd)
+                    centres = values[n] - trace.nodes[noise_site(n)]["value"] * (sd > 0)
+                    scores[n] = tails.conditional_thresholds(values[n], centres, sd, observed[n], base_score)[2]
     draws = torch.stack([scores[n].expand(len(frame), scm.num_draws_) for n in nodes], -1)  # (R, D, n)
     names = [str(n) for n in nodes]  # as in AttributionResult
     return ScoreResult(draws.permute(1, 0, 2).numpy(), rows=list(frame.index), nodes=names, kind=kind)

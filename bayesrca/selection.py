@@ -26,9 +26,16 @@ import pandas as pd
 import torch
 
 from .exceptions import BayesRCAError, ConvergenceWarning, DataError
-from .mechanisms import LinearANM, Mechanism, RootDistribution, SplineANM
+from .mechanisms import (
+    BernoulliGLM,
+    LinearANM,
+    Mechanism,
+    PoissonGLM,
+    RootDistribution,
+    SplineANM,
+)
 
-__all__ = ["default_candidates", "heldout_elpd", "select_mechanism"]
+__all__ = ["default_candidates", "discrete_kind", "discrete_mechanism", "heldout_elpd", "select_mechanism"]
 
 #: elpd differences below this many nats count as small whatever the number of held-out rows.
 SMALL_ELPD_DIFF = 4.0
@@ -43,6 +50,48 @@ def default_candidates(y: np.ndarray, is_root: bool) -> list[Mechanism]:
         out.append(RootDistribution("bootstrap"))
         return out
     return [LinearANM("gaussian"), LinearANM("bootstrap"), SplineANM("gaussian"), SplineANM("bootstrap")]
+
+
+def discrete_kind(column: pd.Series) -> str | None:
+    """``"binary"``, ``"count"`` or None (continuous) for a training column, from its dtype.
+
+    Booleans, and integer columns with values 0/1, are binary; other non-negative integer
+    columns are counts; a float column is binary only when it holds both 0 and 1 and nothing
+    else (a column that is constant 1.0, e.g. an availability, stays continuous).
+    """
+    if pd.api.types.is_bool_dtype(column):
+        return "binary"
+    values = column.to_numpy()
+    if pd.api.types.is_integer_dtype(column):
+        if np.isin(values, (0, 1)).all():
+            return "binary"
+        return "count" if values.min() >= 0 else None
+    if pd.api.types.is_float_dtype(column) and np.isin(values, (0.0, 1.0)).all() and len(np.unique(values)) == 2:
+        return "binary"
+    return None
+
+
+#: A count column whose Pearson dispersion under the fitted Poisson model exceeds this is
+#: modelled as continuous (large, overdispersed counts such as page views).
+MAX_POISSON_DISPERSION = 1.5
+
+
+def discrete_mechanism(kind: str, y: np.ndarray, parents: np.ndarray) -> Mechanism | None:
+    """The discrete family for a ``discrete_kind`` column, or None to model it as continuous.
+
+    A binary column is Bernoulli. A count is Poisson unless the Poisson fit is overdispersed
+    (Pearson statistic ``mean((y - mu)^2 / mu) > MAX_POISSON_DISPERSION``): held-out densities of
+    continuous families and probabilities of a count model are not comparable (a narrow density
+    on integer-valued residuals exceeds 1), so this is decided by a dispersion check, not by elpd.
+    """
+    if kind == "binary":
+        return BernoulliGLM()
+    trial = PoissonGLM().fit(y, parents, num_draws=4)
+    pa = [torch.tensor(parents[:, k]).unsqueeze(-1) for k in range(parents.shape[1])]
+    with torch.no_grad():
+        mu = trial.eta(pa, torch.float64).mean(-1).exp().clamp(min=1e-9).numpy()
+    dispersion = float(np.mean((y - mu) ** 2 / mu))
+    return PoissonGLM() if dispersion <= MAX_POISSON_DISPERSION else None
 
 
 def heldout_elpd(mech: Mechanism, y: np.ndarray, parents: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .exceptions import ConfigError, ConstantColumnWarning, DataError
 
-__all__ = ["check_frame", "check_positive_int", "check_probability", "constant_columns"]
+__all__ = ["check_frame", "check_positive_int", "check_positive_number", "check_probability", "constant_columns"]
 
 
 def _names(cols: Sequence[Hashable], limit: int = 8) -> str:
@@ -116,4 +116,16 @@ def check_probability(value: object, name: str) -> float:
     """Return ``value`` as float if it lies strictly between 0 and 1, else raise :class:`ConfigError`."""
     if isinstance(value, bool) or not isinstance(value, (float, int, np.floating, np.integer)) or not 0 < value < 1:
         raise ConfigError(f"{name} must be a number strictly between 0 and 1 (e.g. 0.9), got {value!r}")
+    return float(value)
+
+
+def check_positive_number(value: object, name: str) -> float:
+    """Return ``value`` as float if it is a finite real number > 0, else raise :class:`ConfigError`."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (float, int, np.floating, np.integer))
+        or not np.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)

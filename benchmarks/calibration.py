@@ -7,7 +7,7 @@ Protocol (truth as in ``/work/shared/METHOD.md``, "The truth used to check calib
 * Settings (``--settings``): ``linear_gaussian`` (truth in closed form), ``linear_exponential``
   and ``nonlinear_gaussian`` (truth by Monte Carlo, ``--truth-mc`` samples per coalition). Each
   setting has ONE true SCM (``TrueSCM(..., seed=1)``) and ``--outliers`` fixed outliers: outlier k
-  is caused by ancestor k mod #ancestors (``TrueSCM.inject``, shift 3-4 noise sd, true IT >=
+  is caused by ancestor k mod #ancestors (``TrueSCM.inject``, shift 3-4 noise sd or ``--shift LO HI``, true IT >=
   log 100, seeded rng) and its exact contributions and IT score are computed once.
 * For every size n in ``--sizes`` and repeat r < ``--repeats``: a fresh training set of n rows
   (rng seeded by (seed, setting, n, r)); bayesrca ``BayesianSCM(graph, "auto",
@@ -67,6 +67,7 @@ SETTINGS = {  # name -> (mechanism, noise)
     "nonlinear_gaussian": ("nonlinear", "gaussian"),
 }
 CI_PROB = 0.9
+DEFAULT_SHIFT = (3.0, 4.0)  # noise sd by which an outlier's root cause is shifted (--shift)
 BAND = (0.85, 0.95)
 BINS = np.array([0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
 SMOKE = {"settings": ["linear_exponential"], "sizes": [200], "repeats": 2, "dowhy_repeats": 1, "dowhy_sizes": [200],
@@ -97,6 +98,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--truth-mc", type=int, help="Monte Carlo samples per coalition for the truth")
     p.add_argument("--graph-seed", type=int, default=2, help="seed of the random DAG (default 2)")
     p.add_argument("--seed", type=int, default=0, help="base seed of training sets and outliers (default 0)")
+    p.add_argument("--shift", nargs=2, type=float, default=list(DEFAULT_SHIFT), metavar=("LO", "HI"),
+                   help="root-cause noise shift of the outliers in noise sd (default 3 4)")
     p.add_argument("--out", type=Path, default=RESULTS, help=f"output directory (default {RESULTS})")
     p.add_argument("--smoke", action="store_true", help="tiny CI settings (explicit options still override)")
     args = p.parse_args(argv)
@@ -105,6 +108,9 @@ def parse_args(argv=None) -> argparse.Namespace:
             setattr(args, key, value)
     if min(args.repeats, args.outliers, args.num_draws, args.mc_samples, args.truth_mc, args.dowhy_resamples) < 1:
         p.error("repeats, outliers, num-draws, mc-samples, truth-mc and dowhy-resamples must be >= 1")
+    if not 0 < args.shift[0] <= args.shift[1]:
+        p.error("--shift LO HI needs 0 < LO <= HI")
+    args.shift = tuple(args.shift)
     return args
 
 
@@ -134,7 +140,8 @@ def make_setting(index: int, name: str, graph: nx.DiGraph, target: str, args) ->
         found, attempt = None, 0
         while found is None and attempt < 20:
             rng = np.random.default_rng([args.seed, index, 1000 + k, attempt])
-            found = scm.inject(target, cause, rng, shift=(3.0, 4.0), min_it=math.log(100), reference=reference)
+            found = scm.inject(target, cause, rng, shift=tuple(getattr(args, "shift", DEFAULT_SHIFT)), min_it=math.log(100),
+                               reference=reference)
             attempt += 1
         if found is None:
             raise RuntimeError(f"{name}: no outlier with IT >= log 100 caused by {cause}")
@@ -374,7 +381,7 @@ def main(argv=None) -> int:
         f"{settings[args.settings[0]]['scm'].players(target)}; settings {', '.join(args.settings)}; sizes {args.sizes}; "
         f"{args.repeats} bayesrca repeats (num_draws={args.num_draws}, num_mc_samples={args.mc_samples}, mechanisms='auto'); "
         f"DoWhy bootstrap ({args.dowhy_resamples} resamples, 5-95 %) on the first {args.dowhy_repeats} training sets at sizes "
-        f"{args.dowhy_sizes}; {args.outliers} fixed outliers per setting (shift 3-4 sd, true IT >= log 100); truth MC "
+        f"{args.dowhy_sizes}; {args.outliers} fixed outliers per setting (shift {args.shift[0]:g}-{args.shift[1]:g} sd, true IT >= log 100); truth MC "
         f"{args.truth_mc:.0e} per coalition off the linear-Gaussian closed form; seed {args.seed}."
     )
     if not args.dowhy_repeats:

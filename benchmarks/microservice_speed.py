@@ -135,6 +135,7 @@ def load_data(rows):
 
 def make_graph():
     import networkx as nx
+
     from bayesrca.datasets import MICROSERVICE_EDGES
 
     return nx.DiGraph(list(MICROSERVICE_EDGES))
@@ -426,9 +427,10 @@ def main(argv=None) -> int:
         c_csv.append(rec)
     contrib_md = markdown_table(c_header, c_rows)
 
-    import bayesrca
     import sklearn
     import torch
+
+    import bayesrca
 
     env = (
         f"python {platform.python_version()}, bayesrca {bayesrca.__version__} (git {git_revision()}), dowhy {dowhy.__version__}, "

@@ -14,9 +14,10 @@ Protocol (Budhathoki et al., "Causal structure-based root cause analysis of outl
   number of ancestors is scale.py's job), ``--rows`` training rows (default 2000) and
   ``--outliers`` outliers (default 20). Each outlier draws its root cause uniformly among the
   target's ancestors and the target itself and shifts that node's noise by 3-5 noise sd
-  (``TrueSCM.inject``). The draw is kept only if the root cause is a but-for cause: the target
-  is an outlier with the shift (true IT score >= log 100) and not without it (< log 10);
-  otherwise a new root cause is drawn (counted in ``skipped_draws``).
+  (``TrueSCM.inject``; ``--shift LO HI`` changes the range, e.g. ``--shift 6 12``). The draw
+  is kept only if the root cause is a but-for cause: the target is an outlier with the shift
+  (true IT score >= log 100) and not without it (< log 10); otherwise a new root cause is drawn
+  (counted in ``skipped_draws``).
 * bayesrca: ``BayesianSCM(graph, mechanisms="auto", num_draws=200).fit(train)``, then one
   ``attribute_anomalies`` call for all outliers of the graph. Nodes are ranked per outlier by
   posterior median contribution ("bayesrca (median)") or by ``prob_top``, ties broken by the
@@ -76,6 +77,7 @@ METHODS = ("bayesrca (median)", "bayesrca (prob_top)", "DoWhy", "oracle (true mo
 ORACLE_MAX_PLAYERS = 14  # the oracle's exact Shapley values enumerate 2**players coalitions
 LINEAR_TARGET = 0.9  # top-1 recall bayesrca should reach in linear settings
 MAX_SKIPS_PER_OUTLIER = 20  # give up on a graph's remaining outliers after this many skipped draws
+DEFAULT_SHIFT = (3.0, 5.0)  # noise sd by which the root cause is shifted (--shift; the ICML 2022 protocol)
 
 
 def parse_setting(name: str) -> dict:
@@ -106,6 +108,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     sized("--num-draws", "bayesrca posterior draws")
     sized("--num-mc-samples", "bayesrca Monte Carlo samples per draw")
     p.add_argument("--seed", type=int, default=0, help="master seed of every random choice")
+    p.add_argument("--shift", nargs=2, type=float, default=list(DEFAULT_SHIFT), metavar=("LO", "HI"),
+                   help="the root cause's noise is shifted by LO-HI noise sd (TrueSCM.inject)")
     p.add_argument("--out", type=Path, default=common.RESULTS, help="output directory")
     p.add_argument("--smoke", action="store_true", help="tiny CI run (< 60 s), writes recall_smoke.*")
     args = p.parse_args(argv)
@@ -115,6 +119,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     for key in ("graphs", "outliers", "rows", "num_draws", "num_mc_samples", "max_ancestors"):
         if getattr(args, key) < 1:
             p.error(f"--{key.replace('_', '-')} must be >= 1")
+    if not 0 < args.shift[0] <= args.shift[1]:
+        p.error("--shift LO HI needs 0 < LO <= HI")
+    args.shift = tuple(args.shift)
     return args
 
 
@@ -140,7 +147,8 @@ def make_problem(setting: dict, graph_index: int, args) -> dict | None:
         Index of the graph within the setting; with ``args.seed`` and the setting name it seeds
         every random choice.
     args : argparse.Namespace
-        Needs ``seed``, ``max_ancestors``, ``rows`` and ``outliers``.
+        Needs ``seed``, ``max_ancestors``, ``rows`` and ``outliers``; ``shift`` (noise sd of the
+        injected shift, default ``DEFAULT_SHIFT``) is optional.
 
     Returns
     -------
@@ -160,7 +168,7 @@ def make_problem(setting: dict, graph_index: int, args) -> dict | None:
     rows, noises, causes, skipped = [], [], [], 0
     while len(rows) < args.outliers and skipped < MAX_SKIPS_PER_OUTLIER * args.outliers:
         root = players[int(rng.integers(len(players)))]
-        event = truth.inject(target, root, rng, reference=reference)
+        event = truth.inject(target, root, rng, shift=tuple(getattr(args, "shift", DEFAULT_SHIFT)), reference=reference)
         if event is None:
             skipped += 1
             continue
@@ -432,7 +440,7 @@ def main(argv=None) -> int:
     protocol = (
         f"{len(args.settings)} settings x {args.graphs} random SCMs x {args.outliers} outliers; {args.rows} training "
         f"rows; target with 3-{args.max_ancestors} ancestors; root cause uniform over the target's ancestors and "
-        f"itself, noise shifted by 3-5 sd, kept when it is a but-for cause (true IT score >= log 100 with the shift, < log 10 without). bayesrca mechanisms='auto', "
+        f"itself, noise shifted by {args.shift[0]:g}-{args.shift[1]:g} sd, kept when it is a but-for cause (true IT score >= log 100 with the shift, < log 10 without). bayesrca mechanisms='auto', "
         f"num_draws={args.num_draws}, num_mc_samples={args.num_mc_samples}; DoWhy auto assignment (GOOD). "
         f"Seed {args.seed}."
     )

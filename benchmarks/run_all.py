@@ -7,8 +7,15 @@ Each benchmark runs in its own process (so each one's peak memory is its own), i
 * ``calibration.py``: coverage of 90 % intervals and reliability of ``prob_top`` against exact
   truths, bayesrca vs DoWhy's bootstrap;
 * ``scale.py``: many anomalies, number of ancestors, a 50-node graph, peak memory;
+* ``memory.py``: attribution on a 50-node graph with 1000 draws and 200 anomalies under memory
+  budgets (``max_memory_mb``), peak RSS per run;
 * ``petshop.py``: top-1 / top-3 recall on the PetShop microservice issues (real data), bayesrca
-  vs the anomaly-traversal baseline vs DoWhy.
+  vs the anomaly-traversal baseline vs DoWhy;
+* ``change.py``: distribution change and intrinsic causal influence (recall, coverage of 90 %
+  intervals against exact truths on linear-Gaussian SCMs; DoWhy's supply-chain and microservice
+  data), bayesrca vs DoWhy;
+* ``extreme.py``: the ranking and calibration tables repeated with outliers of 6-12 sd (closed
+  form, conditional and plain Monte Carlo tails), bayesrca vs DoWhy.
 
 Every script writes ``<name>.md``, ``<name>.csv`` and its figures into ``--out``; this runner then
 writes ``report.md`` there: every table in order, with links to the figures. Run from the
@@ -38,7 +45,10 @@ SCRIPTS = {
     "recall": "recall.py",
     "calibration": "calibration.py",
     "scale": "scale.py",
+    "memory": "memory.py",
     "petshop": "petshop.py",
+    "change": "change.py",
+    "extreme": "extreme.py",
 }
 
 

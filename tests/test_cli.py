@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayesrca.cli import EXIT_INPUT, EXIT_OK, main, read_graph
+from bayesrca.cli import EXIT_FAILURE, EXIT_INPUT, EXIT_OK, main, read_graph
 from bayesrca.exceptions import DataError
 
 EDGES = [("db", "api"), ("cache", "api"), ("api", "site")]
@@ -95,3 +95,75 @@ def test_python_dash_m_runs_the_command_line(files):
     )
     assert proc.returncode == 0, proc.stderr
     assert "model written to" in proc.stderr
+
+
+@pytest.fixture
+def model(files):
+    path = files / "m.bayesrca"
+    assert main(["fit", "--graph", str(files / "graph.csv"), "--data", str(files / "train.csv"), "-o", str(path),
+                 "--mechanisms", "gaussian", "--draws", "10", "--quiet"]) == EXIT_OK
+    return path
+
+
+def _err(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err  # one line
+    return err
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        (pd.DataFrame({"db": [1.0], "cache": [9.0], "site": [11.0]}), "'api'"),  # a column missing
+        (pd.DataFrame({"db": [1.0], "cache": [9.0], "api": [10.5], "site": [11.0], "zz": [1.0]}), "'zz'"),  # extra
+        (pd.DataFrame({"db": ["slow"], "cache": [9.0], "api": [10.5], "site": [11.0]}), "'db'"),  # not a number
+        (pd.DataFrame({"db": [1.0], "cache": [None], "api": [10.5], "site": [11.0]}), "'cache'"),  # missing value
+        (pd.DataFrame(columns=["db", "cache", "api", "site"]), "0 row"),  # header only
+    ],
+)
+def test_bad_anomalies_file_exits_2_naming_the_file_and_column(files, model, capsys, frame, expected):
+    path = files / "bad.csv"
+    frame.to_csv(path, index=False)
+    code = main(["attribute", str(model), "--anomalies", str(path), "--target", "site", "--quiet"])
+    err = _err(capsys)
+    assert code == EXIT_INPUT and "bad.csv" in err and expected in err
+
+
+def test_bad_files_and_options_exit_2_with_one_line(files, model, capsys):
+    anomalies, train = str(files / "anom.csv"), str(files / "train.csv")
+    (files / "empty.csv").write_text("")
+    (files / "notamodel.bayesrca").write_bytes(b"PK\x03\x04 not really a zip")
+    pd.DataFrame([*EDGES, ("api", "api")], columns=["source", "target"]).to_csv(files / "loop.csv", index=False)
+    cases = [
+        (["attribute", str(model), "--anomalies", anomalies, "--target", "nowhere"], "'nowhere'"),
+        (["attribute", str(model), "--anomalies", str(files / "empty.csv"), "--target", "site"], "empty.csv"),
+        (["attribute", str(files / "notamodel.bayesrca"), "--anomalies", anomalies, "--target", "site"], "notamodel"),
+        (["attribute", train, "--anomalies", anomalies, "--target", "site"], "train.csv"),  # a CSV is not a model
+        (["attribute", str(model), "--anomalies", anomalies, "--target", "site", "--ci-prob", "2"], "--ci-prob"),
+        (["attribute", str(model), "--anomalies", anomalies, "--target", "site", "--ci-prob", "nan"], "--ci-prob"),
+        (["attribute", str(model), "--anomalies", anomalies, "--target", "site", "--mc-samples", "0"], "--mc-samples"),
+        (["attribute", str(model), "--anomalies", anomalies, "--target", "site", "-o", str(files / "no" / "x.json")],
+         "--output"),
+        (["fit", "--graph", str(files / "graph.csv"), "--data", train, "-o", str(files / "x"), "--draws", "0"], "--draws"),
+        (["fit", "--graph", str(files / "graph.csv"), "--data", train, "-o", str(files / "x"), "--seed", "-1"], "--seed"),
+        (["fit", "--graph", str(files / "loop.csv"), "--data", train, "-o", str(files / "x")], "self-loop"),
+        (["fit", "--graph", str(files / "empty.csv"), "--data", train, "-o", str(files / "x")], "empty.csv"),
+        (["fit", "--graph", str(files / "graph.csv"), "--data", str(files / "empty.csv"), "-o", str(files / "x")],
+         "empty.csv"),
+    ]
+    for argv, expected in cases:
+        code = main([*argv, "--quiet"])
+        err = _err(capsys)
+        assert code == EXIT_INPUT, (argv, err)
+        assert err.startswith(f"bayesrca {argv[0]}: error:") and expected in err, (argv, err)
+
+
+def test_unexpected_failure_exits_1(files, model, capsys, monkeypatch):
+    import bayesrca.attribution
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(bayesrca.attribution, "attribute_anomalies", broken)
+    code = main(["attribute", str(model), "--anomalies", str(files / "anom.csv"), "--target", "site", "--quiet"])
+    assert code == EXIT_FAILURE and "unexpected RuntimeError: boom" in capsys.readouterr().err

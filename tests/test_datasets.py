@@ -32,3 +32,20 @@ def test_online_shop():
     assert set(np.unique(normal["Shopping Event?"])) == {0.0, 1.0}  # the boolean root as 0/1
     assert int(normal["Shopping Event?"].sum()) == 15
     assert (normal["Page Views"] == np.round(normal["Page Views"])).all()  # integer counts kept exact
+
+
+def test_supply_chain_and_microservice_degradation():
+    from bayesrca.datasets import (
+        SUPPLY_CHAIN_CHANGED,
+        load_microservice_degradation,
+        load_supply_chain,
+    )
+
+    graph, week1, week2 = load_supply_chain()
+    assert week1.shape == week2.shape == (1000, 5) and set(week1.columns) == set(graph.nodes)
+    assert set(SUPPLY_CHAIN_CHANGED) <= set(graph.nodes)
+    assert 6.0 < week2["received"].mean() - week1["received"].mean() < 6.4
+    graph, normal, degraded = load_microservice_degradation()
+    assert normal.shape == (10_000, 11) and degraded.shape == (1000, 11)
+    assert list(degraded.columns) == list(normal.columns)
+    assert 1.8 < degraded["Website"].mean() - normal["Website"].mean() < 2.1

@@ -3,6 +3,8 @@ of another kind, and never a half-fitted model. The number of cases tried is pri
 
 from __future__ import annotations
 
+import gzip
+import json
 import string
 import warnings
 
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 
 import bayesrca as br
 from bayesrca.cli import read_graph
+from bayesrca.datasets import load_petshop
 from bayesrca.exceptions import BayesRCAError, NotFittedError
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -97,3 +100,103 @@ def test_attribute_arguments(ci_prob, num_draws, target, fuzz_counter):
         res.summary(ci_prob=ci_prob)
     except BayesRCAError:
         return
+
+
+# ---------------------------------------------------------------------------------------------
+# PetShop loader on damaged scenario folders
+# ---------------------------------------------------------------------------------------------
+def _petshop_metrics(values: dict, rows: int) -> pd.DataFrame:
+    columns = pd.MultiIndex.from_tuples(
+        [(node, metric, stat) for node in values for metric, stat in (("latency", "Average"), ("availability", "Average"),
+                                                                        ("requests", "Sum"))],
+        names=["microservice", "metric", "statistic"],
+    )
+    data = [[values[node][i] if metric != "requests" else 5.0 for node, metric, _ in columns] for i in range(rows)]
+    return pd.DataFrame(data, columns=columns, index=pd.Index(1_700_000_000 + 300 * np.arange(rows), name="unix_timestamp"))
+
+
+def _write_petshop(root) -> None:
+    """A valid tiny scenario: site calls api, api calls db and cache (cache has no data)."""
+    nodes = ["site", "api", "db", "cache"]
+    adjacency = pd.DataFrame(0, index=nodes, columns=nodes)
+    adjacency.loc["site", "api"] = adjacency.loc["api", "db"] = adjacency.loc["api", "cache"] = 1
+    (root / "noissue").mkdir(parents=True)
+    adjacency.to_csv(root / "graph.csv")
+    rng = np.random.default_rng(0)
+    normal = {n: list(rng.normal(1.0, 0.1, 30)) for n in ("site", "api", "db")}
+    normal["db"][3] = np.nan
+    _petshop_metrics(normal, 30).to_csv(root / "noissue" / "metrics.csv")
+    for split, index in (("train", 0), ("test", 0)):
+        folder = root / split / f"issue_{index}"
+        folder.mkdir(parents=True)
+        _petshop_metrics({n: [1.0, 1.1, 2.0, 1.0, 1.0] for n in ("site", "api", "db")}, 5).to_csv(folder / "metrics.csv")
+        meta = {"target": {"node": "site", "metric": "latency", "agg": "Average"}, "root_cause": {"node": "db"}}
+        (folder / "target.json").write_text(json.dumps(meta))
+
+
+PETSHOP_FILES = ["graph.csv", "noissue/metrics.csv", "train/issue_0/metrics.csv", "train/issue_0/target.json",
+                 "test/issue_0/metrics.csv"]
+DAMAGES = ["delete", "empty", "random_bytes", "truncate", "gzip_truncated", "gzip_ok", "garble_cell", "drop_header_row",
+           "rename_columns", "json_shape", "duplicate_column"]
+
+
+def _damage(path, how: str, data) -> None:
+    text = path.read_bytes()
+    if how == "delete":
+        path.unlink()
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "random_bytes":
+        path.write_bytes(data.draw(st.binary(max_size=200)))
+    elif how == "truncate":
+        path.write_bytes(text[: data.draw(st.integers(0, max(len(text) - 1, 0)))])
+    elif how in ("gzip_truncated", "gzip_ok"):
+        packed = gzip.compress(text)
+        if how == "gzip_truncated":
+            packed = packed[: data.draw(st.integers(0, len(packed) - 1))]
+        path.unlink()
+        path.with_name(path.name + ".gz").write_bytes(packed)
+    elif how == "garble_cell":
+        lines = text.decode(errors="replace").splitlines()
+        i = data.draw(st.integers(0, len(lines) - 1))
+        cells = lines[i].split(",")
+        j = data.draw(st.integers(0, len(cells) - 1))
+        cells[j] = data.draw(st.sampled_from(["x", "", "nan", "1e999", '"', "-", "漢", ",,"]))
+        lines[i] = ",".join(cells)
+        path.write_text("\n".join(lines))
+    elif how == "drop_header_row":
+        lines = text.decode(errors="replace").splitlines()
+        del lines[data.draw(st.integers(0, min(2, len(lines) - 1)))]
+        path.write_text("\n".join(lines))
+    elif how == "rename_columns":
+        path.write_text(text.decode(errors="replace").replace("latency", data.draw(st.sampled_from(["Latency", "", "availability"]))))
+    elif how == "json_shape":
+        path.write_text(json.dumps(data.draw(st.sampled_from(
+            [[], {}, {"target": 3}, {"target": {"node": "site"}}, {"target": {"node": 1, "metric": "latency"},
+                                                                  "root_cause": {"node": "db"}}, "x", None]))))
+    else:  # duplicate_column
+        lines = text.decode(errors="replace").splitlines()
+        path.write_text("\n".join(line + "," + line.split(",")[-1] for line in lines))
+
+
+@FAST
+@given(data=st.data())
+def test_petshop_loader_on_damaged_folders(tmp_path_factory, data, fuzz_counter):
+    fuzz_counter["datasets.load_petshop"] += 1
+    root = tmp_path_factory.mktemp("petshop") / "tiny"
+    _write_petshop(root)
+    for _ in range(data.draw(st.integers(1, 2))):
+        name = data.draw(st.sampled_from(PETSHOP_FILES))
+        if (root / name).is_file():
+            _damage(root / name, data.draw(st.sampled_from(DAMAGES)), data)
+    metric = data.draw(st.sampled_from(["latency", "availability", "requests", "bogus"]))
+    nan_policy = data.draw(st.sampled_from(["neutral", "mean", 1.0, "bad"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            scenario = load_petshop(root, metric, "Sum" if metric == "requests" else "Average", nan_policy=nan_policy)
+        except BayesRCAError as err:
+            assert str(err)  # our exception, with a message
+            return
+    assert not scenario.normal.isna().to_numpy().any()
+    assert list(scenario.normal.columns) == list(scenario.graph.nodes)

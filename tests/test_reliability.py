@@ -96,3 +96,72 @@ def test_an_unrelated_node_changes_nothing():
     assert set(out.nodes) == {"a", "b", "c"}
     np.testing.assert_allclose(out.it_scores, res.it_scores, rtol=1e-6)
     np.testing.assert_allclose(out.contributions, res.contributions, rtol=1e-6, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# Degenerate graphs and extreme inputs (issue 7). Validation errors naming the offending node,
+# column or value are tested in test_validation.py (single training row, unicode and spaces in
+# names, graph changed after fit, unfitted model, ci_prob, num_draws) and test_cli.py.
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mechanisms", ["gaussian", "linear"])
+def test_anomalies_far_outside_the_training_range_give_finite_results(mechanisms):
+    graph, frame = _chain()
+    scm = br.BayesianSCM(graph, mechanisms=mechanisms, num_draws=20).fit(frame, seed=0)
+    far = pd.DataFrame({"a": [0.0, 1e6, -1e8], "b": [1e4, 0.0, 1e8], "c": [1e5, -1e7, 1e8]})
+    res = br.attribute_anomalies(scm, "c", far, seed=0, num_mc_samples=300)
+    assert np.all(np.isfinite(res.contributions)) and np.all(np.isfinite(res.it_scores))
+    assert np.all(res.it_scores > 4)  # the target is far in the tail in every row: a large, finite score
+    np.testing.assert_allclose(res.contributions.sum(-1), res.it_scores, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("mechanisms", ["gaussian", "linear"])
+def test_one_node_graph(mechanisms):
+    graph = nx.DiGraph()
+    graph.add_node("only")
+    frame = pd.DataFrame({"only": np.random.default_rng(0).normal(size=200)})
+    scm = br.BayesianSCM(graph, mechanisms=mechanisms, num_draws=20).fit(frame, seed=0)
+    res = br.attribute_anomalies(scm, "only", pd.DataFrame({"only": [4.0, 0.0]}), seed=0, num_mc_samples=300)
+    assert res.nodes == ("only",)
+    np.testing.assert_allclose(res.contributions[..., 0], res.it_scores, atol=1e-9)  # the only player takes it all
+    assert np.median(res.it_scores[:, 0]) > np.median(res.it_scores[:, 1])
+
+
+def test_disconnected_graph_attributes_within_the_target_component():
+    graph, frame = _chain()
+    graph = nx.DiGraph(graph)
+    graph.add_edge("x", "y")  # a second component
+    graph.add_node("alone")  # and an isolated node
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=len(frame))
+    frame = frame.assign(x=x, y=x + rng.normal(size=len(frame)), alone=rng.normal(size=len(frame)))
+    scm = br.BayesianSCM(graph, mechanisms="gaussian", num_draws=20).fit(frame, seed=0)
+    res = br.attribute_anomalies(scm, "c", ANOMALY.assign(x=[9.0], y=[9.0], alone=[9.0]), seed=0)
+    assert set(res.nodes) == {"a", "b", "c"}  # the other component cannot be a cause
+    other = br.attribute_anomalies(scm, "y", pd.DataFrame({"x": [0.0], "y": [5.0]}), seed=0)
+    assert set(other.nodes) == {"x", "y"}
+    assert other.summary().iloc[0]["node"] == "y"
+    with pytest.raises(br.DataError, match="'x'"):  # the target's component must be complete
+        br.attribute_anomalies(scm, "y", pd.DataFrame({"y": [5.0]}), seed=0)
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1e9])
+def test_monte_carlo_path_with_bootstrap_noise_at_tiny_and_huge_scales(scale):
+    """Skewed noise, bootstrap mechanisms, Monte Carlo tails: values of order 1e-9 or 1e9 give finite
+    contributions that sum to the IT score, and the same ranking as at unit scale."""
+    rng = np.random.default_rng(4)
+    n = 400
+    a = rng.exponential(1.0, n)
+    b = 0.7 * a + rng.exponential(0.5, n)
+    c = b + 0.4 * a + rng.exponential(0.5, n)
+    graph = nx.DiGraph([("a", "b"), ("b", "c"), ("a", "c")])
+    anomaly = pd.DataFrame({"a": [1.0], "b": [5.0], "c": [6.0]})
+    ranks = []
+    for s in (1.0, scale):
+        frame = pd.DataFrame({"a": a, "b": b, "c": c}) * s
+        scm = br.BayesianSCM(graph, mechanisms="linear", num_draws=20).fit(frame, seed=0)
+        res = br.attribute_anomalies(scm, "c", anomaly * s, seed=0, num_mc_samples=400)
+        assert res.method_info["engine"] == "mc"
+        assert np.all(np.isfinite(res.contributions)) and np.all(np.isfinite(res.it_scores))
+        np.testing.assert_allclose(res.contributions.sum(-1), res.it_scores, rtol=1e-5, atol=1e-5)
+        ranks.append(res.summary()["node"].tolist())
+    assert ranks[0][0] == ranks[1][0] == "b"

@@ -1,17 +1,30 @@
 """Example data sets: small ones shipped with bayesrca, loaders for public benchmarks."""
 
-from .microservice import MICROSERVICE_EDGES, load_microservice
-from .online_shop import ONLINE_SHOP_EDGES, load_online_shop, load_online_shop_first_quarter
+from .microservice import (
+    MICROSERVICE_EDGES,
+    load_microservice,
+    load_microservice_degradation,
+)
+from .online_shop import (
+    ONLINE_SHOP_EDGES,
+    load_online_shop,
+    load_online_shop_first_quarter,
+)
 from .petshop import PetShopIssue, PetShopScenario, load_petshop, petshop_scenarios
+from .supply_chain import SUPPLY_CHAIN_CHANGED, SUPPLY_CHAIN_EDGES, load_supply_chain
 
 __all__ = [
-    "load_microservice",
     "MICROSERVICE_EDGES",
+    "ONLINE_SHOP_EDGES",
+    "SUPPLY_CHAIN_CHANGED",
+    "SUPPLY_CHAIN_EDGES",
+    "PetShopIssue",
+    "PetShopScenario",
+    "load_microservice",
+    "load_microservice_degradation",
     "load_online_shop",
     "load_online_shop_first_quarter",
-    "ONLINE_SHOP_EDGES",
     "load_petshop",
+    "load_supply_chain",
     "petshop_scenarios",
-    "PetShopScenario",
-    "PetShopIssue",
 ]

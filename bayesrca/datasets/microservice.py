@@ -2,7 +2,8 @@
 
 Synthetic latencies (seconds) of 11 services under normal operation, and one outlier at
 ``Website`` whose root cause is ``Caching Service`` (its intrinsic latency was shifted by +2 s).
-Data copied byte for byte from the DoWhy example notebook
+A second anomalous set of 1000 rows (a persistent degradation, the same shift) comes with
+:func:`load_microservice_degradation`. Data copied byte for byte from the DoWhy example notebook
 ``gcm_rca_microservice_architecture.ipynb``.
 """
 
@@ -13,7 +14,7 @@ from importlib import resources
 import networkx as nx
 import pandas as pd
 
-__all__ = ["MICROSERVICE_EDGES", "load_microservice"]
+__all__ = ["MICROSERVICE_EDGES", "load_microservice", "load_microservice_degradation"]
 
 #: Causal edges ``cause -> effect``: the service-call graph with its arrows reversed.
 MICROSERVICE_EDGES = (
@@ -51,3 +52,22 @@ def load_microservice() -> tuple[nx.DiGraph, pd.DataFrame, pd.DataFrame]:
     with (data / "microservice_anomaly.csv").open("rb") as fh:
         anomaly = pd.read_csv(fh)
     return nx.DiGraph(list(MICROSERVICE_EDGES)), normal, anomaly
+
+
+def load_microservice_degradation() -> tuple[nx.DiGraph, pd.DataFrame, pd.DataFrame]:
+    """Load the microservice example's persistent degradation (DoWhy's scenario 2).
+
+    Returns
+    -------
+    graph : networkx.DiGraph
+        The causal graph (13 edges, 11 nodes).
+    normal : pandas.DataFrame
+        10,000 rows of normal-operation latencies (as :func:`load_microservice`).
+    degraded : pandas.DataFrame
+        1,000 rows generated with Caching Service's intrinsic latency shifted by +2 s; the mean
+        Website latency is up by about 1.9 s. The columns are in the order of ``normal``.
+    """
+    graph, normal, _ = load_microservice()
+    with (resources.files(__package__) / "data" / "microservice_anomaly_1000.csv").open("rb") as fh:
+        degraded = pd.read_csv(fh)
+    return graph, normal, degraded[list(normal.columns)]

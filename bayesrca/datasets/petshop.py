@@ -23,17 +23,19 @@ Choices made here, all recorded on the returned objects:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import warnings
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
 import pandas as pd
 
-from ..exceptions import BayesRCAWarning, ConfigError, DataError
+from ..exceptions import BayesRCAError, BayesRCAWarning, ConfigError, DataError
 
 __all__ = ["PetShopIssue", "PetShopScenario", "load_petshop", "petshop_scenarios"]
 
@@ -157,7 +159,9 @@ def load_petshop(
     ------
     DataError
         If the folder lacks ``graph.csv`` or ``noissue/metrics.csv`` (the temporal scenarios of the
-        public copy lack their normal data), or the metric/statistic is not in the data.
+        public copy lack their normal data), the metric/statistic is not in the data, or a file is
+        damaged (unreadable, truncated ``.gz``, wrong columns, non-numeric values, malformed
+        ``target.json``); the message names the file.
     ConfigError
         If ``nan_policy`` is unknown, or ``"neutral"`` is asked for a metric without a neutral value
         and the data have NaNs.
@@ -175,8 +179,12 @@ def load_petshop(
         raise ConfigError(f"nan_policy must be one of {NAN_POLICIES} or a number, got {nan_policy!r}")
 
     raw_normal = _select(_read_metrics(normal_path), metric, statistic, normal_path)
+    if raw_normal.empty:
+        raise DataError(f"{normal_path}: no rows of normal operation; the scenario cannot be fitted")
     graph, marginalised = _causal_graph(root / "graph.csv", set(raw_normal.columns))
     nodes = list(graph.nodes)
+    if not nodes:
+        raise DataError(f"{root / 'graph.csv'}: no node of the call graph has a column in {normal_path}")
     raw_normal = raw_normal.reindex(columns=nodes)
     fill = _fill_values(raw_normal, metric, nan_policy)
     normal = raw_normal.fillna(fill)
@@ -210,11 +218,29 @@ def _metrics_file(folder: Path) -> Path | None:
     return None
 
 
-def _read_metrics(path: Path) -> pd.DataFrame:
+#: What reading a damaged file can raise (pandas, gzip, zlib, json, networkx); turned into DataError.
+_READ_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OSError, EOFError, zlib.error,
+                nx.NetworkXError, pd.errors.ParserError)
+
+
+@contextlib.contextmanager
+def _reading(path: Path, what: str) -> Iterator[None]:
+    """Turn any error of reading or parsing ``path`` into a :class:`DataError` that names it."""
     try:
-        return pd.read_csv(path, header=[0, 1, 2], index_col=0)
-    except (ValueError, pd.errors.ParserError) as err:
-        raise DataError(f"{path}: not a PetShop metrics file with a 3-level header ({err})") from err
+        yield
+    except BayesRCAError:
+        raise
+    except _READ_ERRORS as err:
+        detail = str(err).splitlines()[0][:200] if str(err) else ""
+        raise DataError(f"{path}: not {what} ({type(err).__name__}: {detail})") from err
+
+
+def _read_metrics(path: Path) -> pd.DataFrame:
+    with _reading(path, "a PetShop metrics file with a 3-level header"):
+        frame = pd.read_csv(path, header=[0, 1, 2], index_col=0)
+        if not isinstance(frame.columns, pd.MultiIndex) or frame.columns.nlevels != 3:
+            raise DataError(f"{path}: not a PetShop metrics file: the header needs 3 rows (node, metric, statistic)")
+        return frame
 
 
 def _select(frame: pd.DataFrame, metric: str, statistic: str, path: Path) -> pd.DataFrame:
@@ -225,12 +251,29 @@ def _select(frame: pd.DataFrame, metric: str, statistic: str, path: Path) -> pd.
         raise DataError(f"{path}: no columns for metric {metric!r} / statistic {statistic!r}; available: {pairs}")
     out = frame.loc[:, mask]
     out.columns = [str(c[0]) for c in out.columns]
-    return out.astype(float)
+    dup = sorted(set(out.columns[out.columns.duplicated()]))
+    if dup:
+        raise DataError(f"{path}: nodes {dup} have more than one {metric!r}/{statistic!r} column")
+    numeric = out.apply(pd.to_numeric, errors="coerce")
+    bad = [c for c in out.columns if (numeric[c].isna() & out[c].notna()).any()]
+    if bad:
+        raise DataError(f"{path}: non-numeric {metric!r}/{statistic!r} values in the columns of nodes {bad[:8]}")
+    return numeric.astype(float)
 
 
 def _causal_graph(path: Path, measured: set[str]) -> tuple[nx.DiGraph, list[str]]:
-    adjacency = pd.read_csv(path, index_col=0)
-    calls = nx.from_pandas_adjacency(adjacency, create_using=nx.DiGraph)
+    with _reading(path, "a call-graph adjacency matrix (CSV, node names as first column and header)"):
+        adjacency = pd.read_csv(path, index_col=0)
+        adjacency.index = adjacency.index.map(str)
+        if adjacency.empty or sorted(adjacency.index) != sorted(adjacency.columns) or adjacency.index.has_duplicates:
+            raise DataError(
+                f"{path}: not a square adjacency matrix with the same node names as rows and columns "
+                f"({adjacency.shape[0]} rows, {adjacency.shape[1]} columns)"
+            )
+        values = adjacency.apply(pd.to_numeric, errors="coerce")
+        if values.isna().to_numpy().any():
+            raise DataError(f"{path}: the adjacency matrix holds missing or non-numeric entries")
+        calls = nx.from_pandas_adjacency(values.loc[:, list(values.index)], create_using=nx.DiGraph)
     graph = calls.reverse(copy=True)
     if not nx.is_directed_acyclic_graph(graph):
         raise DataError(f"{path}: the reversed call graph has a cycle; it cannot be a causal graph")
@@ -271,23 +314,28 @@ def _read_issue(
     target_path, metrics_path = folder / "target.json", _metrics_file(folder)
     if not target_path.is_file() or metrics_path is None:
         raise DataError(f"{folder}: an issue folder needs metrics.csv and target.json")
-    meta = json.loads(target_path.read_text())
-    target = meta["target"]
-    if target["metric"] != metric or target.get("agg", "Average") != statistic:
+    with _reading(target_path, 'a PetShop target.json ({"target": {"node", "metric"}, "root_cause": {"node"}})'):
+        meta = json.loads(target_path.read_text())
+        target, cause = meta["target"], meta["root_cause"]["node"]
+        target_node, target_metric, target_stat = target["node"], target["metric"], target.get("agg", "Average")
+        if not all(isinstance(v, str) for v in (cause, target_node, target_metric, target_stat)):
+            raise DataError(f"{target_path}: target node, metric, statistic and root-cause node must be strings")
+        meta_data = meta.get("metadata", {})
+        command = meta_data.get("reproducibility", {}).get("command", "") if isinstance(meta_data, dict) else ""
+    if target_metric != metric or target_stat != statistic:
         return None
     raw = _select(_read_metrics(metrics_path), metric, statistic, metrics_path).reindex(columns=nodes)
     if len(raw) <= ANALYSED_ROW:
         raise DataError(f"{metrics_path}: {len(raw)} rows; the protocol analyses row {ANALYSED_ROW}")
-    command = meta.get("metadata", {}).get("reproducibility", {}).get("command", "")
     return PetShopIssue(
         name=f"{split}/{folder.name}",
         frame=raw.fillna(fill),
         filled=raw.isna(),
         row=ANALYSED_ROW,
-        target_node=target["node"],
-        target_metric=target["metric"],
-        target_statistic=target.get("agg", "Average"),
-        root_cause=meta["root_cause"]["node"],
+        target_node=target_node,
+        target_metric=target_metric,
+        target_statistic=target_stat,
+        root_cause=cause,
         fault=str(command),
     )
 

@@ -2,9 +2,22 @@
 
 from .additive import AdditiveNoiseModel
 from .base import Mechanism, noise_site
+from .discrete import BernoulliGLM, CategoricalGLM, DiscreteGLM, PoissonGLM
 from .linear import LinearANM
 from .noise import ResidualKDE
 from .root import RootDistribution
 from .spline import SplineANM
 
-__all__ = ["Mechanism", "AdditiveNoiseModel", "LinearANM", "SplineANM", "RootDistribution", "ResidualKDE", "noise_site"]
+__all__ = [
+    "Mechanism",
+    "AdditiveNoiseModel",
+    "LinearANM",
+    "SplineANM",
+    "RootDistribution",
+    "DiscreteGLM",
+    "BernoulliGLM",
+    "PoissonGLM",
+    "CategoricalGLM",
+    "ResidualKDE",
+    "noise_site",
+]
