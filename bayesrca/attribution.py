@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import math
-import operator
 import warnings
 from collections.abc import Hashable
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 
 from . import graph as graphs
+from ._budget import memory_plan, num_coalitions
 from ._progress import progress_bar
 from ._random import resolve_seed, seeded
 from .counterfactual import (
-    SORTED_MIN_ANOMALIES,
     CounterfactualEngine,
     choose_engine,
     nonlinear_closure,
@@ -128,14 +125,14 @@ def attribute_anomalies(
     num_draws = scm.num_draws_
     n = len(players)
     method = "exact" if (shapley == "exact" or (shapley == "auto" and n <= max_exact_players)) else "permutation"
-    plan = _memory_plan(
+    plan = memory_plan(
         kind=kind,
         sorted_path=kind == "mc" and not nonlinear_closure(scm, players),
         num_anomalies=len(frame),
         num_draws=num_draws,
         num_players=n,
         num_mc_samples=num_mc_samples,
-        num_coalitions=_num_coalitions(n, method, num_permutations),
+        num_coalitions=num_coalitions(n, method, num_permutations),
         max_elements=max_elements,
         budget_mb=max_memory_mb,
     )
@@ -202,113 +199,6 @@ def attribute_anomalies(
 
 
 # Memory model of one call, in bytes (measured on CPU with benchmarks/memory.py, with head room):
-_RESULT_COPIES = 2  # the draws filled chunk by chunk + the read-only copy AttributionResult keeps
-_MC_FIXED_PER_SAMPLE = 48  # per (Monte Carlo sample x draw x player): fresh-noise trace and the engine's copies
-_BYTES_PER_ELEMENT = {"analytic": 16, "mc": 80}  # working set per element of max_elements
-_CALL_OVERHEAD = {"analytic": 16 * 2**20, "mc": 48 * 2**20}  # first-call allocations (allocator arenas, sort buffers)
-_MIB = 2**20
-
-
-class _Plan(NamedTuple):
-    """How one call is cut: the engine's ``max_elements`` and ``(first, start, stop)`` anomaly chunks
-    (rows ``first:start`` are computed only to pad a short last chunk and are dropped)."""
-
-    max_elements: int
-    chunks: list[tuple[int, int, int]]
-
-
-def _num_coalitions(n: int, method: str, num_permutations: int | None) -> int:
-    """Distinct coalitions the Shapley estimator evaluates (at most)."""
-    if method == "exact":
-        return 2**n
-    perms = max(2 * n, 32)
-    if num_permutations is not None:  # validated by shapley_values; a bad value only needs a harmless estimate here
-        try:
-            perms = max(1, operator.index(num_permutations))
-        except TypeError:
-            pass
-    return min(2**n, perms * (n + 1))
-
-
-def _memory_plan(
-    *,
-    kind: str,
-    sorted_path: bool,
-    num_anomalies: int,
-    num_draws: int,
-    num_players: int,
-    num_mc_samples: int,
-    num_coalitions: int,
-    max_elements: int,
-    budget_mb: float | None,
-) -> _Plan:
-    """Chunk sizes that keep the estimated working set of a call within ``budget_mb``.
-
-    The estimate has three parts: the returned draws (``_RESULT_COPIES`` float64 copies of
-    draws x anomalies x (players + 1)); on the Monte Carlo path the fresh noise of one chunk's engine
-    (``_MC_FIXED_PER_SAMPLE`` bytes per sample x draw x player, independent of the anomalies); and
-    the chunked part: ``_BYTES_PER_ELEMENT`` bytes per element of ``max_elements`` plus the per-anomaly
-    state of a chunk (abducted noises, kept effects and the Shapley accumulators, float64).
-    On the sorted Monte Carlo path anomaly chunks are made as large as the budget allows (each
-    chunk sorts every coalition's samples again) and the rest goes to ``max_elements``; elsewhere
-    the number of engine calls depends on ``max_elements`` only, and half goes to each.
-
-    Raises
-    ------
-    ConfigError
-        If the budget is below the fixed parts plus one chunk of the smallest size.
-    """
-    d, n, m, k = num_draws, num_players, num_mc_samples, num_anomalies
-    per_k_values = 1 if kind == "analytic" else 3  # estimates per contribution (all samples, two halves)
-    if kind == "analytic":
-        per_anomaly = d * min(num_coalitions, 2**20)
-        floor_elements = 3 * d  # one coalition of one anomaly
-    elif sorted_path and k >= SORTED_MIN_ANOMALIES:  # sorted samples are shared by all anomalies of a chunk
-        per_anomaly = d * 16
-        floor_elements = d * (2 * m + 4 * SORTED_MIN_ANOMALIES)
-    else:  # every sample compared with every anomaly
-        per_anomaly = d * 16 * m
-        floor_elements = 2 * d * m
-    # the sorted path needs SORTED_MIN_ANOMALIES anomalies per chunk: the numbers would differ otherwise
-    min_chunk = SORTED_MIN_ANOMALIES if sorted_path and k >= SORTED_MIN_ANOMALIES else 1
-    if budget_mb is None:
-        elements = max_elements
-        chunk = max(min_chunk, min(k, elements // per_anomaly))
-    else:
-        bpe = _BYTES_PER_ELEMENT[kind]
-        state = 8 * d * n * (2 * per_k_values + 6)  # per anomaly of a chunk
-        result = 8 * _RESULT_COPIES * (d * k * (n + 1) + k * n)
-        fixed = result + _CALL_OVERHEAD[kind] + (0 if kind == "analytic" else _MC_FIXED_PER_SAMPLE * m * d * n)
-        floor = fixed + bpe * floor_elements + min_chunk * state
-        budget = budget_mb * _MIB
-        if budget < floor:
-            mc = "" if kind == "analytic" else (
-                f", {_MC_FIXED_PER_SAMPLE * m * d * n / _MIB:.0f} MiB for the Monte Carlo noise "
-                f"({m} samples x {d} draws x {n} players; lower num_mc_samples to need less)"
-            )
-            raise ConfigError(
-                f"max_memory_mb={budget_mb:g} is too small for this call: it needs at least "
-                f"{math.ceil(floor / _MIB)} MiB ({result / _MIB:.0f} MiB for the returned draws of {k} anomalies x "
-                f"{d} draws x {n} nodes{mc}); raise max_memory_mb, or attribute fewer anomalies per call"
-            )
-        avail = budget - fixed
-        if sorted_path and min_chunk > 1:  # anomalies first: each chunk sorts every coalition's samples again
-            chunk = max(min_chunk, min(k, int((avail - bpe * floor_elements) // state)))
-            elements = int(min(max_elements, max(floor_elements, (avail - chunk * state) / bpe)))
-        else:  # the number of engine calls falls with max_elements, whatever the chunk: share the budget
-            elements = int(min(max_elements, max(floor_elements, avail / 2 / bpe)))
-            by_state = int((avail - bpe * elements) // state)
-            chunk = max(min_chunk, min(k, max(1, elements // per_anomaly), by_state))
-        chunk = max(min_chunk, min(chunk, elements // (3 * d)))  # one coalition of the chunk fits
-    chunk = min(chunk, k) if k >= min_chunk else k
-    chunks = []
-    for start in range(0, k, max(chunk, 1)):
-        stop = min(k, start + chunk)
-        first = min(start, max(0, stop - min_chunk))  # pad a short last chunk with the rows before it
-        chunks.append((first, start, stop))
-    return _Plan(elements, chunks)
-
-
 #: A parent value further than this many training ranges beyond the training data triggers an
 #: :class:`ExtrapolationWarning` for a nonlinear child.
 EXTRAPOLATION_RANGES = 0.5

@@ -484,7 +484,7 @@ def test_mc_std_error_shrinks_with_more_samples(small_train):
 def test_sorted_counting_matches_direct_counting(small_train, base_score, monkeypatch):
     """Many anomalies on an all-linear Monte Carlo model: sort once per coalition + binary search
     gives the same counts as comparing every sample with every anomaly (same fresh samples)."""
-    from bayesrca import attribution, counterfactual
+    from bayesrca import _budget, counterfactual
 
     scm = br.BayesianSCM(diamond_graph(), mechanisms="linear", num_draws=8).fit(small_train, seed=0)
     rng = np.random.default_rng(11)
@@ -492,7 +492,7 @@ def test_sorted_counting_matches_direct_counting(small_train, base_score, monkey
     kwargs = dict(seed=3, num_mc_samples=301, base_score=base_score)
     fast = br.attribute_anomalies(scm, "X3", anomalies, **kwargs)
     monkeypatch.setattr(counterfactual, "SORTED_MIN_ANOMALIES", 10**9)
-    monkeypatch.setattr(attribution, "SORTED_MIN_ANOMALIES", 10**9)
+    monkeypatch.setattr(_budget, "SORTED_MIN_ANOMALIES", 10**9)
     slow = br.attribute_anomalies(scm, "X3", anomalies, **kwargs)  # one chunk: the same samples
     np.testing.assert_allclose(fast.contributions, slow.contributions, atol=1e-6)
     np.testing.assert_allclose(fast.it_scores, slow.it_scores, atol=1e-9)

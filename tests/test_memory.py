@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import bayesrca as br
-from bayesrca import attribution
+from bayesrca import _budget, attribution
 from bayesrca.exceptions import ConfigError
 
 GRAPH = nx.DiGraph([("a", "b"), ("b", "c"), ("a", "c"), ("d", "c")])
@@ -54,12 +54,12 @@ def test_small_and_large_budgets_give_the_same_numbers(monkeypatch, mechanisms, 
     large = br.attribute_anomalies(scm, "c", ANOMALIES, max_memory_mb=1e5, **kwargs)
     # the constant parts of the memory model would dwarf this tiny problem: leave them out so that
     # a small budget really cuts the call into many chunks
-    monkeypatch.setattr(attribution, "_CALL_OVERHEAD", {"analytic": 0, "mc": 0})
-    monkeypatch.setattr(attribution, "_MC_FIXED_PER_SAMPLE", 0)
-    monkeypatch.setattr(attribution, "_BYTES_PER_ELEMENT", {"analytic": 1, "mc": 1})
+    monkeypatch.setattr(_budget, "_CALL_OVERHEAD", {"analytic": 0, "mc": 0})
+    monkeypatch.setattr(_budget, "_MC_FIXED_PER_SAMPLE", 0)
+    monkeypatch.setattr(_budget, "_BYTES_PER_ELEMENT", {"analytic": 1, "mc": 1})
     plans = []
-    original = attribution._memory_plan
-    monkeypatch.setattr(attribution, "_memory_plan", lambda **kw: plans.append(original(**kw)) or plans[-1])
+    original = attribution.memory_plan
+    monkeypatch.setattr(attribution, "memory_plan", lambda **kw: plans.append(original(**kw)) or plans[-1])
     small = br.attribute_anomalies(scm, "c", ANOMALIES, max_memory_mb=budget, **kwargs)
     assert small.method_info["engine"] == engine and small.method_info["max_memory_mb"] == budget
     assert len(plans[-1].chunks) > 1 and plans[-1].max_elements < 2**25
@@ -73,16 +73,16 @@ def test_small_and_large_budgets_give_the_same_numbers(monkeypatch, mechanisms, 
 def test_plan_respects_the_budget_and_pads_a_short_last_chunk():
     common = {"kind": "mc", "num_draws": 100, "num_players": 5, "num_mc_samples": 100, "num_coalitions": 32,
                   "max_elements": 2**25}
-    plan = attribution._memory_plan(sorted_path=True, num_anomalies=9, budget_mb=None, **common)
+    plan = _budget.memory_plan(sorted_path=True, num_anomalies=9, budget_mb=None, **common)
     assert plan.chunks == [(0, 0, 9)]
     budget = 80.0
-    plan = attribution._memory_plan(sorted_path=True, num_anomalies=1000, budget_mb=budget, **common)
+    plan = _budget.memory_plan(sorted_path=True, num_anomalies=1000, budget_mb=budget, **common)
     sizes = [stop - first for first, _, stop in plan.chunks]
     assert len(sizes) > 1 and min(sizes) >= 4  # the sorted path needs 4 anomalies per chunk
     covered = np.concatenate([np.arange(start, stop) for _, start, stop in plan.chunks])
     np.testing.assert_array_equal(covered, np.arange(1000))  # every anomaly exactly once
-    bpe = attribution._BYTES_PER_ELEMENT["mc"]
-    fixed = attribution._CALL_OVERHEAD["mc"] + attribution._MC_FIXED_PER_SAMPLE * 100 * 100 * 5
-    result = 8 * attribution._RESULT_COPIES * (100 * 1000 * 6 + 1000 * 5)
+    bpe = _budget._BYTES_PER_ELEMENT["mc"]
+    fixed = _budget._CALL_OVERHEAD["mc"] + _budget._MC_FIXED_PER_SAMPLE * 100 * 100 * 5
+    result = 8 * _budget._RESULT_COPIES * (100 * 1000 * 6 + 1000 * 5)
     state = 8 * 100 * 5 * 12
     assert fixed + result + bpe * plan.max_elements + max(sizes) * state <= budget * 2**20
