@@ -6,6 +6,7 @@ DoWhy is a benchmark extra only (``pip install -e ".[bench]"``); it is imported 
 from __future__ import annotations
 
 import contextlib
+import math
 import resource
 import subprocess
 import sys
@@ -31,6 +32,11 @@ def fmt(x, digits: int = 3) -> str:
     if isinstance(x, (int, np.integer)):
         return str(int(x))
     return f"{x:.{digits}f}" if isinstance(x, (float, np.floating)) else str(x)
+
+
+def fmt_ci(p, lo, hi) -> str:
+    """A proportion with its interval, ``"0.75 [0.30, 0.95]"`` (``"—"`` when missing)."""
+    return "—" if math.isnan(float(p)) else f"{p:.2f} [{lo:.2f}, {hi:.2f}]"
 
 
 def markdown_table(frame, digits: int = 3) -> str:

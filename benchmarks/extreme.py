@@ -347,9 +347,7 @@ def ranking_summary(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def ranking_display(table: pd.DataFrame) -> pd.DataFrame:
-    def ci(p, lo, hi):
-        return f"{p:.2f} [{lo:.2f}, {hi:.2f}]"
-
+    ci = common.fmt_ci
     return pd.DataFrame({
         "setting": table["setting"], "bin": table["bin"], "method": table["method"], "n": table["outliers"],
         "top-1 [95% CI]": [ci(*v) for v in zip(table["top1"], table["top1_lo"], table["top1_hi"])],
@@ -479,9 +477,7 @@ def calibration_summary(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def calibration_display(table: pd.DataFrame) -> pd.DataFrame:
-    def ci(p, lo, hi):
-        return "—" if pd.isna(p) else f"{p:.2f} [{lo:.2f}, {hi:.2f}]"
-
+    ci = common.fmt_ci
     return pd.DataFrame({
         "units": table["units"], "bin": table["bin"], "method": table["method"], "reps": table["repeats"],
         "contrib. coverage [95% CI]": [ci(*v) for v in zip(table["contribution_coverage"], table["contribution_cov_lo"],

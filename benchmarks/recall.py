@@ -372,9 +372,7 @@ def summarise(trials: pd.DataFrame) -> pd.DataFrame:
 
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """The summary with recalls as 'value [lo, hi]' strings for the markdown report."""
-    def ci(p, lo, hi):
-        return f"{p:.2f} [{lo:.2f}, {hi:.2f}]"
-
+    ci = common.fmt_ci
     return pd.DataFrame({
         "setting": table["setting"], "method": table["method"], "trials": table["trials"], "players": table["players"],
         "top-1 recall [95% CI]": [ci(*v) for v in zip(table["top1"], table["top1_lo"], table["top1_hi"])],
