@@ -348,7 +348,7 @@ class CounterfactualEngine:
                     halves[..., 1] += full[..., -1]
                 hits = (halves + sizes) / 2
                 count[rows] = hits.permute(1, 2, 0, 3)
-                self._conditional(dev, hits, sd, lambda d, c, k: dev[d, c, k], rows, rare)
+                self._conditional(hits, sd, lambda d, c, k: dev[d, c, k], rows, rare)
 
         if not self.upstream:
             count_into(torch.arange(masks.shape[0]), None)
@@ -361,7 +361,7 @@ class CounterfactualEngine:
                     count_into(torch.nonzero(inverse == start + i).squeeze(-1), term)
         return self._log_probs(count, free_sd, rare)
 
-    def _conditional(self, dev, hits, sd, centres_of, rows, out) -> None:
+    def _conditional(self, hits, sd, centres_of, rows, out) -> None:
         """Conditional Monte Carlo for the rare (coalition, anomaly, draw) cases of a chunk.
 
         ``hits`` ``(D, c, K, 2)`` counts the samples in the event per half; where either half has
@@ -440,7 +440,7 @@ class CounterfactualEngine:
             hits = torch.from_numpy(total).permute(1, 2, 3, 0).float()  # (D, p, K, 2)
             count[start : start + step] = hits.permute(1, 2, 0, 3)
             rows = torch.arange(start, start + len(pat))
-            self._conditional(None, hits, sd, lambda d, c, k: centres[d, c] - centre[d, c, k].unsqueeze(-1), rows, rare)
+            self._conditional(hits, sd, lambda d, c, k: centres[d, c] - centre[d, c, k].unsqueeze(-1), rows, rare)
         return count, rare
 
     def _upstream_term(self, patterns: torch.Tensor) -> torch.Tensor:
