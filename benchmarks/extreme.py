@@ -69,7 +69,6 @@ import sys
 import time
 import traceback
 import warnings
-import zlib
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -228,14 +227,9 @@ def mechanism_families(scm) -> str:
 # --------------------------------------------------------------------------------------------
 def make_ranking_problem(setting: dict, g: int, args) -> dict | None:
     """Graph, true SCM, target, training rows and per-bin outliers (same seeding as recall.py)."""
-    seq = np.random.SeedSequence([args.seed, zlib.crc32(setting["name"].encode()), g])
-    rng = np.random.default_rng(seq)
-    graph = sim.random_dag(setting["nodes"], setting["shape"], rng)
-    truth = sim.TrueSCM(graph, setting["mechanism"], setting["noise"], seed=int(rng.integers(2**31)))
-    target = sim.pick_target(graph, rng, min_ancestors=3, max_ancestors=args.max_ancestors)
-    train = truth.sample(args.rows, rng)
-    reference = truth.reference_target(target)
-    players = truth.players(target)
+    rng, graph, truth, target, train, reference, players, tool_seed = sim.ground_truth_setup(
+        setting, g, seed=args.seed, rows=args.rows, max_ancestors=args.max_ancestors
+    )
     exact = setting["mechanism"] == "linear" and setting["noise"] == "gaussian"
     per_bin = args.per_bin if setting["mechanism"] == "linear" else args.nonlinear_per_bin
     rows, meta, skipped = [], [], 0
@@ -261,7 +255,7 @@ def make_ranking_problem(setting: dict, g: int, args) -> dict | None:
         return None
     return {"graph": graph, "truth": truth, "target": target, "train": train, "players": players,
             "outliers": pd.concat(rows, ignore_index=True), "meta": meta, "skipped": skipped, "exact": exact,
-            "seed": int(seq.generate_state(1)[0] % 2**31)}
+            "seed": tool_seed}
 
 
 def ranking_graph(setting: dict, g: int, args, caught: Counter) -> list[dict]:
@@ -341,9 +335,13 @@ def ranking_summary(trials: pd.DataFrame) -> pd.DataFrame:
             "fit_s_per_graph": float(per_graph["fit_s"].mean()), "attribution_s_per_graph": float(per_graph["attribution_s"].mean()),
             "graphs": t["graph"].nunique(), "errors": int(t["error"].sum()),
         })
-    table = pd.DataFrame(rows)
+    return _sort_bins(pd.DataFrame(rows), trials, "setting")
+
+
+def _sort_bins(table: pd.DataFrame, trials: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Rows by ``by``, then bins in the order of the trials with "all bins" last."""
     order = {b: i for i, b in enumerate(list(dict.fromkeys(trials["bin"])) + ["all bins"])}
-    return table.sort_values(["setting", "bin"], key=lambda s: s.map(order) if s.name == "bin" else s, kind="stable").reset_index(drop=True)
+    return table.sort_values([by, "bin"], key=lambda s: s.map(order) if s.name == "bin" else s, kind="stable").reset_index(drop=True)
 
 
 def ranking_display(table: pd.DataFrame) -> pd.DataFrame:
@@ -471,9 +469,7 @@ def calibration_summary(trials: pd.DataFrame) -> pd.DataFrame:
             "contribution_mae": float(c["abs_err"].mean()), "contribution_l1_rel": float(norm_l1.mean()),
             "s_per_repeat": float(g.groupby("repeat")["time_s"].first().mean()),
         })
-    table = pd.DataFrame(rows)
-    order = {b: i for i, b in enumerate(list(dict.fromkeys(trials["bin"])) + ["all bins"])}
-    return table.sort_values(["units", "bin"], key=lambda s: s.map(order) if s.name == "bin" else s, kind="stable").reset_index(drop=True)
+    return _sort_bins(pd.DataFrame(rows), trials, "units")
 
 
 def calibration_display(table: pd.DataFrame) -> pd.DataFrame:

@@ -51,7 +51,6 @@ import sys
 import time
 import traceback
 import warnings
-import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -157,14 +156,9 @@ def make_problem(setting: dict, graph_index: int, args) -> dict | None:
         root cause of each row), ``it`` (true IT scores), ``skipped`` (root-cause draws that gave
         no outlier) and ``seed`` (for both tools); None when no outlier could be injected.
     """
-    seq = np.random.SeedSequence([args.seed, zlib.crc32(setting["name"].encode()), graph_index])
-    rng = np.random.default_rng(seq)
-    graph = sim.random_dag(setting["nodes"], setting["shape"], rng)
-    truth = sim.TrueSCM(graph, setting["mechanism"], setting["noise"], seed=int(rng.integers(2**31)))
-    target = sim.pick_target(graph, rng, min_ancestors=3, max_ancestors=args.max_ancestors)
-    train = truth.sample(args.rows, rng)
-    reference = truth.reference_target(target)
-    players = truth.players(target)
+    rng, graph, truth, target, train, reference, players, tool_seed = sim.ground_truth_setup(
+        setting, graph_index, seed=args.seed, rows=args.rows, max_ancestors=args.max_ancestors
+    )
     rows, noises, causes, skipped = [], [], [], 0
     while len(rows) < args.outliers and skipped < MAX_SKIPS_PER_OUTLIER * args.outliers:
         root = players[int(rng.integers(len(players)))]
@@ -181,7 +175,7 @@ def make_problem(setting: dict, graph_index: int, args) -> dict | None:
     return {"graph": graph, "target": target, "train": train, "outliers": outliers, "causes": causes,
             "truth": truth, "noises": noises,
             "skipped": skipped, "players": players, "it": [sim.empirical_it(reference, x) for x in outliers[target]],
-            "seed": int(seq.generate_state(1)[0] % 2**31)}
+            "seed": tool_seed}
 
 
 def run_bayesrca(problem: dict, args, seen: set) -> tuple[dict, float, float, str | None]:

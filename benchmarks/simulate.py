@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -255,6 +256,24 @@ def empirical_it(sorted_reference: np.ndarray, x: float) -> float:
     le = np.searchsorted(sorted_reference, x, side="right")
     ge = m - np.searchsorted(sorted_reference, x, side="left")
     return -math.log(min(1.0, (2 * min(le, ge) + 1) / (m + 1)))
+
+
+def ground_truth_setup(setting: dict, graph_index: int, *, seed: int, rows: int, max_ancestors: int | None):
+    """The seeded start of every ground-truth problem (recall.py, extreme.py).
+
+    Returns ``(rng, graph, truth, target, train, reference, players, tool_seed)``: a random DAG of
+    the setting, its true SCM, a target with at least 3 ancestors, ``rows`` training rows, a large
+    reference sample of the target, the players and the seed handed to the tools under test. The
+    generator comes back for the outliers.
+    """
+    seq = np.random.SeedSequence([seed, zlib.crc32(setting["name"].encode()), graph_index])
+    rng = np.random.default_rng(seq)
+    graph = random_dag(setting["nodes"], setting["shape"], rng)
+    truth = TrueSCM(graph, setting["mechanism"], setting["noise"], seed=int(rng.integers(2**31)))
+    target = pick_target(graph, rng, min_ancestors=3, max_ancestors=max_ancestors)
+    train = truth.sample(rows, rng)
+    tool_seed = int(seq.generate_state(1)[0] % 2**31)
+    return rng, graph, truth, target, train, truth.reference_target(target), truth.players(target), tool_seed
 
 
 def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
