@@ -119,6 +119,8 @@ def attribute_anomalies(
     if shapley not in ("auto", "exact", "permutation"):
         raise ConfigError(f"shapley must be 'auto', 'exact' or 'permutation', got {shapley!r}")
     event_side(base_score)
+    for p in players:  # discrete nodes: values outside their support cannot be attributed
+        scm.mechanisms_[p].check_values(frame[p].to_numpy(), str(p))
     _warn_extrapolation(scm, players, frame)
     kind = choose_engine(scm, players, tail)
     base_seed = resolve_seed(seed)

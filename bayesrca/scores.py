@@ -69,6 +69,8 @@ def outlier_scores(
     if kind not in ("marginal", "conditional"):
         raise ConfigError(f"kind must be 'marginal' or 'conditional', got {kind!r}")
     tails.event_side(base_score)
+    for n in nodes:  # discrete nodes: values outside their support have no score
+        scm.mechanisms_[n].check_values(frame[n].to_numpy(), str(n))
     observed = {n: torch.tensor(frame[n].to_numpy()).unsqueeze(-1) for n in nodes}
     scores = {}
     with seeded(resolve_seed(seed)), torch.no_grad():

@@ -171,3 +171,23 @@ def test_online_shop_with_discrete_columns_runs_end_to_end():
     assert np.isfinite(res.contributions).all()
     np.testing.assert_allclose(res.contributions.sum(-1), res.it_scores, atol=1e-6)
     assert not math.isnan(res.summary()["prob_top"].sum())
+
+
+@pytest.mark.parametrize("row", [{"B": 2.0, "C": 3}, {"B": True, "C": -1}, {"B": True, "C": 2.5}])
+def test_values_outside_a_discrete_support_are_refused(mixed_scm, row):
+    """An impossible anomaly (2 for a binary node, a negative or fractional count) is an error
+    naming the node, never a silently wrong attribution or score."""
+    frame = pd.DataFrame({k: [v] for k, v in row.items()})
+    bad = "B" if row["B"] == 2.0 else "C"
+    with pytest.raises(br.DataError, match=f"node '{bad}'"):
+        br.attribute_anomalies(mixed_scm, "C", frame, num_mc_samples=100)
+    with pytest.raises(br.DataError, match=f"node '{bad}'"):
+        br.outlier_scores(mixed_scm, frame, num_mc_samples=100)
+
+
+def test_unseen_category_code_is_refused():
+    rng = np.random.default_rng(4)
+    mech = CategoricalGLM().fit(rng.integers(0, 3, 200).astype(float), np.zeros((200, 0)), num_draws=5, node="k")
+    mech.check_values(np.array([0.0, 2.0]), "k")
+    with pytest.raises(br.DataError, match="never seen"):
+        mech.check_values(np.array([3.0]), "k")

@@ -87,6 +87,13 @@ class Mechanism(abc.ABC):
     def abduct(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
         """The noise that reproduces ``value`` from ``parents`` under every draw (invertible case)."""
 
+    def check_values(self, values: np.ndarray, node: str = "") -> None:
+        """Raise :class:`~bayesrca.exceptions.DataError` for values this mechanism cannot produce.
+
+        Continuous mechanisms accept any finite value (checked elsewhere); discrete ones check
+        their support, so an impossible anomaly is refused instead of silently misattributed.
+        """
+
     def log_prob(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
         """Log-likelihood of ``value`` given ``parents`` per draw, shape ``(..., D)``."""
         self._check_fitted()

@@ -67,6 +67,10 @@ class DiscreteGLM(Mechanism):
     def _check_values(self, y: np.ndarray, node: str) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def check_values(self, values: np.ndarray, node: str = "") -> None:
+        """Refuse values outside the fitted family's support (e.g. 2 for a binary node)."""
+        self._check_values(np.asarray(values, dtype=np.float64), node)
+
     def _likelihood(self, eta: torch.Tensor) -> dist.Distribution:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -222,6 +226,12 @@ class CategoricalGLM(DiscreteGLM):
     def _check_values(self, y, node):
         if np.any(y < 0) or np.any(y != np.round(y)):
             raise DataError(f"node {node!r}: CategoricalGLM needs category codes 0, 1, ..., K-1; found {np.unique(y)[:5]!r}")
+        known = getattr(self, "num_outputs_", None)
+        if known is not None and np.any(y >= known):
+            raise DataError(
+                f"node {node!r}: category code {int(y.max())} was never seen in training (codes 0..{known - 1}); "
+                "refit with data that contains it"
+            )
 
     def _likelihood(self, eta):
         return dist.Categorical(logits=eta)
