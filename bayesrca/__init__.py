@@ -5,9 +5,7 @@ of every upstream node's contribution to an outlier's IT score, with credible in
 the probability that each node is the top root cause.
 """
 
-from .attribution import attribute_anomalies
-from .change import distribution_change
-from .contributions import ContributionResult
+from .attribution import attribute_anomalies, distribution_change, intrinsic_causal_influence
 from .exceptions import (
     BayesRCAError,
     BayesRCAWarning,
@@ -19,7 +17,6 @@ from .exceptions import (
     GraphError,
     NotFittedError,
 )
-from .influence import intrinsic_causal_influence
 from .mechanisms import (
     BernoulliGLM,
     CategoricalGLM,
@@ -31,7 +28,7 @@ from .mechanisms import (
 )
 from .persistence import load_scm as load
 from .report import write_report
-from .results import AttributionResult, ScoreResult
+from .results import AttributionResult, ContributionResult, ScoreResult
 from .scm import BayesianSCM
 from .scores import outlier_scores
 from .shapley import shapley_values

@@ -69,7 +69,7 @@ def plot_forest(
     ConfigError
         For an unknown anomaly, invalid interval probabilities or a non-positive ``max_nodes``.
     """
-    from bayesrca.results import _check_interval_args
+    from bayesrca.results.attribution import _check_interval_args
     from bayesrca.validation import check_positive_int
 
     _check_interval_args(ci_prob, "eti")
@@ -276,7 +276,7 @@ def plot_it_score(
     """
     import matplotlib.pyplot as plt
 
-    from bayesrca.results import _check_interval_args, _interval
+    from bayesrca.results.attribution import _check_interval_args, _interval
 
     _check_interval_args(ci_prob, "eti")
     pos = result._anomaly_position(anomaly)

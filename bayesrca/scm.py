@@ -163,8 +163,8 @@ class BayesianSCM:
         """The SCM as one Pyro program: every node's noise site, in topological order.
 
         Run it under handlers: plates add Monte Carlo dimensions to the left of the draw
-        dimension; :class:`~bayesrca.handlers.AbductNoise` and
-        :class:`~bayesrca.handlers.KeepNoise` make it counterfactual.
+        dimension; :class:`~bayesrca.counterfactual.handlers.AbductNoise` and
+        :class:`~bayesrca.counterfactual.handlers.KeepNoise` make it counterfactual.
 
         Parameters
         ----------

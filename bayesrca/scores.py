@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from . import tails
+from .counterfactual import tails
 from ._random import resolve_seed, seeded
 from .counterfactual import abduct_noise, fresh_noise_trace, linearize
 from .exceptions import ConfigError
@@ -54,7 +54,7 @@ def outlier_scores(
     kind : {"marginal", "conditional"}
         Which distribution the value is compared with.
     base_score : str, default "median_cdf"
-        Base score tau, see :mod:`bayesrca.tails` (``"median_cdf"``, ``"mean_deviation"``,
+        Base score tau, see :mod:`bayesrca.counterfactual.tails` (``"median_cdf"``, ``"mean_deviation"``,
         ``"median_deviation"``, ``"upper"``, ``"lower"``).
 
     Returns

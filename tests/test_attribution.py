@@ -484,7 +484,8 @@ def test_mc_std_error_shrinks_with_more_samples(small_train):
 def test_sorted_counting_matches_direct_counting(small_train, base_score, monkeypatch):
     """Many anomalies on an all-linear Monte Carlo model: sort once per coalition + binary search
     gives the same counts as comparing every sample with every anomaly (same fresh samples)."""
-    from bayesrca import _budget, counterfactual
+    from bayesrca.attribution import budget as _budget
+    from bayesrca.counterfactual import engine as counterfactual
 
     scm = br.BayesianSCM(diamond_graph(), mechanisms="linear", num_draws=8).fit(small_train, seed=0)
     rng = np.random.default_rng(11)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bayesrca as br
-from bayesrca.change import change_log_bayes_factor
+from bayesrca.attribution.change import change_log_bayes_factor
 from bayesrca.mechanisms import LinearANM, RootDistribution
 
 GRAPH = nx.DiGraph([("X0", "X1"), ("X1", "X2"), ("Z", "X2")])

@@ -1,4 +1,4 @@
-"""Tests of bayesrca.handlers: abduction round-trips and noise keeping on the SCM program."""
+"""Tests of bayesrca.counterfactual.handlers: abduction round-trips and noise keeping on the SCM program."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pyro import poutine
 
 import bayesrca as br
-from bayesrca.handlers import AbductNoise, KeepNoise, abduct, keep_noise
+from bayesrca.counterfactual.handlers import AbductNoise, KeepNoise, abduct, keep_noise
 from bayesrca.mechanisms import noise_site
 
 NODES = ["R", "A", "B"]

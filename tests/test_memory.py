@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 import bayesrca as br
-from bayesrca import _budget, attribution
+from bayesrca.attribution import anomaly as attribution
+from bayesrca.attribution import budget as _budget
 from bayesrca.exceptions import ConfigError
 
 GRAPH = nx.DiGraph([("a", "b"), ("b", "c"), ("a", "c"), ("d", "c")])

@@ -1,4 +1,4 @@
-"""Tests of bayesrca.tails and of extreme outliers on the Monte Carlo path (no cap on the IT score)."""
+"""Tests of bayesrca.counterfactual.tails and of extreme outliers on the Monte Carlo path (no cap on the IT score)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bayesrca as br
-from bayesrca import tails
+from bayesrca.counterfactual import tails
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True)
 

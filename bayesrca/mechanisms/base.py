@@ -107,7 +107,7 @@ class Mechanism(abc.ABC):
         """The node's Pyro program: sample the noise site, then apply the mechanism.
 
         The noise site carries an ``abduct`` callback in its ``infer`` dict so that the
-        :class:`~bayesrca.handlers.AbductNoise` handler can replace the sampled noise by the
+        :class:`~bayesrca.counterfactual.handlers.AbductNoise` handler can replace the sampled noise by the
         noise that reproduces an observed row, from the observed parent values.
         """
         self._check_fitted()

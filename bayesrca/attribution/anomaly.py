@@ -9,20 +9,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import graph as graphs
-from ._budget import memory_plan, num_coalitions
-from ._progress import progress_bar
-from ._random import resolve_seed, seeded
-from .counterfactual import (
+from .. import graph as graphs
+from .budget import memory_plan, num_coalitions
+from .._progress import progress_bar
+from .._random import resolve_seed, seeded
+from ..counterfactual import (
     CounterfactualEngine,
     choose_engine,
     nonlinear_closure,
 )
-from .exceptions import ConfigError, ExtrapolationWarning
-from .results import AttributionResult
-from .shapley import shapley_values
-from .tails import event_side
-from .validation import check_frame, check_positive_int, check_positive_number
+from ..exceptions import ConfigError, ExtrapolationWarning
+from ..results import AttributionResult
+from ..shapley import shapley_values
+from ..counterfactual.tails import event_side
+from ..validation import check_frame, check_positive_int, check_positive_number
 
 __all__ = ["attribute_anomalies"]
 

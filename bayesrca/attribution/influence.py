@@ -16,7 +16,7 @@ so the Shapley values of a draw add up to the draw's variance of the target. Two
   :math:`a_j^2 \mathrm{Var}(N_j)` under draw s;
 * ``"mc"`` (nested Monte Carlo): ``num_outer`` samples of the kept noises :math:`N_S` and, for
   each, ``num_inner`` independent samples of the other noises, pushed through the SCM program
-  under :class:`~bayesrca.handlers.KeepNoise` (coalitions are a tensor dimension, the samples are
+  under :class:`~bayesrca.counterfactual.handlers.KeepNoise` (coalitions are a tensor dimension, the samples are
   shared by every coalition). The conditional mean is the inner average and
   :math:`\hat v(S) = \widehat{\mathrm{Var}}_{outer}(\bar x) - \overline{s^2_{inner}} / M_{inner}`
   removes the inner Monte Carlo variance (unbiased for the variance of the conditional mean).
@@ -30,16 +30,16 @@ import pyro
 import torch
 from pyro import poutine
 
-from . import graph as graphs
-from ._random import resolve_seed, seeded
-from .contributions import ContributionResult
-from .counterfactual import linearize
-from .exceptions import ConfigError
-from .handlers import KeepNoise
-from .mechanisms.base import noise_site
-from .scm import BayesianSCM
-from .shapley import shapley_values
-from .validation import check_positive_int
+from .. import graph as graphs
+from .._random import resolve_seed, seeded
+from ..results import ContributionResult
+from ..counterfactual import linearize
+from ..exceptions import ConfigError
+from ..counterfactual.handlers import KeepNoise
+from ..mechanisms.base import noise_site
+from ..scm import BayesianSCM
+from ..shapley import shapley_values
+from ..validation import check_positive_int
 
 __all__ = ["intrinsic_causal_influence"]
 
@@ -62,7 +62,7 @@ def intrinsic_causal_influence(
 ) -> ContributionResult:
     r"""Posterior intrinsic causal influence of every upstream node's noise on the target.
 
-    See the module docstring (:mod:`bayesrca.influence`) for the set function and the engines.
+    See the module docstring (:mod:`bayesrca.attribution.influence`) for the set function and the engines.
 
     Parameters
     ----------

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .exceptions import ConfigError
-from .results import (
+from ..exceptions import ConfigError
+from .attribution import (
     _as_float_array,
     _check_interval_args,
     _check_labels,
@@ -196,14 +196,14 @@ class ContributionResult:
     def plot(self, ci_prob: float = 0.9, *, ax: Axes | None = None, inner_prob: float = 0.5,
              max_nodes: int | None = None) -> Axes:
         """Forest plot of the contributions; see :func:`bayesrca.plotting.plot_forest`."""
-        from .plotting import plot_forest
+        from ..plotting import plot_forest
 
         return plot_forest(self, ci_prob=ci_prob, inner_prob=inner_prob, ax=ax, max_nodes=max_nodes)
 
     def plot_graph(self, graph: Any, *, ax: Axes | None = None, pos: dict | None = None,
                    max_nodes: int | None = None) -> Axes:
         """The causal graph coloured by median contribution; see :func:`bayesrca.plotting.plot_graph`."""
-        from .plotting import plot_graph
+        from ..plotting import plot_graph
 
         return plot_graph(self, graph, ax=ax, pos=pos, max_nodes=max_nodes)
 

@@ -12,8 +12,8 @@ import math
 import operator
 from typing import NamedTuple
 
-from .counterfactual import SORTED_MIN_ANOMALIES
-from .exceptions import ConfigError
+from ..counterfactual import SORTED_MIN_ANOMALIES
+from ..exceptions import ConfigError
 
 __all__ = ["memory_plan", "num_coalitions"]
 

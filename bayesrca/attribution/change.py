@@ -36,18 +36,18 @@ import pandas as pd
 import torch
 from scipy import special
 
-from . import graph as graphs
-from . import inference
-from ._random import resolve_seed, seeded
-from .contributions import ContributionResult
-from .counterfactual import fresh_noise_trace
-from .exceptions import ConfigError, GraphError
-from .mechanisms import Mechanism
-from .mechanisms.additive import AdditiveNoiseModel
-from .mechanisms.base import noise_site
-from .scm import BayesianSCM
-from .shapley import shapley_values
-from .validation import check_frame, check_positive_int, check_probability
+from .. import graph as graphs
+from .. import inference
+from .._random import resolve_seed, seeded
+from ..results import ContributionResult
+from ..counterfactual import fresh_noise_trace
+from ..exceptions import ConfigError, GraphError
+from ..mechanisms import Mechanism
+from ..mechanisms.additive import AdditiveNoiseModel
+from ..mechanisms.base import noise_site
+from ..scm import BayesianSCM
+from ..shapley import shapley_values
+from ..validation import check_frame, check_positive_int, check_probability
 
 __all__ = ["change_log_bayes_factor", "distribution_change"]
 
@@ -75,7 +75,7 @@ def distribution_change(
 ) -> ContributionResult:
     r"""Posterior contributions of mechanism changes to the change of the target's distribution.
 
-    See the module docstring (:mod:`bayesrca.change`) for the definitions. Contributions are
+    See the module docstring (:mod:`bayesrca.attribution.change`) for the definitions. Contributions are
     per posterior draw; a node deemed unchanged in a draw contributes exactly 0 there, and the
     contributions of a draw sum to that draw's change of the summary (efficiency).
 

@@ -30,11 +30,11 @@ import torch
 from pyro import poutine
 
 from . import tails
-from .exceptions import ConfigError
+from ..exceptions import ConfigError
 from .handlers import AbductNoise, DropGaussianPart, KeepNoise
-from .mechanisms.additive import AdditiveNoiseModel
-from .mechanisms.base import noise_site
-from .mechanisms.noise import split_gaussian
+from ..mechanisms.additive import AdditiveNoiseModel
+from ..mechanisms.base import noise_site
+from ..mechanisms.noise import split_gaussian
 
 #: From this many anomalies on, an all-linear Monte Carlo model sorts each coalition's samples once
 #: and binary-searches every anomaly's thresholds instead of comparing every pair (the sort costs
@@ -367,7 +367,7 @@ class CounterfactualEngine:
         ``hits`` ``(D, c, K, 2)`` counts the samples in the event per half; where either half has
         fewer than :data:`RARE_HITS` and the coalition has a free Gaussian part (``sd`` ``(c, D)``
         > 0), ``v`` is re-estimated from the centres ``centres_of(d, c, k)`` ``(R, M)`` of X_t - mid
-        by :func:`bayesrca.tails.mixture_log_tail` and written to ``out[rows[c], k, d]``.
+        by :func:`bayesrca.counterfactual.tails.mixture_log_tail` and written to ``out[rows[c], k, d]``.
         """
         rare = (hits.amin(-1) < RARE_HITS) & (sd.T > 0).reshape(sd.shape[1], -1, 1)
         if not bool(rare.any()):

@@ -29,7 +29,7 @@ import math
 
 import torch
 
-from .exceptions import ConfigError
+from ..exceptions import ConfigError
 
 __all__ = [
     "BASE_SCORES",

@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 import torch
 from pyro.poutine.messenger import Messenger
 
-from .mechanisms.base import NOISE_ROLE
-from .mechanisms.noise import split_gaussian
+from ..mechanisms.base import NOISE_ROLE
+from ..mechanisms.noise import split_gaussian
 
 __all__ = ["AbductNoise", "KeepNoise", "DropGaussianPart", "abduct", "keep_noise"]
 

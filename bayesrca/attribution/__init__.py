@@ -1,0 +1,13 @@
+"""Attributions: each builds a set function over the target's ancestors and hands it to the
+generic Shapley estimator (:func:`bayesrca.shapley.shapley_values`).
+
+* :func:`attribute_anomalies` — contributions to an outlier's IT score (Budhathoki et al., 2022);
+* :func:`distribution_change` — contributions of mechanism changes to a change of distribution;
+* :func:`intrinsic_causal_influence` — each noise's share of the target's variance.
+"""
+
+from .anomaly import attribute_anomalies
+from .change import change_log_bayes_factor, distribution_change
+from .influence import intrinsic_causal_influence
+
+__all__ = ["attribute_anomalies", "change_log_bayes_factor", "distribution_change", "intrinsic_causal_influence"]
