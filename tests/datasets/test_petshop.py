@@ -15,7 +15,7 @@ import bayesrca as br
 from bayesrca.datasets import load_petshop, petshop_scenarios
 from bayesrca.exceptions import BayesRCAWarning, ConfigError, DataError
 
-SHIPPED = Path(__file__).resolve().parents[1] / "examples" / "data" / "petshop"
+SHIPPED = Path(__file__).resolve().parents[2] / "examples" / "data" / "petshop"
 LOW = SHIPPED / "low_traffic"
 ROOT_CAUSE = "PetSearch_AWS::ECS::Fargate"
 

@@ -17,7 +17,7 @@ from hypothesis.extra.numpy import arrays
 from bayesrca.exceptions import ConfigError, DataError
 from bayesrca.results import AttributionResult, ScoreResult
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NODES = ["a", "b", "c", "d"]
 SUMMARY_COLUMNS = [
     "anomaly", "node", "mean", "median", "sd", "lower", "upper", "prob_top", "prob_positive", "rank_median"
