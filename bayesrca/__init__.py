@@ -26,11 +26,11 @@ from .mechanisms import (
     RootDistribution,
     SplineANM,
 )
-from .persistence import load_scm as load
+from .persistence import load, save
 from .report import write_report
 from .results import AttributionResult, ContributionResult, ScoreResult
 from .scm import BayesianSCM
-from .scores import outlier_scores
+from .scores import outlier_scores, reference_it_scores
 from .shapley import shapley_values
 
 __version__ = "0.1.0"
@@ -39,7 +39,9 @@ __all__ = [
     "BayesianSCM",
     "attribute_anomalies",
     "outlier_scores",
+    "reference_it_scores",
     "load",
+    "save",
     "write_report",
     "shapley_values",
     "AttributionResult",

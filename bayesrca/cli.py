@@ -135,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fit(args: argparse.Namespace) -> str:
+    from .persistence import save
     from .scm import BayesianSCM
 
     graph = read_graph(args.graph)
@@ -144,7 +145,7 @@ def _fit(args: argparse.Namespace) -> str:
     except DataError as err:
         raise _naming_file(err, "data", args.data) from err
     try:
-        path = scm.save(args.output)
+        path = save(scm, args.output)
     except OSError as err:
         raise DataError(f"cannot write the model to {args.output!r} ({err.strerror or err})") from err
     return f"fitted {len(scm.nodes_)} nodes on {len(data)} rows ({args.draws} draws); model written to {path}"
@@ -152,9 +153,9 @@ def _fit(args: argparse.Namespace) -> str:
 
 def _attribute(args: argparse.Namespace) -> str:
     from .attribution import attribute_anomalies
-    from .persistence import load_scm
+    from .persistence import load
 
-    scm = load_scm(args.model)
+    scm = load(args.model)
     anomalies = _read_table(args.anomalies, "anomalies")
     target = next((n for n in scm.graph_.nodes if str(n) == args.target), args.target)
     try:

@@ -30,30 +30,34 @@ import torch
 
 from . import graph as graphs
 from .exceptions import ConfigError, DataError
-from .mechanisms import (
-    BernoulliGLM,
-    CategoricalGLM,
-    LinearANM,
-    Mechanism,
-    PoissonGLM,
-    RootDistribution,
-    SplineANM,
-)
+from .mechanisms import Mechanism
+from .mechanisms.registry import MECHANISM_CLASSES
+from .scm import BayesianSCM
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load_scm", "save_scm"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MECHANISM_CLASSES", "save", "load", "save_scm", "load_scm"]
 
 FORMAT_NAME = "bayesrca-scm"
 #: (major, minor): a reader accepts any minor of its own major version.
 FORMAT_VERSION = (1, 0)
-#: The only classes a file may name: loading never imports or runs anything else.
-MECHANISM_CLASSES: dict[str, type[Mechanism]] = {
-    c.__name__: c for c in (LinearANM, SplineANM, RootDistribution, BernoulliGLM, PoissonGLM, CategoricalGLM)
-}
 _TENSOR, _ARRAY = "__tensor__", "__array__"
 
 
-def save_scm(scm: Any, path: str | Path) -> Path:
+def save(scm: BayesianSCM, path: str | Path) -> Path:
     """Write a fitted :class:`~bayesrca.BayesianSCM` to ``path`` (see the module docstring).
+
+    Read it back with :func:`load`; the same seed then gives identical attributions.
+
+    Parameters
+    ----------
+    scm : BayesianSCM
+        A fitted model.
+    path : str or Path
+        The file to write (``.bayesrca`` by convention); an existing file is replaced.
+
+    Returns
+    -------
+    Path
+        ``path``.
 
     Raises
     ------
@@ -63,6 +67,8 @@ def save_scm(scm: Any, path: str | Path) -> Path:
         If a node name is not a string or an integer, or a mechanism is not one of bayesrca's
         built-in classes (a user-defined class could not be re-created without running its code).
     """
+    if not isinstance(scm, BayesianSCM):
+        raise ConfigError(f"save needs a fitted BayesianSCM, got {type(scm).__name__}")
     scm.check_fitted()
     nodes = list(scm.graph_.nodes)
     bad = [n for n in nodes if not isinstance(n, (str, int)) or isinstance(n, bool)]
@@ -78,7 +84,7 @@ def save_scm(scm: Any, path: str | Path) -> Path:
                 f"node {node!r} uses {name}, which is not a built-in bayesrca mechanism; only "
                 f"{sorted(MECHANISM_CLASSES)} can be saved"
             )
-        state = {k: _encode(v, f"mech{i}/{k}", arrays) for k, v in vars(mech).items() if k.endswith("_")}
+        state = {k: _encode(v, f"mech{i}/{k}", arrays) for k, v in mech.fitted_state().items()}
         mechanisms.append({"node": node, "class": name, "params": mech.get_params(), "state": state})
     frame = scm.training_data_
     arrays["training_data"] = frame.to_numpy(dtype=np.float64)
@@ -104,8 +110,18 @@ def save_scm(scm: Any, path: str | Path) -> Path:
     return path
 
 
-def load_scm(path: str | Path) -> Any:
-    """Read a model written by :func:`save_scm` (or ``BayesianSCM.save``); returns a fitted model.
+def load(path: str | Path) -> BayesianSCM:
+    """Read a model written by :func:`save`; returns a fitted :class:`~bayesrca.BayesianSCM`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by :func:`save` (any 1.x format version).
+
+    Returns
+    -------
+    BayesianSCM
+        The fitted model, restored through :meth:`~bayesrca.BayesianSCM.from_fitted_state`.
 
     Raises
     ------
@@ -113,8 +129,6 @@ def load_scm(path: str | Path) -> Any:
         If the file does not exist, is not a bayesrca model file, is damaged, or was written by a
         different major format version.
     """
-    from .scm import BayesianSCM
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"model file {str(path)!r} does not exist")
@@ -134,12 +148,12 @@ def load_scm(path: str | Path) -> Any:
             f"{FORMAT_VERSION[0]}.x. Refit the model, or load it with a matching bayesrca version."
         )
     try:
-        return _rebuild(manifest, arrays, BayesianSCM)
+        return _rebuild(manifest, arrays)
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise DataError(f"{str(path)!r} is damaged: {type(err).__name__}: {err}") from err
 
 
-def _rebuild(manifest: dict, arrays: dict[str, np.ndarray], cls: type) -> Any:
+def _rebuild(manifest: dict, arrays: dict[str, np.ndarray]) -> BayesianSCM:
     graph = nx.DiGraph()
     graph.add_nodes_from(manifest["graph"]["nodes"])
     graph.add_edges_from(tuple(e) for e in manifest["graph"]["edges"])
@@ -151,25 +165,28 @@ def _rebuild(manifest: dict, arrays: dict[str, np.ndarray], cls: type) -> Any:
         mech_cls = MECHANISM_CLASSES.get(entry["class"])
         if mech_cls is None:
             raise ValueError(f"unknown mechanism class {entry['class']!r}")
-        mech = mech_cls(**entry["params"])
-        for key, value in entry["state"].items():
-            setattr(mech, key, _decode(value, arrays))
-        mechanisms[entry["node"]] = mech
-    scm = cls(graph, mechanisms=params["mechanisms"] or {n: m.clone() for n, m in mechanisms.items()},
-              num_draws=params["num_draws"], constant_noise_scale=params["constant_noise_scale"])
-    scm.graph_ = graph
-    scm.graph_fingerprint_ = graphs.graph_fingerprint(graph)
-    scm.nodes_ = list(fitted["nodes"])
-    scm.parents_ = {n: graphs.parents_of(graph, n) for n in scm.nodes_}
+        state = {key: _decode(value, arrays) for key, value in entry["state"].items()}
+        mechanisms[entry["node"]] = mech_cls.from_fitted_state(entry["params"], state)
+    selection = manifest.get("selection")
+    scm = BayesianSCM.from_fitted_state(
+        graph,
+        mechanisms,
+        nodes=fitted["nodes"],
+        num_draws=int(fitted["num_draws"]),
+        training_data=pd.DataFrame(arrays["training_data"], columns=fitted["training_columns"]),
+        seed=fitted["seed"],
+        selection=pd.read_json(io.StringIO(json.dumps(selection)), orient="split") if selection else None,
+        params={"mechanisms": params["mechanisms"], "num_draws": params["num_draws"],
+                "constant_noise_scale": params["constant_noise_scale"]},
+    )
     if [list(scm.parents_[n]) for n in scm.nodes_] != fitted["parents"]:
         raise ValueError("the parents' order differs from the one the model was fitted with")
-    scm.mechanisms_ = {n: mechanisms[n] for n in scm.nodes_}
-    scm.num_draws_ = int(fitted["num_draws"])
-    scm.seed_ = fitted["seed"]
-    selection = manifest.get("selection")
-    scm.selection_ = pd.read_json(io.StringIO(json.dumps(selection)), orient="split") if selection else pd.DataFrame()
-    scm.training_data_ = pd.DataFrame(arrays["training_data"], columns=fitted["training_columns"])
     return scm
+
+
+#: Names kept for compatibility: ``save_scm`` is :func:`save`, ``load_scm`` is :func:`load`.
+save_scm = save
+load_scm = load
 
 
 def _encode(value: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:

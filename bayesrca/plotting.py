@@ -1,35 +1,48 @@
-"""Plots of bayesrca results.
+"""Plots of bayesrca results: forest plot, graph picture, IT score against normal operation.
 
-matplotlib is imported inside each function, so importing this module (or
-:mod:`bayesrca.results`) stays cheap and works without a display.
+A view layer: it reads results and fitted models only through their public attributes
+(``summary()``, ``it_score_summary()``, ``unit_position()``, ``plot_labels()``, ``it_scores``,
+``method_info``, ...) and :mod:`bayesrca.stats`, and never imports :mod:`bayesrca.results`.
+matplotlib is imported inside each function, so importing this module stays cheap and works
+without a display.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import pandas as pd
 
+from bayesrca import stats
 from bayesrca.exceptions import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-    from bayesrca.results import AttributionResult
-
-__all__ = ["normal_it_scores", "plot_forest", "plot_graph", "plot_it_score"]
+__all__ = ["PlottableResult", "plot_forest", "plot_graph", "plot_it_score"]
 
 
-def _wording(result: Any, label: Any) -> dict[str, str]:
-    """Labels of a plot: a result may name its quantity (``_wording``); default: IT outlier scores."""
-    words = {"score": "IT outlier score", "total": "IT score", "title": f"anomaly {label}", "subject": "the outlier"}
-    if hasattr(result, "_wording"):
-        words.update(result._wording())
-    return words
+class PlottableResult(Protocol):
+    """What the plots read from a result (:class:`~bayesrca.AttributionResult`, :class:`~bayesrca.ContributionResult`)."""
+
+    nodes: tuple[str, ...]
+    units: tuple
+    target: str
+    method_info: Mapping[str, Any]
+
+    def summary(self, ci_prob: float = 0.9) -> pd.DataFrame: ...  # noqa: D102
+
+    def it_score_summary(self, ci_prob: float = 0.9) -> pd.DataFrame: ...  # noqa: D102
+
+    def unit_position(self, unit: Any = None) -> int: ...  # noqa: D102
+
+    def plot_labels(self, unit: Any = None) -> Mapping[str, str]: ...  # noqa: D102
 
 
 def plot_forest(
-    result: AttributionResult,
+    result: PlottableResult,
     anomaly: Any = None,
     ci_prob: float = 0.9,
     inner_prob: float = 0.5,
@@ -41,11 +54,12 @@ def plot_forest(
     One row per node, sorted by posterior median (largest at the top): a thin line
     spans the ``ci_prob`` equal-tailed interval, a thick line the ``inner_prob``
     interval and a dot marks the median. The right-hand axis gives each node's
-    posterior probability of being the largest contributor.
+    posterior probability of being the largest contributor (``prob_top``; the largest absolute
+    one, ``prob_top_abs``, for a :class:`~bayesrca.ContributionResult`).
 
     Parameters
     ----------
-    result : AttributionResult
+    result : AttributionResult or ContributionResult
         The attribution to plot.
     anomaly : hashable, optional
         Label of the anomaly to plot; by default the first anomaly.
@@ -69,16 +83,16 @@ def plot_forest(
     ConfigError
         For an unknown anomaly, invalid interval probabilities or a non-positive ``max_nodes``.
     """
-    from bayesrca.results.attribution import _check_interval_args
     from bayesrca.validation import check_positive_int
 
-    _check_interval_args(ci_prob, "eti")
-    _check_interval_args(inner_prob, "eti", name="inner_prob")
+    stats.check_interval_args(ci_prob)
+    stats.check_interval_args(inner_prob, name="inner_prob")
     if inner_prob > ci_prob:
         raise ConfigError(f"inner_prob ({inner_prob!r}) must not exceed ci_prob ({ci_prob!r}).")
-    pos = result._anomaly_position(anomaly)
+    pos = result.unit_position(anomaly)
     outer, inner = result.summary(ci_prob), result.summary(inner_prob)
-    label = result.anomalies[pos]
+    label = result.units[pos]
+    words = result.plot_labels(label)
     num_nodes = len(result.nodes)
     rows = outer.iloc[pos * num_nodes : (pos + 1) * num_nodes]
     inner_rows = inner.iloc[pos * num_nodes : (pos + 1) * num_nodes]
@@ -101,12 +115,11 @@ def plot_forest(
     ax.plot(rows["median"], y, "o", color="white", mec=color, mew=1.5, ms=6, zorder=3)
     ax.set_yticks(y, list(rows["node"]))
     ax.set_ylim(-0.7, num_nodes - 0.3)
-    words = _wording(result, label)
     ax.set_xlabel(f"contribution to {words['score']} (median, {inner_prob:.0%} and {ci_prob:.0%} intervals)")
     ax.grid(axis="x", alpha=0.3)
     right = ax.secondary_yaxis("right")
-    right.set_yticks(y, [f"{p:.2f}" for p in rows["prob_top"]])
-    right.set_ylabel("P(largest contributor)")
+    right.set_yticks(y, [f"{p:.2f}" for p in rows[words["top_column"]]])
+    right.set_ylabel(words["top_label"])
     right.tick_params(length=0)
     ax.set_title(
         f"Target {result.target!r}, {words['title']}\n"
@@ -118,7 +131,7 @@ def plot_forest(
 
 
 def plot_graph(
-    result: AttributionResult,
+    result: PlottableResult,
     graph: Any,
     anomaly: Any = None,
     ax: Axes | None = None,
@@ -129,12 +142,13 @@ def plot_graph(
 
     Colour: diverging map centred at 0 (red: pushed the outlier up, blue: made it less extreme).
     Outline width grows with the node's posterior probability of being the top cause, and each
-    label carries the median and ``P(top)``. Nodes that are not players (not ancestors of the
+    label carries the median and ``P(top)`` (of the absolute contribution for a
+    :class:`~bayesrca.ContributionResult`). Nodes that are not players (not ancestors of the
     target) are drawn in light grey.
 
     Parameters
     ----------
-    result : AttributionResult
+    result : AttributionResult or ContributionResult
         The attribution to draw.
     graph : networkx.DiGraph or BayesianSCM
         The causal graph (a fitted model's graph is used when a model is given).
@@ -167,7 +181,9 @@ def plot_graph(
     graph = getattr(graph, "graph_", graph)
     if not isinstance(graph, nx.DiGraph):
         raise ConfigError(f"graph must be a networkx.DiGraph or a fitted BayesianSCM, got {type(graph).__name__}")
-    index = result._anomaly_position(anomaly)
+    index = result.unit_position(anomaly)
+    words = result.plot_labels(result.units[index])
+    top = words["top_column"]
     num_nodes = len(result.nodes)
     rows = result.summary().iloc[index * num_nodes : (index + 1) * num_nodes].set_index("node")
     names = {str(n): n for n in graph.nodes}
@@ -203,21 +219,20 @@ def plot_graph(
         nodelist=players,
         node_color=[cmap(norm(rows.loc[str(n), "median"])) for n in players],
         edgecolors="black",
-        linewidths=[0.5 + 4.0 * rows.loc[str(n), "prob_top"] for n in players],
+        linewidths=[0.5 + 4.0 * rows.loc[str(n), top] for n in players],
         node_size=900,
         ax=ax,
     )
     if others:
         nx.draw_networkx_nodes(graph, pos, nodelist=others, node_color="0.92", edgecolors="0.7", node_size=600, ax=ax)
     labels = {
-        names[n]: f"{n}\n{row['median']:.2f} | P(top) {row['prob_top']:.2f}" for n, row in rows.iterrows()
+        names[n]: f"{n}\n{row['median']:.2f} | {words['top_short']} {row[top]:.2f}" for n, row in rows.iterrows()
     }
     labels.update({n: str(n) for n in others})
     for node, text in labels.items():
         x, y = pos[node]
         ax.annotate(text, (x, y), xytext=(0, -22), textcoords="offset points", ha="center", va="top", fontsize=8)
     mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
-    words = _wording(result, result.anomalies[index])
     ax.figure.colorbar(mappable, ax=ax, shrink=0.6, label=f"median contribution to the {words['total']}")
     ax.set_title(f"Contributions to {words['subject']} at {result.target!r}, {words['title']}", fontsize="medium")
     ax.set_axis_off()
@@ -226,21 +241,22 @@ def plot_graph(
 
 
 def plot_it_score(
-    result: AttributionResult,
+    result: Any,
     scm: Any,
     anomaly: Any = None,
     *,
     ci_prob: float = 0.9,
     num_rows: int = 500,
-    seed: int = 0,
     ax: Axes | None = None,
     normal_scores: np.ndarray | None = None,
 ) -> Axes:
     """The anomaly's IT score posterior against the IT scores of normal (training) rows.
 
     Grey: the posterior-median IT score at the target of up to ``num_rows`` training rows (what
-    normal operation scores). Colour: the posterior draws of the anomaly's IT score, with its median
-    and ``ci_prob`` interval. The title gives the share of training rows scoring at least the
+    normal operation scores), from :func:`bayesrca.scores.reference_it_scores_for`: with the
+    attribution's own ``base_score`` and ``seed`` (its ``method_info``), so both are on one
+    scale. Colour: the posterior draws of the anomaly's IT score, with its median and
+    ``ci_prob`` interval. The title gives the share of training rows scoring at least the
     anomaly's median.
 
     Parameters
@@ -255,13 +271,12 @@ def plot_it_score(
         Probability of the anomaly's interval.
     num_rows : int, default 500
         Training rows scored (a random subset when there are more).
-    seed : int, default 0
-        Seed of the subset and of the Monte Carlo marginals.
     ax : matplotlib.axes.Axes, optional
         Axes to draw on; a new figure is created when omitted.
     normal_scores : numpy.ndarray, optional
-        IT scores of normal rows at the target, from :func:`normal_it_scores` (computed here
-        when omitted; pass them to draw several anomalies without scoring the rows again).
+        IT scores of normal rows at the target, from
+        :func:`bayesrca.scores.reference_it_scores_for` (computed here when omitted; pass them
+        to draw several anomalies without scoring the rows again).
 
     Returns
     -------
@@ -276,13 +291,13 @@ def plot_it_score(
     """
     import matplotlib.pyplot as plt
 
-    from bayesrca.results.attribution import _check_interval_args, _interval
+    from bayesrca.scores import reference_it_scores_for
 
-    _check_interval_args(ci_prob, "eti")
-    pos = result._anomaly_position(anomaly)
-    normal = normal_it_scores(scm, result.target, num_rows=num_rows, seed=seed) if normal_scores is None else normal_scores
+    stats.check_interval_args(ci_prob)
+    pos = result.unit_position(anomaly)
+    normal = reference_it_scores_for(result, scm, num_rows=num_rows) if normal_scores is None else normal_scores
     draws = result.it_scores[:, pos]
-    lower, upper = (float(v[0]) for v in _interval(draws[:, None], ci_prob, "eti"))
+    lower, upper = (float(v[0]) for v in stats.interval(draws[:, None], ci_prob, "eti"))
     median = float(np.median(draws))
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
@@ -296,31 +311,9 @@ def plot_it_score(
     ax.set_xlabel(f"IT outlier score at {result.target!r} (nats)")
     ax.set_ylabel("density")
     ax.set_title(
-        f"Anomaly {result.anomalies[pos]} against normal operation: {share:.1%} of normal rows score "
+        f"Anomaly {result.units[pos]} against normal operation: {share:.1%} of normal rows score "
         f"at least its median",
         fontsize="medium",
     )
     ax.legend(fontsize="small", frameon=False)
     return ax
-
-
-def normal_it_scores(scm: Any, target: Any, *, num_rows: int = 500, seed: int = 0) -> np.ndarray:
-    """Posterior-median IT score at ``target`` of up to ``num_rows`` training rows (a random subset).
-
-    Raises
-    ------
-    ConfigError
-        If ``num_rows`` is not positive.
-    NotFittedError
-        If ``scm`` is not fitted.
-    """
-    from bayesrca.scores import outlier_scores
-    from bayesrca.validation import check_positive_int
-
-    num_rows = check_positive_int(num_rows, "num_rows")
-    scm.check_fitted()
-    train = scm.training_data_
-    if len(train) > num_rows:
-        train = train.sample(num_rows, random_state=seed)
-    scores = outlier_scores(scm, train, seed=seed)
-    return np.median(scores.scores[:, :, list(scores.nodes).index(str(target))], axis=0)

@@ -4,6 +4,10 @@ One file: inline CSS, figures embedded as base64 PNG, no scripts and no external
 holds the answer first (most likely root cause and how sure), then the IT score against normal
 operation, the contributions table with intervals, the forest plot, the graph, and the fit
 diagnostics (mechanism per node, inference engine and its diagnostics, the automatic choice).
+
+A view layer: it reads the result and the fitted model through their public attributes only, and
+scores the normal rows with the attribution's own base score and seed
+(:func:`bayesrca.scores.reference_it_scores_for`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from .plotting import normal_it_scores, plot_it_score
+from .plotting import plot_forest, plot_graph, plot_it_score
+from .scores import reference_it_scores_for
 from .validation import check_probability
 
 __all__ = ["render_report", "write_report"]
@@ -61,6 +66,18 @@ def render_report(result: Any, scm: Any, *, ci_prob: float = 0.9, max_nodes: int
         the plot; the table lists the largest medians).
     title : str, optional
         Heading; by default names the target.
+
+    Returns
+    -------
+    str
+        The HTML page.
+
+    Raises
+    ------
+    ConfigError
+        For a bad ``ci_prob``.
+    NotFittedError
+        If ``scm`` is not fitted.
     """
     from . import __version__
 
@@ -85,7 +102,7 @@ def render_report(result: Any, scm: Any, *, ci_prob: float = 0.9, max_nodes: int
         f"{ci_prob:.0%} credible interval. <b>P(top)</b> is the posterior probability that a node is the "
         "largest contributor: check the nodes that together hold most of it first.</p>"),
     ]
-    normal = normal_it_scores(scm, result.target)  # once for all anomalies
+    normal = reference_it_scores_for(result, scm)  # once for all anomalies, on the result's scale
     for pos, label in enumerate(result.anomalies):
         rows = table[table["anomaly"] == label] if len(result.anomalies) > 1 else table
         ranked = rows.sort_values("prob_top", ascending=False)
@@ -102,8 +119,8 @@ def render_report(result: Any, scm: Any, *, ci_prob: float = 0.9, max_nodes: int
             f"{html.escape(', '.join(map(str, look)))}.</div>"),
             _figure(plot_it_score(result, scm, anomaly=label, ci_prob=ci_prob, normal_scores=normal)),
             _table(rows[["node", "median", "lower", "upper", "prob_top", "prob_positive"]].head(max_nodes)),
-            _figure(result.plot(anomaly=label, ci_prob=ci_prob, max_nodes=max_nodes)),
-            _figure(result.plot_graph(scm, anomaly=label, max_nodes=min(max_nodes, 8))),
+            _figure(plot_forest(result, anomaly=label, ci_prob=ci_prob, max_nodes=max_nodes)),
+            _figure(plot_graph(result, scm, anomaly=label, max_nodes=min(max_nodes, 8))),
         ]
     diagnostics = scm.summary()
     parts += [
@@ -124,7 +141,24 @@ def render_report(result: Any, scm: Any, *, ci_prob: float = 0.9, max_nodes: int
 
 
 def write_report(result: Any, scm: Any, path: str | Path, **kwargs: Any) -> Path:
-    """Write :func:`render_report` to ``path``; returns the path."""
+    """Write :func:`render_report` to ``path``.
+
+    Parameters
+    ----------
+    result : AttributionResult
+        The attribution to report.
+    scm : BayesianSCM
+        The fitted model it came from.
+    path : str or pathlib.Path
+        Where to write the HTML file.
+    **kwargs
+        Passed to :func:`render_report` (``ci_prob``, ``max_nodes``, ``title``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     path = Path(path)
     path.write_text(render_report(result, scm, **kwargs), encoding="utf-8")
     return path

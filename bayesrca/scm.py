@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -16,23 +15,12 @@ from . import graph as graphs
 from ._progress import progress_bar
 from ._random import resolve_seed, seeded
 from .exceptions import ConfigError, GraphError, NotFittedError
-from .mechanisms import LinearANM, Mechanism, RootDistribution, SplineANM
-from .selection import (
-    default_candidates,
-    discrete_kind,
-    discrete_mechanism,
-    select_mechanism,
-)
+from .mechanisms import Mechanism
+from .mechanisms.registry import FAMILY_NAMES, check_position, default_candidates, family_mechanism
+from .selection import discrete_kind, discrete_mechanism, select_mechanism
 from .validation import check_frame, check_positive_int, constant_columns
 
 __all__ = ["BayesianSCM"]
-
-_SHORTHANDS = {
-    "linear": (lambda: RootDistribution("bootstrap"), lambda: LinearANM("bootstrap")),
-    "gaussian": (lambda: RootDistribution("gaussian"), lambda: LinearANM("gaussian")),
-    "spline": (lambda: RootDistribution("bootstrap"), lambda: SplineANM("bootstrap")),
-}
-MechanismSpec = "str | Mechanism | Mapping[Hashable, str | Mechanism]"
 
 
 class BayesianSCM:
@@ -53,6 +41,11 @@ class BayesianSCM:
         Posterior draws kept per node; draw s of the SCM combines draw s of every node.
     constant_noise_scale : float, default 1e-3
         Relative noise scale given to columns that are constant in the training data.
+
+    Notes
+    -----
+    Save a fitted model with :func:`bayesrca.save` and read it back with :func:`bayesrca.load`
+    (:mod:`bayesrca.persistence`); the same seed then gives identical attributions.
     """
 
     def __init__(
@@ -122,16 +115,112 @@ class BayesianSCM:
                     mech.constant_noise_scale = self.constant_noise_scale
                 mech.fit(y, pa, num_draws=num_draws, progress=progress, node=str(node))
             fitted[node] = mech
+        self._set_fitted_state(
+            graph, fitted, nodes=order, num_draws=num_draws,
+            selection=pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(),
+            training_data=frame, seed=base_seed,
+        )
+        return self
+
+    @classmethod
+    def from_fitted_state(
+        cls,
+        graph: nx.DiGraph,
+        fitted_mechanisms: Mapping[Hashable, Mechanism],
+        *,
+        nodes: Sequence[Hashable],
+        num_draws: int,
+        training_data: pd.DataFrame,
+        seed: int | None,
+        selection: pd.DataFrame | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> BayesianSCM:
+        """Re-create a fitted model from its learned state, without fitting (the restore hook).
+
+        :mod:`bayesrca.persistence` loads models through this classmethod only: the model sets
+        its learned attributes itself, and ``graph_fingerprint_`` and ``parents_`` are derived
+        from ``graph`` as :meth:`fit` derives them.
+
+        Parameters
+        ----------
+        graph : networkx.DiGraph
+            The fitted graph; it becomes ``graph``, and a validated frozen copy ``graph_``, as in
+            :meth:`fit`.
+        fitted_mechanisms : mapping
+            Node to fitted :class:`~bayesrca.mechanisms.Mechanism`, one per node.
+        nodes : sequence
+            The nodes in the topological order they were fitted in (``nodes_``).
+        num_draws : int
+            Posterior draws per node (``num_draws_``).
+        training_data : pandas.DataFrame
+            The training data (``training_data_``).
+        seed : int or None
+            The base seed of the fit (``seed_``).
+        selection : pandas.DataFrame, optional
+            The model-selection table (``selection_``); default empty.
+        params : mapping, optional
+            Constructor parameters (``mechanisms``, ``num_draws``, ``constant_noise_scale``);
+            ``mechanisms`` defaults to unfitted clones of ``fitted_mechanisms`` and
+            ``num_draws`` to ``num_draws``.
+
+        Returns
+        -------
+        BayesianSCM
+            A fitted model.
+
+        Raises
+        ------
+        GraphError
+            If the graph is not a DAG, or ``nodes`` is not a topological order of its nodes.
+        ConfigError
+            If a node has no fitted mechanism, a mechanism is not fitted or ``num_draws`` differs
+            from a mechanism's number of draws.
+        """
+        frozen = graphs.validate_graph(graph)
+        nodes = list(nodes)
+        if set(nodes) != set(frozen.nodes) or len(set(nodes)) != len(nodes):
+            raise GraphError(f"nodes {nodes!r} are not the graph's nodes {list(frozen.nodes)!r}")
+        position = {n: i for i, n in enumerate(nodes)}
+        if any(position[u] > position[v] for u, v in frozen.edges):
+            raise GraphError(f"nodes {nodes!r} are not in a topological order of the graph")
+        missing = [n for n in nodes if n not in fitted_mechanisms]
+        if missing:
+            raise ConfigError(f"no fitted mechanism for nodes {missing!r}")
+        num_draws = check_positive_int(num_draws, "num_draws")
+        for node in nodes:
+            mech = fitted_mechanisms[node]
+            if not isinstance(mech, Mechanism) or not mech.is_fitted or mech.num_draws_ != num_draws:
+                raise ConfigError(f"node {node!r}: {mech!r} is not a Mechanism fitted with {num_draws} draws")
+        params = dict(params or {})
+        spec = params.pop("mechanisms", None) or {n: m.clone() for n, m in fitted_mechanisms.items()}
+        scm = cls(graph, mechanisms=spec, **{"num_draws": num_draws, **params})
+        scm._set_fitted_state(
+            frozen, dict(fitted_mechanisms), nodes=nodes, num_draws=num_draws,
+            selection=selection if selection is not None else pd.DataFrame(), training_data=training_data, seed=seed,
+        )
+        return scm
+
+    def _set_fitted_state(
+        self,
+        graph: nx.DiGraph,
+        fitted: dict[Hashable, Mechanism],
+        *,
+        nodes: list[Hashable],
+        num_draws: int,
+        selection: pd.DataFrame,
+        training_data: pd.DataFrame,
+        seed: int | None,
+    ) -> None:
+        """The one place that sets the learned attributes (used by :meth:`fit` and :meth:`from_fitted_state`)."""
         self.graph_ = graph
         self.graph_fingerprint_ = graphs.graph_fingerprint(graph)
-        self.nodes_ = order
-        self.parents_ = {n: graphs.parents_of(graph, n) for n in order}
-        self.mechanisms_ = fitted
+        self.nodes_ = nodes
+        self.parents_ = {n: graphs.parents_of(graph, n) for n in nodes}
+        self.mechanisms_ = {n: fitted[n] for n in nodes}
         self.num_draws_ = num_draws
-        self.selection_ = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-        self.training_data_ = frame
-        self.seed_ = base_seed
-        return self
+        self.selection_ = selection
+        self.training_data_ = training_data
+        self.seed_ = seed
 
     def _mechanism_specs(self, graph: nx.DiGraph) -> dict[Hashable, Any]:
         spec = self.mechanisms
@@ -199,16 +288,6 @@ class BayesianSCM:
         return pd.DataFrame({n: v.reshape(-1)[pick].numpy() for n, v in values.items()})[list(self.graph_.nodes)]
 
     # -- reporting ----------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        """Write the fitted model to ``path`` (zip of JSON + numeric arrays, no pickle).
-
-        Load it with :func:`bayesrca.load`; the same seed then gives identical attributions.
-        See :mod:`bayesrca.persistence` for the format.
-        """
-        from .persistence import save_scm
-
-        return save_scm(self, path)
-
     def summary(self) -> pd.DataFrame:
         """One row per node: parents, chosen mechanism, inference engine and its diagnostics."""
         self.check_fitted()
@@ -234,16 +313,13 @@ def _user_mechanism(spec: Any, node: Hashable) -> bool:
 
 def _resolve_spec(spec: Any, node: Hashable, is_root: bool) -> Any:
     if isinstance(spec, Mechanism):
-        if not getattr(spec, "any_position", False) and is_root != isinstance(spec, RootDistribution):
-            want = "a RootDistribution" if is_root else "a non-root mechanism (LinearANM, SplineANM)"
-            raise ConfigError(f"node {node!r} {'has no' if is_root else 'has'} parents, so it needs {want}, got {spec!r}")
+        check_position(spec, node, is_root)
         return spec.clone()
     if spec == "auto":
         return "auto"
-    if isinstance(spec, str) and spec in _SHORTHANDS:
-        return _SHORTHANDS[spec][0 if is_root else 1]()
+    if isinstance(spec, str) and spec in FAMILY_NAMES:
+        return family_mechanism(spec, is_root=is_root)
     raise ConfigError(
-        f"mechanism for node {node!r} must be 'auto', one of {sorted(_SHORTHANDS)}, a Mechanism instance "
+        f"mechanism for node {node!r} must be 'auto', one of {list(FAMILY_NAMES)}, a Mechanism instance "
         f"or a mapping of nodes to these; got {spec!r}"
     )
-

@@ -1,7 +1,11 @@
-"""Posterior IT outlier scores of data rows, for every node."""
+"""Posterior IT outlier scores of data rows, for every node, and reference scores of normal rows."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
 import pandas as pd
 import torch
 
@@ -12,10 +16,13 @@ from .exceptions import ConfigError
 from .mechanisms.additive import AdditiveNoiseModel
 from .mechanisms.base import noise_site
 from .mechanisms.noise import split_gaussian
-from .results import ScoreResult
+from .results.scores import CONDITIONINGS, ScoreResult
 from .validation import check_frame, check_positive_int
 
-__all__ = ["outlier_scores"]
+__all__ = ["DEFAULT_BASE_SCORE", "outlier_scores", "reference_it_scores", "reference_it_scores_for"]
+
+#: The base score of :func:`outlier_scores` and :func:`bayesrca.attribute_anomalies` by default.
+DEFAULT_BASE_SCORE = "median_cdf"
 
 
 def outlier_scores(
@@ -24,15 +31,15 @@ def outlier_scores(
     *,
     seed: int | None = None,
     num_mc_samples: int = 4000,
-    kind: str = "marginal",
-    base_score: str = "median_cdf",
+    conditioning: str = "marginal",
+    base_score: str = DEFAULT_BASE_SCORE,
 ) -> ScoreResult:
     r"""Posterior IT outlier score of every row at every node.
 
-    ``kind="marginal"`` scores each value against the node's marginal distribution under each
+    ``conditioning="marginal"`` scores each value against the node's marginal distribution under each
     posterior draw, :math:`-\log P(\tau(X_j) \ge \tau(x_j))` with the two-sided median-CDF
     quantile score :math:`\tau` (the target score that :func:`attribute_anomalies` explains).
-    ``kind="conditional"`` scores the node's abducted noise against its noise distribution,
+    ``conditioning="conditional"`` scores the node's abducted noise against its noise distribution,
     i.e. how surprising the value is given its parents.
 
     Marginals of nodes whose ancestors are all linear-Gaussian are computed in closed form;
@@ -51,8 +58,9 @@ def outlier_scores(
         Seed of the Monte Carlo draws.
     num_mc_samples : int, default 4000
         Samples per posterior draw for Monte Carlo marginals.
-    kind : {"marginal", "conditional"}
-        Which distribution the value is compared with.
+    conditioning : {"marginal", "conditional"}, default "marginal"
+        Which distribution the value is compared with: the node's marginal, or (conditional)
+        its noise distribution, i.e. given its parents.
     base_score : str, default "median_cdf"
         Base score tau, see :mod:`bayesrca.counterfactual.tails` (``"median_cdf"``, ``"mean_deviation"``,
         ``"median_deviation"``, ``"upper"``, ``"lower"``).
@@ -60,21 +68,32 @@ def outlier_scores(
     Returns
     -------
     ScoreResult
-        Draws of shape (draws, rows, nodes).
+        Draws of shape (draws, rows, nodes); its ``method_info`` records ``conditioning``,
+        ``base_score``, ``seed`` (the resolved seed) and ``num_mc_samples``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown ``conditioning`` or ``base_score``, or a bad ``num_mc_samples`` or seed.
+    DataError
+        If ``data`` lacks a node or holds values outside a discrete node's support.
+    NotFittedError
+        If ``scm`` is not fitted.
     """
     scm.check_fitted()
     nodes = list(scm.graph_.nodes)
     frame = check_frame(data, nodes, what="data")
     num_mc_samples = check_positive_int(num_mc_samples, "num_mc_samples", minimum=10)
-    if kind not in ("marginal", "conditional"):
-        raise ConfigError(f"kind must be 'marginal' or 'conditional', got {kind!r}")
+    if conditioning not in CONDITIONINGS:
+        raise ConfigError(f"conditioning must be 'marginal' or 'conditional', got {conditioning!r}")
     tails.event_side(base_score)
     for n in nodes:  # discrete nodes: values outside their support have no score
         scm.mechanisms_[n].check_values(frame[n].to_numpy(), str(n))
     observed = {n: torch.tensor(frame[n].to_numpy()).unsqueeze(-1) for n in nodes}
     scores = {}
-    with seeded(resolve_seed(seed)), torch.no_grad():
-        if kind == "conditional":
+    seed = resolve_seed(seed)
+    with seeded(seed), torch.no_grad():
+        if conditioning == "conditional":
             noise = abduct_noise(scm, scm.nodes_, observed)
             trace = fresh_noise_trace(scm, scm.nodes_, num_mc_samples, dim=-2)
             for n in nodes:
@@ -111,7 +130,81 @@ def outlier_scores(
                     scores[n] = tails.conditional_thresholds(values[n], centres, sd, observed[n], base_score)[2]
     draws = torch.stack([scores[n].expand(len(frame), scm.num_draws_) for n in nodes], -1)  # (R, D, n)
     names = [str(n) for n in nodes]  # as in AttributionResult
-    return ScoreResult(draws.permute(1, 0, 2).numpy(), rows=list(frame.index), nodes=names, kind=kind)
+    info = {"conditioning": conditioning, "base_score": base_score, "seed": seed, "num_mc_samples": num_mc_samples}
+    return ScoreResult(
+        draws.permute(1, 0, 2).numpy(), rows=list(frame.index), nodes=names, conditioning=conditioning, method_info=info
+    )
+
+
+def reference_it_scores(
+    scm: Any,
+    target: Hashable,
+    *,
+    num_rows: int = 500,
+    base_score: str = DEFAULT_BASE_SCORE,
+    seed: int | None = 0,
+) -> np.ndarray:
+    """Posterior-median IT score at ``target`` of up to ``num_rows`` training rows: what normal scores.
+
+    Parameters
+    ----------
+    scm : BayesianSCM
+        A fitted model; its training data are scored.
+    target : hashable
+        The node whose marginal IT score is computed.
+    num_rows : int, default 500
+        Rows scored (a random subset, drawn with ``seed``, when there are more).
+    base_score : str, default "median_cdf"
+        Base score tau, as in :func:`outlier_scores`; compare an anomaly's IT score only with
+        reference scores of the same base score.
+    seed : int, optional, default 0
+        Seed of the subset and of the Monte Carlo marginals.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(min(num_rows, len(training data)),)``.
+
+    Raises
+    ------
+    ConfigError
+        If ``num_rows`` is not positive, ``target`` is not a node or ``base_score`` is unknown.
+    NotFittedError
+        If ``scm`` is not fitted.
+    """
+    num_rows = check_positive_int(num_rows, "num_rows")
+    scm.check_fitted()
+    names = [str(n) for n in scm.graph_.nodes]
+    if str(target) not in names:
+        raise ConfigError(f"target {target!r} is not a node of the model; nodes: {names[:10]!r}")
+    train = scm.training_data_
+    if len(train) > num_rows:
+        train = train.sample(num_rows, random_state=seed)
+    scores = outlier_scores(scm, train, seed=seed, base_score=base_score)
+    return np.median(scores.scores[:, :, list(scores.nodes).index(str(target))], axis=0)
+
+
+def reference_it_scores_for(result: Any, scm: Any, *, num_rows: int = 500) -> np.ndarray:
+    """:func:`reference_it_scores` on the scale of an attribution: its own ``base_score`` and ``seed``.
+
+    Parameters
+    ----------
+    result : AttributionResult
+        Its ``target`` and ``method_info`` (``base_score`` and ``seed``, as recorded by
+        :func:`bayesrca.attribute_anomalies`; the defaults ``"median_cdf"`` and 0 when absent).
+    scm : BayesianSCM
+        The fitted model the attribution used.
+    num_rows : int, default 500
+        Training rows scored.
+
+    Returns
+    -------
+    numpy.ndarray
+        The reference scores, comparable with ``result.it_scores``.
+    """
+    info = result.method_info
+    base_score, seed = info.get("base_score", DEFAULT_BASE_SCORE), info.get("seed", 0)
+    return reference_it_scores(scm, result.target, num_rows=num_rows, base_score=base_score, seed=seed)
 
 
 def _linear_gaussian_nodes(scm) -> set:

@@ -26,30 +26,16 @@ import pandas as pd
 import torch
 
 from .exceptions import BayesRCAError, ConvergenceWarning, DataError
-from .mechanisms import (
-    BernoulliGLM,
-    LinearANM,
-    Mechanism,
-    PoissonGLM,
-    RootDistribution,
-    SplineANM,
-)
+from .mechanisms import Mechanism, PoissonGLM
+from .mechanisms.registry import default_candidates, discrete_class
 
 __all__ = ["default_candidates", "discrete_kind", "discrete_mechanism", "heldout_elpd", "select_mechanism"]
 
 #: elpd differences below this many nats count as small whatever the number of held-out rows.
 SMALL_ELPD_DIFF = 4.0
 
-
-def default_candidates(y: np.ndarray, is_root: bool) -> list[Mechanism]:
-    """Candidates tried by ``mechanisms="auto"``, simplest first (all fit without MCMC)."""
-    if is_root:
-        out: list[Mechanism] = [RootDistribution("gaussian")]
-        if np.all(y > 0):
-            out.append(RootDistribution("lognormal"))
-        out.append(RootDistribution("bootstrap"))
-        return out
-    return [LinearANM("gaussian"), LinearANM("bootstrap"), SplineANM("gaussian"), SplineANM("bootstrap")]
+# ``default_candidates`` lives in :mod:`bayesrca.mechanisms.registry` (the one list of families) and
+# is re-exported here, where model selection uses it.
 
 
 def discrete_kind(column: pd.Series) -> str | None:
@@ -84,8 +70,9 @@ def discrete_mechanism(kind: str, y: np.ndarray, parents: np.ndarray) -> Mechani
     continuous families and probabilities of a count model are not comparable (a narrow density
     on integer-valued residuals exceeds 1), so this is decided by a dispersion check, not by elpd.
     """
-    if kind == "binary":
-        return BernoulliGLM()
+    cls = discrete_class(kind)
+    if cls is not PoissonGLM:  # binary: Bernoulli, no check needed
+        return cls()
     trial = PoissonGLM().fit(y, parents, num_draws=4)
     pa = [torch.tensor(parents[:, k]).unsqueeze(-1) for k in range(parents.shape[1])]
     with torch.no_grad():

@@ -9,6 +9,7 @@ coalitions) or from antithetic random permutations.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 from collections.abc import Callable
@@ -17,12 +18,16 @@ import torch
 
 from .exceptions import ConfigError
 
-__all__ = ["shapley_values", "all_coalitions", "exact_shapley_coefficients"]
+__all__ = ["ShapleyOptions", "shapley_values", "all_coalitions", "exact_shapley_coefficients"]
 
 SetFunction = Callable[[torch.Tensor], torch.Tensor]
 
 #: Largest number of players whose ``2**n`` coalitions may be enumerated.
 MAX_ENUMERABLE_PLAYERS = 25
+#: The Shapley estimators: ``"auto"`` picks one of the other two from the number of players.
+SHAPLEY_METHODS = ("auto", "exact", "permutation")
+#: Default of ``max_exact_players``: ``"auto"`` enumerates ``2**12`` coalitions at most.
+DEFAULT_MAX_EXACT_PLAYERS = 12
 _WORD_BITS = 62  # player bits per int64 key word (keeps keys non-negative)
 
 
@@ -38,6 +43,127 @@ def _as_int(value: object, name: str, minimum: int, maximum: int | None = None) 
         bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
         raise ConfigError(f"{name} must be {bound}, got {result}.")
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class ShapleyOptions:
+    """How Shapley values are estimated: one policy for :func:`shapley_values` and every attribution.
+
+    Parameters
+    ----------
+    method : {"auto", "exact", "permutation"}, default "auto"
+        ``"exact"`` enumerates all ``2**n`` coalitions; ``"permutation"`` averages marginal
+        contributions over random antithetic permutations; ``"auto"`` is exact when the number of
+        players is at most ``max_exact_players`` and permutation otherwise.
+    num_permutations : int, optional
+        Permutations for the permutation estimator (default ``max(2 n, 32)``, see
+        :meth:`resolve`); each sampled permutation is followed by its reverse.
+    max_exact_players : int, default 12
+        Largest number of players that ``"auto"`` solves exactly, at most
+        ``MAX_ENUMERABLE_PLAYERS``.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown method or a setting outside its range; the message names the setting.
+
+    Examples
+    --------
+    >>> ShapleyOptions().resolve(3)
+    ShapleyOptions(method='exact', num_permutations=None, max_exact_players=12)
+    >>> ShapleyOptions("permutation").resolve(3).num_permutations
+    32
+    """
+
+    method: str = "auto"
+    num_permutations: int | None = None
+    max_exact_players: int = DEFAULT_MAX_EXACT_PLAYERS
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.method, str) and self.method in SHAPLEY_METHODS):
+            raise ConfigError(f"method must be 'auto', 'exact' or 'permutation', got {self.method!r}.")
+        if self.num_permutations is not None:
+            object.__setattr__(self, "num_permutations", _as_int(self.num_permutations, "num_permutations", 1))
+        max_exact = _as_int(self.max_exact_players, "max_exact_players", 0, MAX_ENUMERABLE_PLAYERS)
+        object.__setattr__(self, "max_exact_players", max_exact)
+
+    @classmethod
+    def of(
+        cls,
+        method: str | ShapleyOptions,
+        num_permutations: int | None = None,
+        max_exact_players: int = DEFAULT_MAX_EXACT_PLAYERS,
+        *,
+        name: str = "shapley",
+    ) -> ShapleyOptions:
+        """Options from a function's Shapley arguments (a method name and its two settings).
+
+        Parameters
+        ----------
+        method : str or ShapleyOptions
+            A method name, or complete options (then the two settings must keep their defaults).
+        num_permutations, max_exact_players
+            As for the class.
+        name : str, default "shapley"
+            The caller's name of the ``method`` argument, used in error messages.
+
+        Raises
+        ------
+        ConfigError
+            On an unknown method, an invalid setting, or settings given beside a ``ShapleyOptions``.
+        """
+        if isinstance(method, ShapleyOptions):
+            if num_permutations is not None or max_exact_players != DEFAULT_MAX_EXACT_PLAYERS:
+                raise ConfigError(
+                    f"{name} is a ShapleyOptions, so give num_permutations and max_exact_players inside it "
+                    f"({name}=ShapleyOptions(method, num_permutations, max_exact_players)), not beside it."
+                )
+            return method
+        if not (isinstance(method, str) and method in SHAPLEY_METHODS):
+            raise ConfigError(
+                f"{name} must be 'auto', 'exact', 'permutation' or a ShapleyOptions, got {method!r}."
+            )
+        return cls(method, num_permutations, max_exact_players)
+
+    def resolve(self, num_players: int) -> ShapleyOptions:
+        """The concrete estimator for ``num_players`` players.
+
+        Returns
+        -------
+        ShapleyOptions
+            ``method`` is ``"exact"`` or ``"permutation"`` (the label attributions report in
+            ``method_info["shapley"]``); for ``"permutation"``, ``num_permutations`` is the number
+            used (the default ``max(2 n, 32)`` filled in, made even), for ``"exact"`` it is None.
+
+        Raises
+        ------
+        ConfigError
+            If ``num_players`` is not a positive integer, or ``method="exact"`` is asked for more
+            than ``MAX_ENUMERABLE_PLAYERS`` players.
+        """
+        n = _as_int(num_players, "num_players", 1)
+        method = self.method
+        if method == "auto":
+            method = "exact" if n <= self.max_exact_players else "permutation"
+        if method == "exact":
+            if n > MAX_ENUMERABLE_PLAYERS:
+                raise ConfigError(
+                    f"method='exact' enumerates 2**num_players coalitions and supports at most "
+                    f"{MAX_ENUMERABLE_PLAYERS} players, got {n}; use method='permutation'."
+                )
+            return dataclasses.replace(self, method="exact", num_permutations=None)
+        num_permutations = self.num_permutations
+        if num_permutations is None:
+            num_permutations = max(2 * n, 32)
+            num_permutations += num_permutations % 2
+        return dataclasses.replace(self, method="permutation", num_permutations=num_permutations)
+
+    def num_coalitions(self, num_players: int) -> int:
+        """Most distinct coalitions the estimator evaluates for ``num_players`` players."""
+        resolved = self.resolve(num_players)
+        if resolved.method == "exact":
+            return 2**num_players
+        return min(2**num_players, resolved.num_permutations * (num_players + 1))
 
 
 def all_coalitions(num_players: int) -> torch.Tensor:
@@ -176,7 +302,7 @@ def shapley_values(
     set_function: SetFunction,
     num_players: int,
     *,
-    method: str = "auto",
+    method: str | ShapleyOptions = "auto",
     num_permutations: int | None = None,
     max_exact_players: int = 12,
     generator: torch.Generator | None = None,
@@ -193,10 +319,11 @@ def shapley_values(
         cast to the default float dtype; floating dtypes are kept.
     num_players : int
         Number of players ``n >= 1``.
-    method : {"auto", "exact", "permutation"}, default "auto"
+    method : {"auto", "exact", "permutation"} or ShapleyOptions, default "auto"
         ``"exact"`` enumerates all ``2**n`` coalitions; ``"permutation"`` averages
         marginal contributions over random antithetic permutations; ``"auto"`` is exact
-        when ``num_players <= max_exact_players`` and permutation otherwise.
+        when ``num_players <= max_exact_players`` and permutation otherwise. A
+        :class:`ShapleyOptions` carries the method and the two settings below at once.
     num_permutations : int, optional
         Number of permutations for ``"permutation"`` (default ``max(2 n, 32)``). Each
         sampled permutation is followed by its reverse. Ignored by ``"exact"``.
@@ -225,23 +352,9 @@ def shapley_values(
     if not callable(set_function):
         raise ConfigError(f"set_function must be callable, got {type(set_function).__name__}.")
     n = _as_int(num_players, "num_players", 1)
-    if method not in ("auto", "exact", "permutation"):
-        raise ConfigError(f"method must be 'auto', 'exact' or 'permutation', got {method!r}.")
-    max_exact = _as_int(max_exact_players, "max_exact_players", 0, MAX_ENUMERABLE_PLAYERS)
-    if num_permutations is not None:
-        num_permutations = _as_int(num_permutations, "num_permutations", 1)
+    options = ShapleyOptions.of(method, num_permutations, max_exact_players, name="method").resolve(n)
     if chunk_size is not None:
         chunk_size = _as_int(chunk_size, "chunk_size", 1)
-    if method == "auto":
-        method = "exact" if n <= max_exact else "permutation"
-    if method == "exact":
-        if n > MAX_ENUMERABLE_PLAYERS:
-            raise ConfigError(
-                f"method='exact' enumerates 2**num_players coalitions and supports at most "
-                f"{MAX_ENUMERABLE_PLAYERS} players, got {n}; use method='permutation'."
-            )
+    if options.method == "exact":
         return _evaluate_combined(set_function, all_coalitions(n), exact_shapley_coefficients(n), chunk_size)
-    if num_permutations is None:
-        num_permutations = max(2 * n, 32)
-        num_permutations += num_permutations % 2
-    return _permutation_estimate(set_function, n, num_permutations, generator, chunk_size)
+    return _permutation_estimate(set_function, n, options.num_permutations, generator, chunk_size)

@@ -15,7 +15,7 @@ Protocol (truth as in ``/work/shared/METHOD.md``, "The truth used to check calib
   num_mc_samples=--mc-samples)``. For every outlier and player: does the equal-tailed 90 %
   interval (``summary(0.9)`` lower/upper) cover the truth; its width; |median - truth|; the same
   for the IT score (``it_score_summary``).
-* DoWhy: for r < ``--dowhy-repeats`` and n in ``--dowhy-sizes``, ``_common.dowhy_bootstrap``
+* DoWhy: for r < ``--dowhy-repeats`` and n in ``--dowhy-sizes``, ``harness.dowhy_runner.bootstrap``
   (``--dowhy-resamples`` refits on 75 % subsets, 5th-95th percentiles) on the same training set,
   for the first ``--dowhy-outliers`` outliers (its ``confidence_intervals`` takes one per call).
 * prob_top reliability: pairs (prob_top, 1 if the player is the true top contributor) pooled over
@@ -49,27 +49,33 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
-import warnings
 from collections import Counter
-from datetime import datetime, timezone
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import pandas as pd
-from _common import RESULTS, dowhy_bootstrap, git_revision, markdown_table, peak_rss_mib
-from simulate import TrueSCM, pick_target, random_dag, wilson
+from calibration_tables import (
+    BAND,
+    CI_PROB,
+    coverage_table,
+    floor_table,
+    plot_curves,
+    plot_reliability,
+    reliability_table,
+)
+from harness import bayes_runner, cli, dowhy_runner
+from harness.logs import log, warnings_summary
+from harness.outputs import Outputs, git_revision, package_version, utc_now
+from harness.tables import heading, markdown_table
+from harness.timing import Stopwatch, peak_rss_mib
+from simulate import TrueSCM, pick_target, random_dag
 
 SETTINGS = {  # name -> (mechanism, noise)
     "linear_gaussian": ("linear", "gaussian"),
     "linear_exponential": ("linear", "exponential"),
     "nonlinear_gaussian": ("nonlinear", "gaussian"),
 }
-CI_PROB = 0.9
 DEFAULT_SHIFT = (3.0, 4.0)  # noise sd by which an outlier's root cause is shifted (--shift)
-BAND = (0.85, 0.95)
-BINS = np.array([0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0])
 SMOKE = {"settings": ["linear_exponential"], "sizes": [200], "repeats": 2, "dowhy_repeats": 1, "dowhy_sizes": [200],
          "dowhy_outliers": 1,
          "dowhy_resamples": 3,
@@ -81,10 +87,9 @@ FULL = {"settings": list(SETTINGS), "sizes": [100, 1000, 10000], "repeats": 20, 
         "truth_mc": 1_000_000, "outliers": 3}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; unset options take the full (or ``--smoke``) defaults."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Defaults (full / --smoke): " + "; ".join(f"{k}={FULL[k]} / {SMOKE[k]}" for k in FULL))
+    p = cli.parser(__doc__.split("\n\n")[0], raw=True, epilog=cli.defaults_epilog(FULL, SMOKE))
     p.add_argument("--settings", nargs="+", choices=list(SETTINGS), help="settings to run")
     p.add_argument("--sizes", nargs="+", type=int, help="training-set sizes")
     p.add_argument("--repeats", type=int, help="bayesrca repeats (training sets) per setting and size")
@@ -97,25 +102,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mc-samples", type=int, help="bayesrca num_mc_samples (Monte Carlo path)")
     p.add_argument("--truth-mc", type=int, help="Monte Carlo samples per coalition for the truth")
     p.add_argument("--graph-seed", type=int, default=2, help="seed of the random DAG (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="base seed of training sets and outliers (default 0)")
-    p.add_argument("--shift", nargs=2, type=float, default=list(DEFAULT_SHIFT), metavar=("LO", "HI"),
-                   help="root-cause noise shift of the outliers in noise sd (default 3 4)")
-    p.add_argument("--out", type=Path, default=RESULTS, help=f"output directory (default {RESULTS})")
-    p.add_argument("--smoke", action="store_true", help="tiny CI settings (explicit options still override)")
-    args = p.parse_args(argv)
-    for key, value in (SMOKE if args.smoke else FULL).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    if min(args.repeats, args.outliers, args.num_draws, args.mc_samples, args.truth_mc, args.dowhy_resamples) < 1:
-        p.error("repeats, outliers, num-draws, mc-samples, truth-mc and dowhy-resamples must be >= 1")
-    if not 0 < args.shift[0] <= args.shift[1]:
-        p.error("--shift LO HI needs 0 < LO <= HI")
-    args.shift = tuple(args.shift)
-    return args
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    cli.add_shift(p, DEFAULT_SHIFT, "root-cause noise shift of the outliers in noise sd (default 3 4)")
+    cli.add_common(p, seed_help="base seed of training sets and outliers (default 0)",
+                   smoke_help="tiny CI settings (explicit options still override)")
+    return cli.parse(p, argv, FULL, SMOKE, at_least_one=("repeats", "outliers", "num_draws", "mc_samples", "truth_mc",
+                                                         "dowhy_resamples"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,15 +152,11 @@ def make_setting(index: int, name: str, graph: nx.DiGraph, target: str, args) ->
 # --------------------------------------------------------------------------------------------
 def run_bayesrca(graph, target, train, outliers, seed: int, args, caught: Counter):
     """Fit and attribute with bayesrca; return (summary, IT summary, engine, seconds)."""
-    import bayesrca as br
-
-    t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        scm = br.BayesianSCM(graph, mechanisms="auto", num_draws=args.num_draws).fit(train, seed=seed)
-        res = br.attribute_anomalies(scm, target, outliers, seed=seed, num_mc_samples=args.mc_samples)
-    caught.update(f"{w.category.__name__}: {str(w.message)[:120]}" for w in seen)
-    return res.summary(ci_prob=CI_PROB), res.it_score_summary(ci_prob=CI_PROB), res.method_info["engine"], time.perf_counter() - t0
+    scm, fit_s = bayes_runner.fit(graph, train, mechanisms="auto", num_draws=args.num_draws, seed=seed, warnings=caught)
+    res, attribution_s = bayes_runner.attribute(scm, target, outliers, seed=seed, warnings=caught,
+                                                num_mc_samples=args.mc_samples)
+    summary, it_summary = res.summary(ci_prob=CI_PROB), res.it_score_summary(ci_prob=CI_PROB)
+    return summary, it_summary, res.method_info["engine"], fit_s + attribution_s
 
 
 def trial_rows(key: dict, setting: dict, summary: pd.DataFrame, it_summary, method: str, engine: str, seconds: float):
@@ -193,145 +180,28 @@ def trial_rows(key: dict, setting: dict, summary: pd.DataFrame, it_summary, meth
 def dowhy_summary(graph, target, train, outliers, seed: int, args):
     """DoWhy bootstrap as a summary-like frame (anomaly, node, median, lower, upper) and seconds."""
     outliers = outliers.iloc[: args.dowhy_outliers]
-    t0 = time.perf_counter()
-    boot = dowhy_bootstrap(graph, train, target, outliers, num_resamples=args.dowhy_resamples, seed=seed)
-    seconds = time.perf_counter() - t0
+    with Stopwatch() as watch:
+        boot = dowhy_runner.bootstrap(graph, train, target, outliers, num_resamples=args.dowhy_resamples, seed=seed)
+    seconds = watch.seconds
     rows = [{"anomaly": k, "node": node, "median": med[k], "lower": lo[k], "upper": hi[k]}
             for node, (med, lo, hi) in boot.items() for k in range(len(outliers))]
     return pd.DataFrame(rows), seconds
 
 
 # --------------------------------------------------------------------------------------------
-# tables
-# --------------------------------------------------------------------------------------------
-def coverage_table(trials: pd.DataFrame, quantity: str) -> pd.DataFrame:
-    """Coverage, 95 % Wilson interval, mean width and mean |median - truth| per setting, size and method."""
-    rows = []
-    part = trials[trials["quantity"] == quantity]
-    for (setting, size, method), g in part.groupby(["setting", "size", "method"], sort=False):
-        hits = int(g["covered"].sum())
-        lo, hi = wilson(hits, len(g))
-        rows.append({
-            "setting": setting, "size": size, "method": method, "repeats": g["repeat"].nunique(), "pairs": len(g),
-            "coverage": hits / len(g), "wilson_lo": lo, "wilson_hi": hi, "mean_width": g["width"].mean(),
-            "mae_median": g["abs_err"].mean(), "time_per_repeat_s": g.groupby("repeat")["time_s"].first().mean(),
-            "analytic_engine": (g["engine"] == "analytic").mean() if method == "bayesrca" else np.nan,
-        })
-    table = pd.DataFrame(rows).sort_values(["setting", "method", "size"], kind="stable")
-    shrinks = table.groupby(["setting", "method"])["mean_width"].diff()
-    in_band = table["coverage"].between(*BAND)
-    met = np.where(in_band & ~(shrinks >= 0), "yes", "no")
-    table["target_met"] = np.where(table["method"] == "bayesrca", met, "—")
-    return table.reset_index(drop=True)
-
-
-def reliability_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """Reliability of prob_top: per bin, mean predicted, observed top frequency (Wilson CI), count."""
-    part = trials[(trials["method"] == "bayesrca") & (trials["quantity"] == "contribution")]
-    bins = np.clip(np.digitize(part["prob_top"], BINS[1:-1], right=False), 0, len(BINS) - 2)
-    rows = []
-    for b in range(len(BINS) - 1):
-        g = part[bins == b]
-        hits = int(g["true_top"].sum())
-        lo, hi = wilson(hits, len(g))
-        closing = "]" if b == len(BINS) - 2 else ")"
-        rows.append({"bin": f"[{BINS[b]:.1f}, {BINS[b + 1]:.1f}{closing}", "count": len(g),
-                     "mean_predicted": g["prob_top"].mean() if len(g) else np.nan,
-                     "observed": hits / len(g) if len(g) else np.nan, "wilson_lo": lo, "wilson_hi": hi})
-    return pd.DataFrame(rows)
-
-
-def floor_table(settings: dict, names: list, args) -> pd.DataFrame:
-    """Per setting: true IT scores and the fraction of the truth's v(S) below bayesrca's MC floor."""
-    floor = math.log(1.0 / (args.mc_samples + 1))
-    truth_floor = math.log(0.5 / args.truth_mc)
-    rows = []
-    for name in names:
-        s = settings[name]
-        v = np.concatenate(s["values"])
-        closed = SETTINGS[name] == ("linear", "gaussian")
-        rows.append({
-            "setting": name, "truth": "closed form" if closed else f"MC {args.truth_mc:.0e}", "outliers": len(s["it"]),
-            "root_causes": " ".join(s["causes"]), "true_it": " ".join(f"{x:.2f}" for x in s["it"]), "mc_floor": floor,
-            "frac_v_below_floor": float(np.mean(v < floor)),
-            "frac_v_under_10_hits": float(np.mean(args.mc_samples * np.exp(v) < 10)),
-            "frac_truth_at_own_floor": np.nan if closed else float(np.mean(v <= truth_floor + 1e-9)),
-        })
-    return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------------------------
-# plots
-# --------------------------------------------------------------------------------------------
-def plot_curves(table: pd.DataFrame, column: str, path: Path, ylabel: str, band: bool) -> None:
-    """One panel per setting: ``column`` against training size, one line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(dict.fromkeys(table["setting"]))
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False, sharey=True)
-    for ax, name in zip(axes[0], names):
-        for method, g in table[table["setting"] == name].groupby("method"):
-            if column == "coverage":
-                err = np.clip([g["coverage"] - g["wilson_lo"], g["wilson_hi"] - g["coverage"]], 0, None)
-                ax.errorbar(g["size"], g["coverage"], yerr=err, marker="o", capsize=3, label=method)
-            else:
-                ax.plot(g["size"], g[column], marker="o", label=method)
-        if band:
-            ax.axhspan(*BAND, color="tab:green", alpha=0.15, label="target band")
-            ax.axhline(CI_PROB, color="grey", ls="--", lw=0.8)
-        else:
-            ax.set_yscale("log")
-        ax.set_xscale("log")
-        ax.set_title(name)
-        ax.set_xlabel("training rows")
-    axes[0][0].set_ylabel(ylabel)
-    axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_reliability(table: pd.DataFrame, path: Path) -> None:
-    """Reliability diagram of prob_top (marker area ~ count, Wilson error bars)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    g = table[table["count"] > 0]
-    fig, ax = plt.subplots(figsize=(4.2, 4.2))
-    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8, label="perfect calibration")
-    yerr = np.clip([g["observed"] - g["wilson_lo"], g["wilson_hi"] - g["observed"]], 0, None)
-    ax.errorbar(g["mean_predicted"], g["observed"], yerr=yerr, fmt="none", ecolor="tab:blue", capsize=3)
-    ax.scatter(g["mean_predicted"], g["observed"], s=20 + 200 * g["count"] / g["count"].max(), label="bayesrca prob_top")
-    for row in g.itertuples():
-        ax.annotate(f"n={row.count}", (row.mean_predicted, row.observed), textcoords="offset points", xytext=(6, -10),
-                    fontsize=7)
-    ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), xlabel="mean predicted prob_top",
-           ylabel="observed frequency of true top")
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-# --------------------------------------------------------------------------------------------
 # main
 # --------------------------------------------------------------------------------------------
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    start = time.perf_counter()
+    start = Stopwatch()
     graph = random_dag(6, "er", np.random.default_rng(args.graph_seed))
     target = pick_target(graph, np.random.default_rng(args.graph_seed), min_ancestors=3, max_ancestors=5)
     settings, trials, caught, skipped = {}, [], Counter(), []
     for name in args.settings:
         index = list(SETTINGS).index(name)  # seeds do not depend on which settings are run
-        t0 = time.perf_counter()
-        settings[name] = setting = make_setting(index, name, graph, target, args)
-        log(f"{name}: truth for {args.outliers} outliers in {time.perf_counter() - t0:.1f} s, IT {setting['it']}")
+        with Stopwatch() as watch:
+            settings[name] = setting = make_setting(index, name, graph, target, args)
+        log(f"{name}: truth for {args.outliers} outliers in {watch.seconds:.1f} s, IT {setting['it']}")
         for size in args.sizes:
             for r in range(args.repeats):
                 rng = np.random.default_rng([args.seed, index, size, r])
@@ -360,20 +230,14 @@ def main(argv=None) -> int:
     pairs = trials[(trials["method"] == "bayesrca") & (trials["quantity"] == "contribution")]
     brier = float(((pairs["prob_top"] - pairs["true_top"]) ** 2).mean())
 
-    suffix = "_smoke" if args.smoke else ""
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    pd.concat([coverage.assign(quantity="contribution"), it_cov.assign(quantity="it_score")]).to_csv(
-        out / f"calibration{suffix}.csv", index=False)
-    trials.to_csv(out / f"calibration_trials{suffix}.csv", index=False)
-    reliability.to_csv(out / f"calibration_reliability{suffix}.csv", index=False)
-    plot_curves(coverage, "coverage", out / f"calibration_coverage{suffix}.png", "90 % interval coverage", band=True)
-    plot_curves(coverage, "mean_width", out / f"calibration_width{suffix}.png", "mean interval width", band=False)
-    plot_reliability(reliability, out / f"calibration_reliability{suffix}.png")
-
-    import dowhy
-
-    import bayesrca
+    out = Outputs.create(args.out, args.smoke)
+    out.write_csv("calibration", pd.concat([coverage.assign(quantity="contribution"),
+                                            it_cov.assign(quantity="it_score")]))
+    out.write_csv("calibration_trials", trials)
+    out.write_csv("calibration_reliability", reliability)
+    plot_curves(coverage, "coverage", out.path("calibration_coverage", ".png"), "90 % interval coverage", band=True)
+    plot_curves(coverage, "mean_width", out.path("calibration_width", ".png"), "mean interval width", band=False)
+    plot_reliability(reliability, out.path("calibration_reliability", ".png"))
 
     bayes_rows = coverage[coverage["method"] == "bayesrca"]
     protocol = (
@@ -389,16 +253,16 @@ def main(argv=None) -> int:
     else:
         notes = [f"- DoWhy bootstrap NOT run at: {', '.join(skipped)} (--dowhy-sizes {args.dowhy_sizes})." if skipped
                  else "- DoWhy bootstrap ran at every setting and size."]
-    notes.append("- Warnings raised by bayesrca: " + ("; ".join(f"{m} (x{c})" for m, c in caught.most_common(8)) or "none") + ".")
+    notes.append(f"- Warnings raised by bayesrca: {warnings_summary(caught, 8)}.")
     targets = [
         (f"- bayesrca contribution coverage in [{BAND[0]}, {BAND[1]}] with width shrinking with size: "
          f"{(bayes_rows['target_met'] == 'yes').sum()} of {len(bayes_rows)} setting x size cells."),
         f"- prob_top Brier score {brier:.4f} over {len(pairs)} (repeat, outlier, player) pairs.",
     ]
     report = "\n\n".join([
-        f"## Calibration of bayesrca's 90 % credible intervals and prob_top{' (smoke)' if args.smoke else ''}",
-        (f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; bayesrca {bayesrca.__version__} (git {git_revision()}), "
-         f"dowhy {dowhy.__version__}; {time.perf_counter() - start:.0f} s wall, peak RSS {peak_rss_mib():.0f} MiB."),
+        heading("Calibration of bayesrca's 90 % credible intervals and prob_top", args.smoke),
+        (f"Run {utc_now()}; bayesrca {package_version('bayesrca')} (git {git_revision()}), "
+         f"dowhy {package_version('dowhy')}; {start.elapsed():.0f} s wall, peak RSS {peak_rss_mib():.0f} MiB."),
         "Protocol: " + protocol,
         "### Targets\n\n" + "\n".join(targets),
         "### (a) Contribution coverage per setting x size x method\n\n"
@@ -418,8 +282,9 @@ def main(argv=None) -> int:
         "### Notes\n\n" + "\n".join(notes),
     ])
     print(report, flush=True)
-    (out / f"calibration{suffix}.md").write_text(report + "\n")
-    log(f"wrote {out}/calibration{suffix}.md, .csv, calibration_trials{suffix}.csv, reliability csv and 3 png")
+    out.write_text("calibration", report + "\n")
+    log(f"wrote {out.folder}/calibration{out.suffix}.md, .csv, calibration_trials{out.suffix}.csv, reliability csv "
+        "and 3 png")
     return 0
 
 

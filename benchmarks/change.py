@@ -43,14 +43,16 @@ import argparse
 import itertools
 import math
 import sys
-import time
-from pathlib import Path
 
-import _common as common
 import networkx as nx
 import numpy as np
 import pandas as pd
 import simulate as sim
+from harness import cli, dowhy_runner
+from harness.logs import log
+from harness.outputs import Outputs, git_revision
+from harness.tables import heading, markdown_table
+from harness.timing import Stopwatch
 
 import bayesrca as br
 from bayesrca.datasets import load_microservice_degradation, load_supply_chain
@@ -60,18 +62,14 @@ DOWHY_MAX_ROWS = 2000  # rows per period given to DoWhy's distribution_change on
 SMOKE = {"graphs": 2, "nodes": 5, "rows": 200, "num_draws": 40, "dowhy_resamples": 0, "real": False}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for key in ("graphs", "nodes", "rows", "num_draws", "dowhy_resamples"):
-        p.add_argument(f"--{key.replace('_', '-')}", type=int, default=None, help=f"default {FULL[key]} (--smoke: {SMOKE[key]})")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=common.RESULTS)
-    p.add_argument("--smoke", action="store_true", help="tiny CI run (< 60 s)")
-    args = p.parse_args(argv)
-    for key, value in (SMOKE if args.smoke else FULL).items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
-    return args
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; unset ones take the FULL values, or the SMOKE values with ``--smoke``."""
+    p = cli.parser(__doc__.split("\n")[0])
+    cli.add_sized(p, FULL, SMOKE, [("--graphs", "simulated problems"), ("--nodes", "largest number of nodes"),
+                                   ("--rows", "rows per period"), ("--num-draws", "bayesrca posterior draws"),
+                                   ("--dowhy-resamples", "DoWhy resamples of the intervals")])
+    cli.add_common(p, smoke_help="tiny CI run (< 60 s)")
+    return cli.parse(p, argv, FULL, SMOKE)
 
 
 # -- simulated linear-Gaussian problems --------------------------------------------------------------
@@ -147,44 +145,6 @@ def _bayes_rows(result) -> dict:
     return {n: (table.loc[n, "median"], table.loc[n, "lower"], table.loc[n, "upper"]) for n in table.index}
 
 
-def _dowhy_change(graph, old, new, target, resamples, seed):
-    from dowhy import gcm
-    from dowhy.gcm.util.general import set_random_seed
-
-    def diff(a, b):
-        return float(np.mean(b) - np.mean(a))
-
-    with common.quiet():
-        gcm.config.disable_progress_bars()
-        set_random_seed(seed)
-        scm = gcm.InvertibleStructuralCausalModel(nx.DiGraph(graph.edges))
-        scm.graph.add_nodes_from(graph.nodes)
-        gcm.auto.assign_causal_mechanisms(scm, old)
-        point = gcm.distribution_change(scm, old, new, target, difference_estimation_func=diff)
-        if not resamples:
-            return {n: (float(v), np.nan, np.nan) for n, v in point.items()}
-        _, intervals = gcm.confidence_intervals(
-            lambda: gcm.distribution_change(scm, old.sample(frac=0.6), new.sample(frac=0.6), target,
-                                            difference_estimation_func=diff),
-            confidence_level=0.9, num_bootstrap_resamples=resamples)
-    return {n: (float(v), *map(float, np.ravel(intervals[n])[:2])) for n, v in point.items()}
-
-
-def _dowhy_ici(graph, old, target, resamples, seed):
-    from dowhy import gcm
-
-    scm = common.dowhy_fit(graph, old, seed=seed)
-    with common.quiet():
-        point = gcm.intrinsic_causal_influence(scm, target, prediction_model="exact")
-        if not resamples:
-            return {n: (float(v), np.nan, np.nan) for n, v in point.items()}
-        _, intervals = gcm.confidence_intervals(
-            gcm.fit_and_compute(gcm.intrinsic_causal_influence, scm, bootstrap_training_data=old, target_node=target,
-                                prediction_model="exact"),
-            confidence_level=0.9, num_bootstrap_resamples=resamples)
-    return {n: (float(v), *map(float, np.ravel(intervals[n])[:2])) for n, v in point.items()}
-
-
 def _score(estimates: dict, truth: dict, changed: list | None) -> dict:
     nodes = list(truth)
     med = np.array([estimates[n][0] for n in nodes])
@@ -201,28 +161,29 @@ def _score(estimates: dict, truth: dict, changed: list | None) -> dict:
 
 def run_simulated(args) -> pd.DataFrame:
     records = []
+
+    def record(task: str, method: str, watch: Stopwatch, estimates: dict, truth: dict, changed: list | None) -> None:
+        records.append({"task": task, "method": method, "seconds": watch.elapsed(), **_score(estimates, truth, changed)})
+
+    change, ici = "distribution change (mean)", "intrinsic causal influence"
     for index in range(args.graphs):
         prob = make_problem(index, args)
         old, new = prob["data"]
         g, t = prob["graph"], prob["target"]
-        start = time.perf_counter()
+        watch = Stopwatch()
         res = br.distribution_change(g, old, new, t, mechanisms="gaussian", num_draws=args.num_draws, seed=index)
-        records.append({"task": "distribution change (mean)", "method": "bayesrca", "seconds": time.perf_counter() - start,
-                        **_score(_bayes_rows(res), prob["truth_change"], prob["changed"])})
-        start = time.perf_counter()
-        est = _dowhy_change(g, old, new, t, args.dowhy_resamples, index)
-        records.append({"task": "distribution change (mean)", "method": "DoWhy", "seconds": time.perf_counter() - start,
-                        **_score(est, prob["truth_change"], prob["changed"])})
-        start = time.perf_counter()
+        record(change, "bayesrca", watch, _bayes_rows(res), prob["truth_change"], prob["changed"])
+        watch = Stopwatch()
+        est = dowhy_runner.distribution_change(g, old, new, t, resamples=args.dowhy_resamples, seed=index)
+        record(change, "DoWhy", watch, est, prob["truth_change"], prob["changed"])
+        watch = Stopwatch()
         scm = br.BayesianSCM(g, mechanisms="gaussian", num_draws=args.num_draws).fit(old, seed=index)
-        ici = br.intrinsic_causal_influence(scm, t, seed=index)
-        records.append({"task": "intrinsic causal influence", "method": "bayesrca", "seconds": time.perf_counter() - start,
-                        **_score(_bayes_rows(ici), prob["truth_ici"], None)})
-        start = time.perf_counter()
-        est = _dowhy_ici(g, old, t, args.dowhy_resamples, index)
-        records.append({"task": "intrinsic causal influence", "method": "DoWhy", "seconds": time.perf_counter() - start,
-                        **_score(est, prob["truth_ici"], None)})
-        print(f"problem {index}: {len(prob['players'])} players, changed {prob['changed']}", file=sys.stderr, flush=True)
+        influence = br.intrinsic_causal_influence(scm, t, seed=index)
+        record(ici, "bayesrca", watch, _bayes_rows(influence), prob["truth_ici"], None)
+        watch = Stopwatch()
+        est = dowhy_runner.intrinsic_causal_influence(g, old, t, resamples=args.dowhy_resamples, seed=index)
+        record(ici, "DoWhy", watch, est, prob["truth_ici"], None)
+        log(f"problem {index}: {len(prob['players'])} players, changed {prob['changed']}")
     frame = pd.DataFrame(records)
     return frame.groupby(["task", "method"], sort=False).agg(
         problems=("top1", "size"), top1_recall=("top1", "mean"), coverage90_changed=("cov_changed", "mean"),
@@ -236,54 +197,54 @@ def run_real(args) -> list[tuple[str, pd.DataFrame]]:
     graph, normal, degraded = load_microservice_degradation()
     cases.append(("microservice, mean of Website, normal -> degraded", graph, normal, degraded, "Website"))
     for title, graph, old, new, target in cases:
-        start = time.perf_counter()
+        watch = Stopwatch()
         res = br.distribution_change(graph, old, new, target, mechanisms="linear", num_draws=args.num_draws, seed=0)
-        seconds = time.perf_counter() - start
-        table = res.summary(0.9)[["node", "median", "lower", "upper", "prob_top", "prob_changed"]]
+        seconds = watch.elapsed()
+        table = res.summary(0.9)[["node", "median", "lower", "upper", "prob_top_abs", "prob_changed"]]
         total = res.total_summary(0.9).iloc[0]
         title += (f" (observed change {new[target].mean() - old[target].mean():.3f}; bayesrca total "
                   f"{total['median']:.3f} [{total['lower']:.3f}, {total['upper']:.3f}], {seconds:.1f} s")
         if args.real:  # DoWhy's kernel change tests grow quadratically: at most DOWHY_MAX_ROWS rows per period
-            start = time.perf_counter()
-            est = _dowhy_change(graph, *(f.sample(min(len(f), DOWHY_MAX_ROWS), random_state=0) for f in (old, new)), target, 0, 0)
+            watch = Stopwatch()
+            old_rows, new_rows = (f.sample(min(len(f), DOWHY_MAX_ROWS), random_state=0) for f in (old, new))
+            est = dowhy_runner.distribution_change(graph, old_rows, new_rows, target, resamples=0, seed=0)
             table["DoWhy (point)"] = table["node"].map({n: v[0] for n, v in est.items()})
-            title += f"; DoWhy {time.perf_counter() - start:.1f} s"
+            title += f"; DoWhy {watch.elapsed():.1f} s"
         tables.append((title + ")", table))
     graph, normal, _ = load_microservice_degradation()
-    start = time.perf_counter()
+    watch = Stopwatch()
     scm = br.BayesianSCM(graph, mechanisms="linear", num_draws=args.num_draws).fit(normal, seed=0)
     ici = br.intrinsic_causal_influence(scm, "Website", seed=0)
-    seconds = time.perf_counter() - start
-    table = ici.summary(0.9)[["node", "median", "lower", "upper", "prob_top"]]
+    seconds = watch.elapsed()
+    table = ici.summary(0.9)[["node", "median", "lower", "upper", "prob_top_abs"]]
     title = f"microservice, intrinsic causal influence on Var(Website) (bayesrca fit + ICI {seconds:.1f} s"
     if args.real:
-        start = time.perf_counter()
-        est = _dowhy_ici(graph, normal, "Website", 0, 0)
+        watch = Stopwatch()
+        est = dowhy_runner.intrinsic_causal_influence(graph, normal, "Website", resamples=0, seed=0)
         table["DoWhy (point)"] = table["node"].map({n: v[0] for n, v in est.items()})
-        title += f"; DoWhy fit + ICI {time.perf_counter() - start:.1f} s"
+        title += f"; DoWhy fit + ICI {watch.elapsed():.1f} s"
     tables.append((title + ")", table))
     return tables
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    suffix = "_smoke" if args.smoke else ""
-    start = time.perf_counter()
+    out = Outputs.create(args.out, args.smoke)
+    watch = Stopwatch()
     summary = run_simulated(args)
-    print(common.markdown_table(summary), flush=True)
+    print(markdown_table(summary), flush=True)
     real = run_real(args)
-    lines = [f"## Distribution change and intrinsic causal influence{' (smoke)' if args.smoke else ''}", "",
+    lines = [heading("Distribution change and intrinsic causal influence", args.smoke), "",
              (f"{args.graphs} simulated linear-Gaussian problems (<= {args.nodes} nodes, {args.rows} rows per period, "
               f"{args.num_draws} posterior draws, DoWhy intervals from {args.dowhy_resamples} resamples; "
-              f"git {common.git_revision()})."), "", common.markdown_table(summary), ""]
+              f"git {git_revision()})."), "", markdown_table(summary), ""]
     for title, table in real:
-        lines += [f"### {title}", "", common.markdown_table(table), ""]
-    lines.append(f"_Total {time.perf_counter() - start:.0f} s._")
+        lines += [f"### {title}", "", markdown_table(table), ""]
+    lines.append(f"_Total {watch.elapsed():.0f} s._")
     text = "\n".join(lines)
     print(text)
-    (args.out / f"change{suffix}.md").write_text(text + "\n")
-    summary.to_csv(args.out / f"change{suffix}.csv", index=False)
+    out.write_text("change", text + "\n")
+    out.write_csv("change", summary)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Memory benchmark: attribution under a memory budget (``max_memory_mb``), peak RSS measured.
 
-A 50-node ER DAG (``_workers.large_graph``: mean 2 parents, a random target with at least 25
+A 50-node ER DAG (``scale_workers.large_graph``: mean 2 parents, a random target with at least 25
 ancestors), a linear ground-truth SCM (``simulate.TrueSCM``), ``--rows`` training rows, fitted with
 ``--draws`` posterior draws (default 1000) on two paths:
 
@@ -36,13 +36,15 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import RESULTS, git_revision, markdown_table
+from harness import cli
+from harness.logs import log
+from harness.outputs import Outputs, git_revision, utc_now
+from harness.tables import heading, markdown_table
+from harness.timing import Stopwatch, load_average
 
 HERE = Path(__file__).resolve().parent
 PATHS = {"gaussian": ("gaussian", "gaussian"), "linear": ("exponential", "linear")}  # path: (true noise, mechanisms)
@@ -50,8 +52,9 @@ FULL = {"draws": 1000, "anomalies": 200, "mc_samples": 200, "rows": 2000, "budge
 SMOKE = {"draws": 100, "anomalies": 20, "mc_samples": 100, "rows": 500, "budgets": ["128", "none"]}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; unset ones take the FULL values, or the SMOKE values with ``--smoke``."""
+    p = cli.parser(__doc__, raw=True)
     p.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS))
     p.add_argument("--budgets", nargs="+", help="budgets in MiB, 'none' for no budget (default: 256 512 1024 none)")
     p.add_argument("--draws", type=int, help="posterior draws (default 1000)")
@@ -60,16 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rows", type=int, help="training rows (default 2000)")
     p.add_argument("--nodes", type=int, default=50)
     p.add_argument("--min-ancestors", type=int, default=25)
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=600, help="seconds before a child is killed")
-    p.add_argument("--out", type=Path, default=RESULTS)
-    p.add_argument("--smoke", action="store_true", help="small settings (< 60 s): " + str(SMOKE))
+    cli.add_common(p, smoke_help="small settings (< 60 s): " + str(SMOKE))
     p.add_argument("--child", help=argparse.SUPPRESS)  # JSON configuration of one measured run
-    args = p.parse_args(argv)
-    for key, value in (SMOKE if args.smoke else FULL).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    return args
+    return cli.parse(p, argv, FULL, SMOKE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,7 +92,7 @@ def _reset_peak() -> bool:
 
 def problem(cfg: dict):
     """Graph, training data, outliers and target of one configuration (numpy only, seeded)."""
-    from _workers import large_graph
+    from scale_workers import large_graph
     from simulate import TrueSCM
 
     graph, target, graph_seed = large_graph(cfg["nodes"], cfg["min_ancestors"])
@@ -119,22 +116,22 @@ def child(cfg: dict) -> dict:
     import bayesrca as br
 
     graph, data, outliers, target, num_players = problem(cfg)
-    t = time.perf_counter()
+    watch = Stopwatch()
     scm = br.BayesianSCM(graph, mechanisms=PATHS[cfg["path"]][1], num_draws=cfg["draws"]).fit(data, seed=cfg["seed"])
-    fit_s = time.perf_counter() - t
+    fit_s = watch.lap()
     del data
     gc.collect()
     baseline = _status_kib("VmRSS") / 1024
     fit_peak = _status_kib("VmHWM") / 1024
     reset = _reset_peak()
     row = {"fit_s": fit_s, "players": num_players, "baseline_rss_mib": baseline, "threads": torch.get_num_threads()}
-    t = time.perf_counter()
+    watch.lap()
     try:
         res = br.attribute_anomalies(scm, target, outliers, seed=cfg["seed"], num_mc_samples=cfg["mc_samples"],
                                      max_memory_mb=cfg["budget"])
     except br.ConfigError as err:
         return dict(row, status=f"ConfigError: {err}")
-    row["attribution_s"] = time.perf_counter() - t
+    row["attribution_s"] = watch.lap()
     peak = _status_kib("VmHWM") / 1024
     row["peak_rss_mib"] = peak if reset else max(peak, fit_peak)
     row["peak_reset"] = reset
@@ -159,12 +156,12 @@ def run_child(cfg: dict, timeout: float) -> dict:
     return json.loads(lines[-1])
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))), flush=True)
         return 0
-    start, load = time.perf_counter(), os.getloadavg()[0]
+    sweep, load = Stopwatch(), load_average()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.paths:
@@ -175,7 +172,7 @@ def main(argv=None) -> int:
                 cfg = {"path": path, "budget": mb, "draws": args.draws, "anomalies": args.anomalies,
                        "mc_samples": args.mc_samples, "rows": args.rows, "nodes": args.nodes,
                        "min_ancestors": args.min_ancestors, "seed": args.seed, "save": save}
-                t = time.perf_counter()
+                watch = Stopwatch()
                 result = run_child(cfg, args.timeout)
                 row = {"path": path, "mechanisms": PATHS[path][1], "budget_mib": mb, "anomalies": args.anomalies,
                        "draws": args.draws, "mc_samples": args.mc_samples if path == "linear" else 0, **result}
@@ -183,10 +180,9 @@ def main(argv=None) -> int:
                     row["attribution_rss_mib"] = row["peak_rss_mib"] - row["baseline_rss_mib"]
                     row["within_budget"] = "—" if mb is None else ("yes" if row["attribution_rss_mib"] <= mb else "NO")
                     saved[budget] = save
-                print(f"{path} budget={budget}: {row.get('status')[:200]}, attribution "
-                      f"{row.get('attribution_s', float('nan')):.1f} s, peak {row.get('peak_rss_mib', float('nan')):.0f} MiB "
-                      f"(baseline {row.get('baseline_rss_mib', float('nan')):.0f}) [{time.perf_counter() - t:.0f} s wall]",
-                      file=sys.stderr, flush=True)
+                log(f"{path} budget={budget}: {row.get('status')[:200]}, attribution "
+                    f"{row.get('attribution_s', float('nan')):.1f} s, peak {row.get('peak_rss_mib', float('nan')):.0f} MiB "
+                    f"(baseline {row.get('baseline_rss_mib', float('nan')):.0f}) [{watch.elapsed():.0f} s wall]")
                 rows.append(row)
             reference = next((saved[b] for b in saved if b.lower() == "none"), None)
             for row in rows:
@@ -196,11 +192,9 @@ def main(argv=None) -> int:
                     a, b = np.load(saved[key]), np.load(reference)
                     row["max_abs_diff_vs_unbudgeted"] = float(np.abs(a["contributions"] - b["contributions"]).max())
     frame = pd.DataFrame(rows)
-    suffix = "_smoke" if args.smoke else ""
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out / f"memory{suffix}.csv", index=False)
-    (out / f"memory{suffix}.json").write_text(json.dumps(rows, indent=1, default=str))
+    out = Outputs.create(args.out, args.smoke)
+    out.write_csv("memory", frame)
+    out.write_text("memory", json.dumps(rows, indent=1, default=str), tail=".json")
     shown = pd.DataFrame({
         "budget MiB": ["none" if pd.isna(b) else f"{b:g}" for b in frame["budget_mib"]],
         "path": [f"{m} ({e})" if isinstance(e, str) else m for m, e in zip(frame["mechanisms"], frame.get("engine", [None] * len(frame)))],
@@ -216,10 +210,10 @@ def main(argv=None) -> int:
     })
     players = frame["players"].dropna().iloc[0] if "players" in frame and frame["players"].notna().any() else "?"
     report = "\n\n".join([
-        f"## Memory benchmark{' (smoke)' if args.smoke else ''}",
-        (f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}, git {git_revision()}, python "
+        heading("Memory benchmark", args.smoke),
+        (f"Run {utc_now()}, git {git_revision()}, python "
          f"{platform.python_version()}, {os.cpu_count()} CPUs, 1-min load {load:.1f} at start; "
-         f"sweep {time.perf_counter() - start:.0f} s."),
+         f"sweep {sweep.elapsed():.0f} s."),
         (f"{args.nodes}-node ER graph, target with {players:.0f} players (ancestors + itself), {args.rows} training rows, "
          f"{args.draws} posterior draws, {args.anomalies} outliers, seed {args.seed}; Monte Carlo path with "
          f"{args.mc_samples} samples per draw. Each row is a fresh process; baseline = VmRSS after the fit, "
@@ -228,7 +222,7 @@ def main(argv=None) -> int:
         markdown_table(shown, 2),
     ])
     print(report)
-    (out / f"memory{suffix}.md").write_text(report + "\n")
+    out.write_text("memory", report + "\n")
     failed = [r for r in rows if r.get("status") != "ok" and not str(r.get("status")).startswith("ConfigError")]
     over = [r for r in rows if r.get("within_budget") == "NO"]
     return 1 if failed or over else 0

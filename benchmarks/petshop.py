@@ -21,19 +21,18 @@ auto-assigned mechanisms on mean-imputed data, the upstream counterfactual set-u
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import pandas as pd
-from _common import RESULTS, git_revision, markdown_table, quiet
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import cli, dowhy_runner
+from harness.logs import quiet
+from harness.outputs import ROOT, Outputs, git_revision
+from harness.tables import heading, markdown_table
+from harness.timing import Stopwatch
 
 import bayesrca as br
 from bayesrca.datasets import load_petshop, petshop_scenarios
@@ -43,32 +42,28 @@ SHARED = ROOT.parent / "shared" / "data" / "petshop" / "dataset"
 SHIPPED = ROOT / "examples" / "data" / "petshop"
 MAD_THRESHOLD = 5.0
 CI_PROB = 0.9
+ALL_METHODS = ["bayesrca-auto", "bayesrca-gaussian", "bayesrca-linear", "traversal", "dowhy"]
+FULL = {"methods": ALL_METHODS, "draws": 200}
+SMOKE = {"methods": ["bayesrca-gaussian", "bayesrca-linear", "traversal"], "draws": 30, "max_issues": 2,
+         "scenarios": ["low_traffic"]}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; unset ones take the FULL values, or the SMOKE values with ``--smoke``."""
+    p = cli.parser(__doc__.split("\n")[0])
     p.add_argument("--data-dir", type=Path, default=SHARED if SHARED.is_dir() else SHIPPED,
                    help="folder holding <scenario>/graph.csv, noissue/, train/, test/")
     p.add_argument("--scenarios", nargs="+", default=None, help="scenario folders (default: every one found)")
     p.add_argument("--splits", nargs="+", default=["train", "test"], help="issue folders to read when present")
     p.add_argument("--metrics", nargs="+", default=["latency", "availability"], help="target metrics")
     p.add_argument("--methods", nargs="+", default=None,
-                   help="default: bayesrca-auto bayesrca-gaussian bayesrca-linear traversal dowhy "
-                   "(smoke: bayesrca-gaussian bayesrca-linear traversal)")
-    p.add_argument("--draws", type=int, default=200, help="posterior draws of bayesrca")
+                   help=f"default: {' '.join(FULL['methods'])} (smoke: {' '.join(SMOKE['methods'])})")
+    p.add_argument("--draws", type=int, default=None, help="posterior draws of bayesrca; default 200 (smoke: 30)")
     p.add_argument("--nan-policy", default="neutral", help="PetShop NaN fill: neutral, mean or a number")
-    p.add_argument("--max-issues", type=int, default=None, help="at most this many issues per scenario and metric")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=RESULTS)
-    p.add_argument("--smoke", action="store_true", help="tiny run for CI: one scenario, 2 issues per metric, 30 draws")
-    args = p.parse_args(argv)
-    if args.smoke:
-        args.scenarios = args.scenarios or ["low_traffic"]
-        args.max_issues, args.draws = 2, 30
-    if args.methods is None:
-        smoke_methods = ["bayesrca-gaussian", "bayesrca-linear", "traversal"]
-        args.methods = smoke_methods if args.smoke else ["bayesrca-auto", "bayesrca-gaussian", "bayesrca-linear", "traversal", "dowhy"]
-    return args
+    p.add_argument("--max-issues", type=int, default=None, help="at most this many issues per scenario and metric "
+                   "(smoke: 2)")
+    cli.add_common(p, smoke_help="tiny run for CI: one scenario, 2 issues per metric, 30 draws")
+    return cli.parse(p, argv, FULL, SMOKE)
 
 
 # -- methods: each returns a fit function (scenario -> state) and a rank function ----------------
@@ -149,18 +144,16 @@ def traversal_method():
 
 
 def dowhy_method(seed: int):
-    from _common import dowhy_attribute, dowhy_fit
-
     def fit(scenario):
         # the upstream counterfactual set-up: NaNs replaced by the column mean of the normal data
         data = scenario.normal.where(~scenario.normal_filled, scenario.normal.where(~scenario.normal_filled).mean(), axis=1)
         data = data.fillna(0.0)
-        return dowhy_fit(scenario.graph, data, seed=seed), data.mean()
+        return dowhy_runner.fit(scenario.graph, data, seed=seed), data.mean()
 
     def rank(state, scenario, issue):
         scm, means = state
         row = issue.frame.iloc[[issue.row]].where(~issue.filled.iloc[[issue.row]], means, axis=1)
-        contributions = dowhy_attribute(scm, issue.target_node, row, seed=seed)
+        contributions = dowhy_runner.attribute(scm, issue.target_node, row, seed=seed)
         table = pd.DataFrame([(n, float(v[0])) for n, v in contributions.items()], columns=["node", "median"])
         table = table.sort_values("median", ascending=False, kind="stable")
         return table.assign(lower=np.nan, upper=np.nan, prob_top=np.nan), {}
@@ -213,12 +206,11 @@ def evaluate(args, partial: Path | None = None) -> tuple[pd.DataFrame, list[dict
             if not issues:
                 continue
             for method, (fit, rank) in methods.items():
-                t0 = time.perf_counter()
-                with quiet():
+                with quiet(), Stopwatch() as fitting:
                     state = fit(scenario)
-                fit_s = time.perf_counter() - t0
+                fit_s = fitting.seconds
                 for issue in issues:
-                    t1 = time.perf_counter()
+                    watch = Stopwatch()
                     try:
                         with quiet():
                             table, extra = rank(state, scenario, issue)
@@ -226,7 +218,7 @@ def evaluate(args, partial: Path | None = None) -> tuple[pd.DataFrame, list[dict
                         table = pd.DataFrame(columns=["node", "median", "lower", "upper", "prob_top"])
                         extra = {"error": f"{type(err).__name__}: {err}"}
                         print(f"{method} failed on {name}/{issue.name}: {extra['error']}", flush=True)
-                    seconds = time.perf_counter() - t1
+                    seconds = watch.elapsed()
                     orders = {method: "median"}
                     if method.startswith("bayesrca"):
                         orders[f"{method} (prob_top)"] = "prob_top"
@@ -278,20 +270,19 @@ def reliability(frame: pd.DataFrame) -> pd.DataFrame:
         issues=("issue", "count"), mean_prob_top=("prob_top_first", "mean"), first_is_true=("top1", "mean")).reset_index()
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    suffix = "_smoke" if args.smoke else ""
-    frame, details, skipped = evaluate(args, partial=args.out / f"petshop{suffix}.partial.csv")
+    out = Outputs.create(args.out, args.smoke)
+    watch = Stopwatch()
+    frame, details, skipped = evaluate(args, partial=out.path("petshop", ".partial.csv"))
     if frame.empty:
         print("no issues found", file=sys.stderr)
         return 1
     table = summarise(frame)
     lines = [
-        f"# PetShop root-cause recall{' (smoke)' if args.smoke else ''}", "",
+        heading("PetShop root-cause recall", args.smoke, level=1), "",
         (f"git {git_revision()}, data {args.data_dir}, splits {args.splits}, nan policy {args.nan_policy}, "
-        f"{args.draws} draws, {time.perf_counter() - t0:.0f} s in all."), "",
+        f"{args.draws} draws, {watch.elapsed():.0f} s in all."), "",
         ("Top-k recall with fractional ties; `failed`: issues on which the method raised an error (scored 0, "
          "reason in the JSON); `prob_top_true`: mean posterior P(true cause is the top contributor); "
          "`seconds`: per issue after fitting; `fit_s`: fit per scenario and metric."), "",
@@ -303,9 +294,9 @@ def main(argv=None) -> int:
     if skipped:
         lines += ["Skipped scenarios:", "", *[f"* {s}" for s in skipped], ""]
     report = "\n".join(lines)
-    (args.out / f"petshop{suffix}.md").write_text(report)
-    frame.to_csv(args.out / f"petshop{suffix}.csv", index=False)
-    (args.out / f"petshop{suffix}.json").write_text(json.dumps(details, indent=1, default=float))
+    out.write_text("petshop", report)
+    out.write_csv("petshop", frame)
+    out.write_json("petshop", details)
     print(report)
     return 0
 

@@ -48,16 +48,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import traceback
-import warnings
-from datetime import datetime, timezone
-from pathlib import Path
+from collections import Counter
 
-import _common as common
 import numpy as np
 import pandas as pd
 import simulate as sim
+from harness import bayes_runner, cli, dowhy_runner
+from harness.logs import log
+from harness.outputs import Outputs, git_revision, utc_now
+from harness.tables import heading, markdown_table
+from harness.timing import Stopwatch, peak_rss_mib
+from recall_tables import LINEAR_TARGET, METHODS, display_table, plot, summarise
+from simulate import parse_setting
 
 DEFAULT_SETTINGS = [  # linear: four noise families, a 50-node ER graph, a latency-like tree; then nonlinear
     "er-10-linear-gaussian", "er-10-linear-uniform", "er-10-linear-exponential", "er-10-linear-student_t",
@@ -72,67 +75,26 @@ FULL = {"settings": DEFAULT_SETTINGS, "graphs": 5, "outliers": 20, "rows": 2000,
 # smoke: at most 4 ancestors keeps DoWhy on its exact Shapley path (<= 5 players), which is fast
 SMOKE = {"settings": ["er-6-linear-gaussian", "tree-6-nonlinear-exponential"], "graphs": 1, "outliers": 3,
          "rows": 300, "max_ancestors": 4, "num_draws": 30, "num_mc_samples": 200}
-METHODS = ("bayesrca (median)", "bayesrca (prob_top)", "DoWhy", "oracle (true model)")
 ORACLE_MAX_PLAYERS = 14  # the oracle's exact Shapley values enumerate 2**players coalitions
-LINEAR_TARGET = 0.9  # top-1 recall bayesrca should reach in linear settings
 MAX_SKIPS_PER_OUTLIER = 20  # give up on a graph's remaining outliers after this many skipped draws
 DEFAULT_SHIFT = (3.0, 5.0)  # noise sd by which the root cause is shifted (--shift; the ICML 2022 protocol)
 
 
-def parse_setting(name: str) -> dict:
-    """``"er-10-linear-gaussian"`` -> ``{"name", "shape", "nodes", "mechanism", "noise"}``."""
-    parts = name.split("-")
-    if len(parts) != 4 or parts[0] not in ("er", "tree") or not parts[1].isdigit():
-        raise argparse.ArgumentTypeError(f"setting must look like 'er-10-linear-gaussian', got {name!r}")
-    if parts[2] not in sim.MECHANISMS or parts[3] not in sim.NOISES:
-        raise argparse.ArgumentTypeError(f"mechanism in {sim.MECHANISMS}, noise in {sim.NOISES}; got {name!r}")
-    return {"name": name, "shape": parts[0], "nodes": int(parts[1]), "mechanism": parts[2], "noise": parts[3]}
-
-
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; options left unset take the FULL (or, with ``--smoke``, SMOKE) values."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=_Help)
-
-    def sized(flag, help_text):
-        key = flag[2:].replace("-", "_")
-        p.add_argument(flag, type=int, help=f"{help_text}; default {FULL[key]} (--smoke: {SMOKE[key]})")
-
+    p = cli.parser(__doc__.split("\n")[0])
     p.add_argument("--settings", nargs="+", type=parse_setting,
                    help=f"settings SHAPE-NODES-MECHANISM-NOISE; default {' '.join(FULL['settings'])} "
                    f"(--smoke: {' '.join(SMOKE['settings'])})")
-    sized("--graphs", "random SCMs per setting")
-    sized("--outliers", "outliers per graph")
-    sized("--rows", "training rows per graph")
-    sized("--max-ancestors", "largest number of the target's ancestors")
-    sized("--num-draws", "bayesrca posterior draws")
-    sized("--num-mc-samples", "bayesrca Monte Carlo samples per draw")
-    p.add_argument("--seed", type=int, default=0, help="master seed of every random choice")
-    p.add_argument("--shift", nargs=2, type=float, default=list(DEFAULT_SHIFT), metavar=("LO", "HI"),
-                   help="the root cause's noise is shifted by LO-HI noise sd (TrueSCM.inject)")
-    p.add_argument("--out", type=Path, default=common.RESULTS, help="output directory")
-    p.add_argument("--smoke", action="store_true", help="tiny CI run (< 60 s), writes recall_smoke.*")
-    args = p.parse_args(argv)
-    for key, value in (SMOKE if args.smoke else FULL).items():
-        if getattr(args, key) is None:
-            setattr(args, key, [parse_setting(s) for s in value] if key == "settings" else value)
-    for key in ("graphs", "outliers", "rows", "num_draws", "num_mc_samples", "max_ancestors"):
-        if getattr(args, key) < 1:
-            p.error(f"--{key.replace('_', '-')} must be >= 1")
-    if not 0 < args.shift[0] <= args.shift[1]:
-        p.error("--shift LO HI needs 0 < LO <= HI")
-    args.shift = tuple(args.shift)
-    return args
-
-
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Show ``(default: ...)`` only for options whose default is not None."""
-
-    def _get_help_string(self, action):
-        return action.help if action.default is None else super()._get_help_string(action)
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    cli.add_sized(p, FULL, SMOKE, [("--graphs", "random SCMs per setting"), ("--outliers", "outliers per graph"),
+                                   ("--rows", "training rows per graph"),
+                                   ("--max-ancestors", "largest number of the target's ancestors"),
+                                   ("--num-draws", "bayesrca posterior draws"),
+                                   ("--num-mc-samples", "bayesrca Monte Carlo samples per draw")])
+    cli.add_shift(p, DEFAULT_SHIFT, "the root cause's noise is shifted by LO-HI noise sd (TrueSCM.inject)")
+    cli.add_common(p, smoke_help="tiny CI run (< 60 s), writes recall_smoke.*")
+    return cli.parse(p, argv, FULL, SMOKE, convert={"settings": lambda names: [parse_setting(n) for n in names]},
+                     at_least_one=("graphs", "outliers", "rows", "num_draws", "num_mc_samples", "max_ancestors"))
 
 
 def make_problem(setting: dict, graph_index: int, args) -> dict | None:
@@ -200,22 +162,15 @@ def run_bayesrca(problem: dict, args, seen: set) -> tuple[dict, float, float, st
     error : str or None
         The traceback of a failure.
     """
-    import bayesrca as br
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            t0 = time.perf_counter()
-            scm = br.BayesianSCM(problem["graph"], mechanisms="auto", num_draws=args.num_draws)
-            scm.fit(problem["train"], seed=problem["seed"])
-            t1 = time.perf_counter()
-            res = br.attribute_anomalies(scm, problem["target"], problem["outliers"], seed=problem["seed"],
-                                         num_mc_samples=args.num_mc_samples)
-            t2 = time.perf_counter()
-        except Exception:  # noqa: BLE001 - a benchmark records failures and goes on
-            return {}, float("nan"), float("nan"), traceback.format_exc(limit=3)
-    for w in caught:
-        key = f"{w.category.__name__}: {str(w.message)[:160]}"
+    caught: Counter = Counter()
+    try:
+        scm, fit_s = bayes_runner.fit(problem["graph"], problem["train"], mechanisms="auto", num_draws=args.num_draws,
+                                      seed=problem["seed"], warnings=caught, width=160)
+        res, attribution_s = bayes_runner.attribute(scm, problem["target"], problem["outliers"], seed=problem["seed"],
+                                                    warnings=caught, width=160, num_mc_samples=args.num_mc_samples)
+    except Exception:  # noqa: BLE001 - a benchmark records failures and goes on
+        return {}, float("nan"), float("nan"), traceback.format_exc(limit=3)
+    for key in caught:
         if key not in seen:
             seen.add(key)
             log(f"  bayesrca warning (first occurrence): {key}")
@@ -228,25 +183,23 @@ def run_bayesrca(problem: dict, args, seen: set) -> tuple[dict, float, float, st
         by_prob = list(rows.sort_values(["prob_top", "median"], ascending=False, kind="stable")["node"])
         for method, order in zip(METHODS[:2], (by_median, by_prob)):
             out[method].append((order.index(cause) + 1, order[0], prob[order[0]], prob[cause]))
-    return out, t1 - t0, t2 - t1, None
+    return out, fit_s, attribution_s, None
 
 
 def run_dowhy(problem: dict) -> tuple[dict, float, float, str | None]:
     """DoWhy fit, then one attribution call; same return layout as :func:`run_bayesrca` (prob_top NaN)."""
     try:
-        t0 = time.perf_counter()
-        scm = common.dowhy_fit(problem["graph"], problem["train"], seed=problem["seed"])
-        t1 = time.perf_counter()
-        contrib = common.dowhy_attribute(scm, problem["target"], problem["outliers"], seed=problem["seed"])
-        t2 = time.perf_counter()
+        watch = Stopwatch()
+        scm = dowhy_runner.fit(problem["graph"], problem["train"], seed=problem["seed"])
+        fit_s = watch.lap()
+        contrib = dowhy_runner.attribute(scm, problem["target"], problem["outliers"], seed=problem["seed"])
+        attribution_s = watch.lap()
     except Exception:  # noqa: BLE001
         return {}, float("nan"), float("nan"), traceback.format_exc(limit=3)
-    nodes = [n for n in problem["players"] if n in contrib]  # topological order breaks ties
-    out = []
-    for k, cause in enumerate(problem["causes"]):
-        order = sorted(nodes, key=lambda n: -contrib[n][k])
-        out.append((order.index(cause) + 1, order[0], float("nan"), float("nan")))
-    return {"DoWhy": out}, t1 - t0, t2 - t1, None
+    orders = dowhy_runner.ranked(contrib, problem["players"], len(problem["causes"]))  # topological order breaks ties
+    out = [(order.index(cause) + 1, order[0], float("nan"), float("nan"))
+           for order, cause in zip(orders, problem["causes"])]
+    return {"DoWhy": out}, fit_s, attribution_s, None
 
 
 def run_oracle(problem: dict) -> dict:
@@ -268,15 +221,9 @@ def run_oracle(problem: dict) -> dict:
 
 def warm_up() -> None:
     """Untimed: torch/Pyro and sklearn/joblib first-call costs."""
-    import bayesrca as br
-
-    setting = parse_setting("er-5-linear-gaussian")
     args = argparse.Namespace(seed=99, max_ancestors=4, rows=200, outliers=1)
-    problem = make_problem(setting, 0, args)
-    with common.quiet():
-        scm = br.BayesianSCM(problem["graph"], num_draws=4).fit(problem["train"], seed=0)
-        br.attribute_anomalies(scm, problem["target"], problem["outliers"], seed=0, num_mc_samples=20)
-    common.dowhy_fit(problem["graph"], problem["train"])
+    problem = make_problem(parse_setting("er-5-linear-gaussian"), 0, args)
+    bayes_runner.warm_up(problem["graph"], problem["train"], problem["target"], anomalies=problem["outliers"])
 
 
 def run_setting(setting: dict, args, seen: set) -> list[dict]:
@@ -316,131 +263,40 @@ def run_setting(setting: dict, args, seen: set) -> list[dict]:
     return records
 
 
-def summarise(trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per setting and method, plus rows pooled over all settings.
-
-    Parameters
-    ----------
-    trials : pandas.DataFrame
-        One row per outlier and method (the ``recall_trials.csv`` layout).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Trials, top-1 / top-3 recall with Wilson bounds, mean seconds per graph (fit, attribution,
-        total), errors, skipped root-cause draws, mean players, mean prob_top of the true cause,
-        the ``prob_top < 0.5`` diagnostics and ``target_met``.
-    """
-    rows = []
-    groups = pd.concat([trials.assign(group=trials["setting"]), trials.assign(group="all settings")])
-    for (setting, method), t in groups.groupby(["group", "method"], sort=False):
-        n, top1, top3 = len(t), int((t["rank"] == 1).sum()), int((t["rank"] <= 3).sum())
-        per_graph = t.drop_duplicates(["setting", "graph"])
-        uncertain = t[t["top_prob_top"] < 0.5]
-        confident = t[t["top_prob_top"] >= 0.5]
-        rows.append({
-            "setting": setting, "method": method, "trials": n,
-            "top1": top1 / n, **dict(zip(("top1_lo", "top1_hi"), sim.wilson(top1, n))),
-            "top3": top3 / n, **dict(zip(("top3_lo", "top3_hi"), sim.wilson(top3, n))),
-            "s_per_graph": float((per_graph["fit_s"] + per_graph["attribution_s"]).mean()),
-            "fit_s": float(per_graph["fit_s"].mean()), "attribution_s": float(per_graph["attribution_s"].mean()),
-            "players": float(t["players"].mean()), "errors": int(t["error"].sum()),
-            "skipped_draws": int(per_graph["skipped_draws"].sum()),
-            "true_prob_top": float(t["true_prob_top"].mean()),
-            "uncertain": len(uncertain) if method.startswith("bayesrca") else np.nan,
-            "wrong_if_uncertain": float((uncertain["rank"] != 1).mean()) if len(uncertain) else np.nan,
-            "wrong_if_confident": float((confident["rank"] != 1).mean()) if len(confident) else np.nan,
-            "linear": bool((t["mechanism"] == "linear").all()),
-        })
-    table = pd.DataFrame(rows)
-    dowhy = table[table["method"] == "DoWhy"].set_index("setting")["top1"]
-    met = []
-    for row in table.itertuples():
-        if not row.method.startswith("bayesrca"):
-            met.append("—")
-        else:
-            ok = row.top1 >= dowhy.get(row.setting, np.nan) and (not row.linear or row.top1 >= LINEAR_TARGET)
-            met.append("yes" if ok else "no")
-    return table.assign(target_met=met).drop(columns="linear")
-
-
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The summary with recalls as 'value [lo, hi]' strings for the markdown report."""
-    ci = common.fmt_ci
-    return pd.DataFrame({
-        "setting": table["setting"], "method": table["method"], "trials": table["trials"], "players": table["players"],
-        "top-1 recall [95% CI]": [ci(*v) for v in zip(table["top1"], table["top1_lo"], table["top1_hi"])],
-        "top-3 recall [95% CI]": [ci(*v) for v in zip(table["top3"], table["top3_lo"], table["top3_hi"])],
-        "s/graph": table["s_per_graph"], "prob_top(true)": table["true_prob_top"],
-        "top prob_top<0.5": table["uncertain"].map(lambda v: "—" if pd.isna(v) else str(int(v))),
-        "wrong if <0.5": table["wrong_if_uncertain"], "wrong if >=0.5": table["wrong_if_confident"],
-        "errors": table["errors"], "target met": table["target_met"],
-    })
-
-
-def plot(table: pd.DataFrame, path: Path) -> None:
-    """Top-1 recall with Wilson error bars per setting and method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    settings = list(dict.fromkeys(table["setting"]))
-    x = np.arange(len(settings))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(settings) + 2), 4.2))
-    for i, (method, marker) in enumerate(zip(METHODS, ("o", "s", "D", "x"))):
-        t = table[table["method"] == method].set_index("setting").reindex(settings)
-        err = np.clip(np.vstack([t["top1"] - t["top1_lo"], t["top1_hi"] - t["top1"]]), 0, None)
-        ax.errorbar(x + (i - 1.5) * 0.18, t["top1"], yerr=err, fmt=marker, capsize=3, label=method)
-    if "all settings" in settings:
-        ax.axvline(settings.index("all settings") - 0.5, color="lightgrey", lw=0.8)
-    ax.axhline(LINEAR_TARGET, color="grey", ls="--", lw=0.8, label=f"linear target {LINEAR_TARGET:g}")
-    ax.set_xticks(x, settings, rotation=35, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("top-1 recall (95% Wilson CI)")
-    ax.set_title("Root-cause recall on random SCMs")
-    ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run every setting, then write and print the report."""
     args = parse_args(argv)
-    start = time.perf_counter()
-    t = time.perf_counter()
-    warm_up()
-    log(f"warm-up done in {time.perf_counter() - t:.1f} s (untimed)")
+    start = Stopwatch()
+    with Stopwatch() as watch:
+        warm_up()
+    log(f"warm-up done in {watch.seconds:.1f} s (untimed)")
     seen: set = set()
     records = []
     for setting in args.settings:
-        t = time.perf_counter()
-        records += run_setting(setting, args, seen)
-        log(f"== {setting['name']} done in {time.perf_counter() - t:.1f} s")
+        with Stopwatch() as watch:
+            records += run_setting(setting, args, seen)
+        log(f"== {setting['name']} done in {watch.seconds:.1f} s")
     trials = pd.DataFrame(records)
     table = summarise(trials)
     shown = display_table(table)
 
-    suffix = "_smoke" if args.smoke else ""
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / f"recall{suffix}.csv", index=False)
-    trials.to_csv(out / f"recall_trials{suffix}.csv", index=False)
-    plot(table, out / f"recall{suffix}.png")
-    elapsed = time.perf_counter() - start
+    out = Outputs.create(args.out, args.smoke)
+    out.write_csv("recall", table)
+    out.write_csv("recall_trials", trials)
+    plot(table, out.path("recall", ".png"))
+    elapsed = start.elapsed()
     protocol = (
         f"{len(args.settings)} settings x {args.graphs} random SCMs x {args.outliers} outliers; {args.rows} training "
         f"rows; target with 3-{args.max_ancestors} ancestors; root cause uniform over the target's ancestors and "
-        f"itself, noise shifted by {args.shift[0]:g}-{args.shift[1]:g} sd, kept when it is a but-for cause (true IT score >= log 100 with the shift, < log 10 without). bayesrca mechanisms='auto', "
+        f"itself, noise shifted by {args.shift[0]:g}-{args.shift[1]:g} sd, kept when it is a but-for cause (true IT "
+        f"score >= log 100 with the shift, < log 10 without). bayesrca mechanisms='auto', "
         f"num_draws={args.num_draws}, num_mc_samples={args.num_mc_samples}; DoWhy auto assignment (GOOD). "
         f"Seed {args.seed}."
     )
     notes = "\n".join([
         f"Protocol: {protocol}",
         "",
-        (f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}, git {common.git_revision()}, "
-         f"{elapsed:.0f} s in all, peak RSS {common.peak_rss_mib():.0f} MiB."),
+        f"Run {utc_now()}, git {git_revision()}, {elapsed:.0f} s in all, peak RSS {peak_rss_mib():.0f} MiB.",
         "",
         (f"Targets: bayesrca top-1 recall >= DoWhy's in every setting, and >= {LINEAR_TARGET:g} in linear settings "
          "(column 'target met'). players = mean size of the target's ancestors + itself; s/graph = mean fit + "
@@ -449,11 +305,11 @@ def main(argv=None) -> int:
          "top-ranked node has prob_top < 0.5; 'wrong if <0.5' / 'wrong if >=0.5' = share of those (and of the "
          "others) whose top-ranked node is not the root cause. Failed calls count as misses (errors)."),
     ])
-    text = f"## Root-cause recall on random SCMs{' (smoke)' if args.smoke else ''}\n\n{notes}\n\n"
-    text += common.markdown_table(shown, digits=2) + "\n"
-    (out / f"recall{suffix}.md").write_text(text)
-    print(common.markdown_table(shown, digits=2), flush=True)
-    log(f"wrote {out}/recall{suffix}.{{csv,md,png}} and recall_trials{suffix}.csv in {elapsed:.0f} s")
+    text = f"{heading('Root-cause recall on random SCMs', args.smoke)}\n\n{notes}\n\n"
+    text += markdown_table(shown, digits=2) + "\n"
+    out.write_text("recall", text)
+    print(markdown_table(shown, digits=2), flush=True)
+    log(f"wrote {out.folder}/recall{out.suffix}.{{csv,md,png}} and recall_trials{out.suffix}.csv in {elapsed:.0f} s")
     return 0
 
 

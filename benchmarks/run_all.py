@@ -33,11 +33,11 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-from _common import RESULTS, git_revision
+from harness import cli
+from harness.outputs import git_revision, utc_now
+from harness.timing import Stopwatch
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = {
@@ -52,10 +52,10 @@ SCRIPTS = {
 }
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", type=Path, default=RESULTS, help="output directory of every script and of report.md")
-    p.add_argument("--smoke", action="store_true", help="tiny settings of every script (CI)")
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = cli.parser(__doc__.split("\n")[0])
+    cli.add_common(p, smoke_help="tiny settings of every script (CI)", seed=None,
+                   out_help="output directory of every script and of report.md")
     p.add_argument("--only", nargs="+", choices=list(SCRIPTS), default=list(SCRIPTS), help="scripts to run")
     p.add_argument("--collect-only", action="store_true",
                    help="run nothing: assemble report.md from the outputs already in --out (scripts run separately)")
@@ -63,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     extra = [a for a in args.extra if a != "--"]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -75,9 +75,9 @@ def main(argv=None) -> int:
             code, seconds = 0, float("nan")
         else:
             print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)
-            start = time.perf_counter()
-            code = subprocess.run(command, cwd=HERE.parent, check=False).returncode
-            seconds = time.perf_counter() - start
+            with Stopwatch() as watch:
+                code = subprocess.run(command, cwd=HERE.parent, check=False).returncode
+            seconds = watch.seconds
             print(f"=== {name}: exit {code} after {seconds:.0f} s", flush=True)
         if code:
             failed.append(name)
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         sections.append(f"{text.strip()}\n\n{timing}{links}\n")
     header = (
         f"# bayesrca evaluation suite{' (smoke settings)' if args.smoke else ''}\n\n"
-        f"git {git_revision()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, Python {sys.version.split()[0]}.\n"
+        f"git {git_revision()}, {utc_now()}, Python {sys.version.split()[0]}.\n"
     )
     report = args.out / f"report{suffix}.md"
     report.write_text(header + "\n" + "\n\n".join(sections))

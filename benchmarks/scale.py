@@ -47,29 +47,31 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import signal
 import subprocess
 import sys
 import tempfile
-import time
-from datetime import datetime, timezone
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import RESULTS, fmt, git_revision, markdown_table
-from _workers import BAYESRCA_MECHANISMS, PRELOAD, run_isolated
+from harness import cli
+from harness.logs import log
+from harness.outputs import Outputs, environment, utc_now
+from harness.tables import fmt, heading
+from harness.timing import Stopwatch, load_average
+from scale_report import (
+    ancestors_report,
+    anomalies_report,
+    extrapolate,
+    large_report,
+    plot_ancestors,
+    plot_anomalies,
+)
+from scale_workers import BAYESRCA_MECHANISMS, HARNESS, PRELOAD, ForkServer
 
-TARGET_S = 60.0
 PARTS = ("anomalies", "ancestors", "large")
 MICROSERVICE_ANCESTORS = 10  # of Website
-INTS = {"anomalies", "ancestors", "ancestors_found", "nodes", "permutations", "peak_rss_mib"}  # table columns
-TIMES = {"fit_s": "fit s", "attribution_s": "attribution s", "total_s": "total s"}
-RSS = {"peak_rss_mib": "peak RSS MiB"}
-COLOURS = {"bayesrca": "tab:blue", "DoWhy": "tab:orange"}
 SMOKE = {"anomalies": [1, 5], "mechanisms": ["gaussian", "linear", "auto"], "dowhy_max_anomalies": 1,
          "auto_max_anomalies": 5, "dowhy_max_ancestors": 5,
          "microservice_rows": 300, "ancestors": [5, 8], "rows": 300, "large_nodes": 20, "large_min_ancestors": 13,
@@ -81,9 +83,9 @@ FULL = {"anomalies": [1, 10, 100, 1000], "mechanisms": ["gaussian", "linear", "a
         "num_mc_samples": 2000}
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; unset ones take the FULL values, or the SMOKE values with ``--smoke``."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser(__doc__, raw=True)
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="parts to run (default: all)")
     p.add_argument("--anomalies", nargs="+", type=int, help="part 1: numbers of anomalies (default: 1 10 100 1000)")
     p.add_argument("--mechanisms", nargs="*", help="part 1: bayesrca mechanisms settings; none: DoWhy only "
@@ -107,50 +109,28 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "default (default: 10)")
     p.add_argument("--num-draws", type=int, help="bayesrca posterior draws (default: 200)")
     p.add_argument("--num-mc-samples", type=int, help="bayesrca Monte Carlo samples per draw (default: 2000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data, fits and attributions (default: 0)")
     p.add_argument("--timeout", type=float, default=300, help="seconds before a configuration is killed "
                    "(default: 300)")
-    p.add_argument("--out", type=Path, default=RESULTS, help=f"output directory (default: {RESULTS})")
-    p.add_argument("--smoke", action="store_true", help="tiny CI settings, written to scale_smoke.*: "
+    cli.add_common(p, seed_help="seed of data, fits and attributions (default: 0)",
+                   smoke_help="tiny CI settings, written to scale_smoke.*: "
                    + ", ".join(f"{k}={v}" for k, v in SMOKE.items()) + " (explicit options still override)")
-    args = p.parse_args(argv)
-    for key, value in (SMOKE if args.smoke else FULL).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    args = cli.parse(p, argv, FULL, SMOKE)
     args.anomalies, args.large_anomalies = sorted(set(args.anomalies)), sorted(set(args.large_anomalies))
     return args
 
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def measure(cfg: dict, args, **labels) -> dict:
+def measure(server: ForkServer, cfg: dict, args, **labels) -> dict:
     """Run one configuration in its own process; the row is ``labels`` + the worker's result."""
-    t = time.perf_counter()
-    result = run_isolated(dict(cfg, seed=args.seed, num_draws=args.num_draws, num_mc_samples=args.num_mc_samples),
-                          args.timeout)
+    watch = Stopwatch()
+    result = server.run(dict(cfg, seed=args.seed, num_draws=args.num_draws, num_mc_samples=args.num_mc_samples),
+                        args.timeout)
     status = result.pop("error", "ok")
     if "traceback" in result:
         log(result.pop("traceback"))
     row = dict(labels, **result, status=status)
     log(f"{labels} -> {status}, total {fmt(row.get('total_s'), 2)} s, peak {fmt(row.get('peak_rss_mib'), 0)} MiB "
-        f"({time.perf_counter() - t:.1f} s wall)")
+        f"({watch.elapsed():.1f} s wall)")
     return row
-
-
-def extrapolate(ns, fits, attributions, n: int) -> float:
-    """Total time at ``n`` anomalies: mean fit time + a least-squares line through the attribution times.
-
-    With one measured point the attribution time is taken proportional to the number of anomalies.
-    """
-    ns, attributions = np.asarray(ns, float), np.asarray(attributions, float)
-    if len(ns) == 0:
-        return math.nan
-    if len(ns) == 1:
-        return float(np.mean(fits) + attributions[0] * n / ns[0])
-    slope, intercept = np.polyfit(ns, attributions, 1)
-    return float(np.mean(fits) + intercept + slope * n)
 
 
 class Series:
@@ -160,8 +140,8 @@ class Series:
     is extrapolated from the measured ones (:func:`extrapolate`).
     """
 
-    def __init__(self, max_n: float = math.inf):
-        self.max_n, self.points, self.failed = max_n, [], False
+    def __init__(self, server: ForkServer, max_n: float = math.inf):
+        self.server, self.max_n, self.points, self.failed = server, max_n, [], False
 
     def guess(self, n: int) -> float:
         return extrapolate(*zip(*self.points), n) if self.points else math.nan
@@ -172,7 +152,7 @@ class Series:
         if self.failed or n > self.max_n:
             why = "after a failed smaller run; " if self.failed else ""
             return dict(labels, extrapolated_s=self.guess(n), status=f"skipped ({why}{estimate})")
-        row = measure(cfg, args, **labels)
+        row = measure(self.server, cfg, args, **labels)
         if row["status"] == "ok":
             self.points.append((n, row["fit_s"], row["attribution_s"]))
         else:
@@ -189,37 +169,37 @@ def dowhy_row(series: Series, cfg: dict, args, num_ancestors: int, **labels) -> 
     return series.run(dict(cfg, tool="dowhy"), args, tool="DoWhy", **labels)
 
 
-def part_anomalies(args) -> list[dict]:
+def part_anomalies(args, server: ForkServer) -> list[dict]:
     rows = []
     base = {"part": "anomalies", "rows": args.microservice_rows}
     for mech in args.mechanisms:
         # "auto" picks splines here: every anomaly costs a propagation per coalition pattern
-        series = Series(args.auto_max_anomalies if mech == "auto" else math.inf)
+        series = Series(server, args.auto_max_anomalies if mech == "auto" else math.inf)
         rows += [series.run(dict(base, tool="bayesrca", mechanisms=mech, n=n), args, part="anomalies",
                             tool="bayesrca", setting=mech, anomalies=n) for n in args.anomalies]
-    series = Series(args.dowhy_max_anomalies)
+    series = Series(server, args.dowhy_max_anomalies)
     rows += [dowhy_row(series, dict(base, n=n), args, MICROSERVICE_ANCESTORS, part="anomalies",
                        setting="auto, GOOD", anomalies=n) for n in args.anomalies]
     return rows
 
 
-def part_ancestors(args) -> list[dict]:
+def part_ancestors(args, server: ForkServer) -> list[dict]:
     rows = []
     for noise in args.noises:
         for count in args.ancestors:
             cfg = {"part": "ancestors", "ancestors": count, "noise": noise, "rows": args.rows, "n": 1}
             labels = {"part": "ancestors", "setting": noise, "ancestors": count}
-            rows.append(measure(dict(cfg, tool="bayesrca", mechanisms=BAYESRCA_MECHANISMS[noise]), args,
+            rows.append(measure(server, dict(cfg, tool="bayesrca", mechanisms=BAYESRCA_MECHANISMS[noise]), args,
                                 tool="bayesrca", **labels))
-            rows.append(dowhy_row(Series(), cfg, args, count, **labels))
+            rows.append(dowhy_row(Series(server), cfg, args, count, **labels))
     return rows
 
 
-def part_large(args) -> tuple[list[dict], list[dict]]:
+def part_large(args, server: ForkServer) -> tuple[list[dict], list[dict]]:
     rows, errors = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for noise in args.noises:
-            dowhy = Series(args.dowhy_max_anomalies)
+            dowhy = Series(server, args.dowhy_max_anomalies)
             for n in args.large_anomalies:
                 cfg = {"part": "large", "noise": noise, "rows": args.rows, "n": n, "num_nodes": args.large_nodes,
                        "min_ancestors": args.large_min_ancestors}
@@ -227,7 +207,7 @@ def part_large(args) -> tuple[list[dict], list[dict]]:
                 saved = []
                 for run, factor in (("default", 1), (f"{args.long_factor}x permutations", args.long_factor)):
                     saved.append(f"{tmp}/{noise}_{n}_{factor}.npz")
-                    rows.append(measure(dict(cfg, tool="bayesrca", mechanisms=BAYESRCA_MECHANISMS[noise],
+                    rows.append(measure(server, dict(cfg, tool="bayesrca", mechanisms=BAYESRCA_MECHANISMS[noise],
                                              permutation_factor=factor, save=saved[-1]), args, tool="bayesrca",
                                         run=run, **labels))
                 if all(Path(f).exists() for f in saved):
@@ -247,179 +227,45 @@ def approximation_error(default_file: str, long_file: str) -> dict:
             "same IT draws": "yes" if np.array_equal(a["it_scores"], b["it_scores"]) else "no"}
 
 
-def verdict(row) -> str:
-    if row.get("status") != "ok":
-        return "missed"
-    if row["total_s"] <= TARGET_S:
-        return "met"
-    return "met (attribution only)" if row["attribution_s"] <= TARGET_S else "missed"
-
-
-def table(frame: pd.DataFrame, columns: dict, digits: int = 2) -> str:
-    """Markdown of the ``columns`` (csv name -> title) of ``frame`` that exist; counts as integers."""
-    present = {k: v for k, v in columns.items() if k in frame}
-    sub = frame[list(present)].astype(object)
-    for col in INTS & set(present):
-        sub[col] = pd.Series([None if pd.isna(v) else round(float(v)) for v in sub[col]], sub.index, dtype=object)
-    return markdown_table(sub.rename(columns=present), digits)
-
-
-def anomalies_report(frame: pd.DataFrame, args) -> str:
-    frame = frame.copy()
-    frame["ms_per_anomaly"] = 1000 * frame["attribution_s"] / frame["anomalies"]
-    frame["target"] = ""
-    big = (frame["tool"] == "bayesrca") & (frame["anomalies"] == 1000)
-    frame.loc[big, "target"] = [verdict(r) for _, r in frame[big].iterrows()]
-    lines = []
-    for mech in args.mechanisms:
-        sub = frame[(frame["tool"] == "bayesrca") & (frame["setting"] == mech)]
-        ok = sub[sub["status"] == "ok"]
-        at = sub[sub["anomalies"] == 1000]
-        if len(at):
-            row = at.iloc[0]
-            lines.append(f"{mech}: {verdict(row)} ({fmt(row['total_s'], 1)} s)" if row["status"] == "ok"
-                         else f"{mech}: missed ({row['status']})")
-        elif len(ok):
-            guess = extrapolate(ok["anomalies"], ok["fit_s"], ok["attribution_s"], 1000)
-            lines.append(f"{mech}: not run (linear extrapolation to 1000 anomalies: ~{guess:.0f} s)")
-    cols = {"tool": "tool", "setting": "mechanisms", "anomalies": "anomalies", **TIMES, "ms_per_anomaly": "attribution ms/anomaly",
-            **RSS, "engine": "engine", "top_cause": "top cause (slowest row)", "status": "status", "target": "target ≤ 60 s"}
-    return ("### 1. Many anomalies (microservice, target Website)\n\nTarget: 1000 anomalies with bayesrca ≤ 60 s "
-            f"(fit + attribution): {'; '.join(lines) or 'no bayesrca run'}.\n\n" + table(frame, cols))
-
-
-def ancestors_report(frame: pd.DataFrame) -> str:
-    cols = {"setting": "noise", "ancestors": "ancestors asked", "ancestors_found": "ancestors", "tool": "tool",
-            "engine": "engine", "shapley": "Shapley", **TIMES, **RSS, "top_cause": "top cause", "true_cause": "true cause",
-            "status": "status"}
-    return "### 2. Time vs number of ancestors (1 outlier)\n\n" + table(frame, cols)
-
-
-def large_report(frame: pd.DataFrame, errors: pd.DataFrame, args) -> str:
-    frame = frame.copy()
-    is_br = (frame["tool"] == "bayesrca") & (frame["run"] == "default")
-    frame["target"] = ""
-    frame.loc[is_br, "target"] = [verdict(r) for _, r in frame[is_br].iterrows()]
-    cols = {"setting": "noise", "anomalies": "outliers", "nodes": "nodes", "ancestors_found": "ancestors", "tool": "tool",
-            "run": "run", "engine": "engine", "permutations": "permutations", **TIMES, **RSS, "top_hits": "top cause = truth",
-            "status": "status", "target": "target ≤ 60 s"}
-    text = (f"### 3. Large graph ({args.large_nodes} nodes, target with ≥ {args.large_min_ancestors} ancestors)\n\n"
-            "Target: bayesrca attribution with intervals ≤ 60 s (\"met\": fit + attribution ≤ 60 s).\n\n" + table(frame, cols))
-    if len(errors):
-        text += ("\n\nShapley approximation error: default vs long run, |difference| of the posterior medians (over "
-                 "outliers and nodes) and of the per-draw contributions; on the closed-form engine the per-draw "
-                 "difference is the permutation error alone, on the Monte Carlo engine both runs share the same "
-                 "fresh noise (same seed).\n\n" + markdown_table(errors.drop(columns="part").rename(columns={"setting": "noise"}), 4))
-    return text
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _plain_log_ticks(axis) -> None:
-    """Log-scale ticks at 1, 2, 5 x powers of ten, written as plain numbers."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
-
-
-def plot_anomalies(frame: pd.DataFrame, path: Path) -> None:
-    """Fit + attribution time vs number of anomalies, log-log; DoWhy's extrapolation dashed."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    for (tool, setting), sub in frame.groupby(["tool", "setting"], sort=False):
-        ok = sub[sub["status"] == "ok"]
-        extrapolated = "extrapolated_s" in sub and sub["extrapolated_s"].notna().any()
-        if ok.empty and not extrapolated:
-            continue
-        line = ax.plot(ok["anomalies"], ok["total_s"], "o-", label=f"{tool} ({setting})")[0]
-        if extrapolated:
-            ext = pd.concat([ok.tail(1).assign(extrapolated_s=ok["total_s"].tail(1)), sub[sub["extrapolated_s"].notna()]])
-            ax.plot(ext["anomalies"], ext["extrapolated_s"], "o--", mfc="none", color=line.get_color(),
-                    label=f"{tool} extrapolated")
-    ax.axhline(TARGET_S, color="grey", ls=":", label="60 s target")
-    ax.set(xscale="log", yscale="log", xlabel="number of anomalies", ylabel="fit + attribution (s)",
-           title="Microservice example: time vs number of anomalies")
-    _plain_log_ticks(ax.xaxis)
-    _plain_log_ticks(ax.yaxis)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_ancestors(frame: pd.DataFrame, path: Path) -> None:
-    """Fit + attribution time vs number of ancestors, one panel per noise, log time axis."""
-    plt = _pyplot()
-    noises = list(dict.fromkeys(frame["setting"]))
-    fig, axes = plt.subplots(1, len(noises), figsize=(5.5 * len(noises), 4.2), sharey=True, squeeze=False)
-    for ax, noise in zip(axes[0], noises):
-        for tool, colour in COLOURS.items():
-            sub = frame[(frame["setting"] == noise) & (frame["tool"] == tool) & (frame["status"] == "ok")]
-            if sub.empty:
-                continue
-            sub = sub.sort_values("ancestors_found")
-            label = tool if tool == "DoWhy" else f"{tool} ({sub['engine'].iloc[0]} engine)"
-            ax.plot(sub["ancestors_found"], sub["total_s"], "o-", label=label, color=colour)
-        ax.set(yscale="log", xlabel="number of ancestors of the target", title=f"linear SCM, {noise} noise",
-               xticks=sorted(frame["ancestors_found"].dropna().unique()))
-        _plain_log_ticks(ax.yaxis)
-        ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("fit + attribution (s)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def baseline_rss(fresh: bool) -> tuple[float | None, float]:
+def baseline_rss(server: ForkServer, fresh: bool) -> tuple[float | None, float]:
     """Peak RSS of an idle forked child and (if ``fresh``) of a fresh interpreter that only imports the same modules."""
-    forked = run_isolated({"part": "baseline"}, 120).get("peak_rss_mib", float("nan"))
+    forked = server.run({"part": "baseline"}, 120).get("peak_rss_mib", float("nan"))
     if not fresh:
         return None, forked
-    code = f"import {', '.join(m for m in PRELOAD if m != '_workers')}; from _common import peak_rss_mib; print(peak_rss_mib())"
+    modules = [m for m in PRELOAD if m != "scale_workers" and m not in HARNESS]
+    code = f"import {', '.join(modules)}; from harness.timing import peak_rss_mib; print(peak_rss_mib())"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                           cwd=Path(__file__).parent)
     return (float(proc.stdout) if proc.returncode == 0 else None), forked
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed sweep stops its running worker
-    start, load_start = time.perf_counter(), os.getloadavg()[0]
-    fresh_rss, forked_rss = baseline_rss(fresh=not args.smoke)
+    watch, load_start = Stopwatch(), load_average()
+    server = ForkServer()
+    fresh_rss, forked_rss = baseline_rss(server, fresh=not args.smoke)
     rows, errors, sections = [], [], []
     if "anomalies" in args.parts:
-        rows += part_anomalies(args)
+        rows += part_anomalies(args, server)
     if "ancestors" in args.parts:
-        rows += part_ancestors(args)
+        rows += part_ancestors(args, server)
     if "large" in args.parts:
-        large_rows, errors = part_large(args)
+        large_rows, errors = part_large(args, server)
         rows += large_rows
     frame = pd.DataFrame(rows)
-    suffix = "_smoke" if args.smoke else ""
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Outputs.create(args.out, args.smoke)
     if "anomalies" in args.parts:
         sections.append(anomalies_report(frame[frame["part"] == "anomalies"], args))
-        plot_anomalies(frame[frame["part"] == "anomalies"], out / f"scale_anomalies{suffix}.png")
+        plot_anomalies(frame[frame["part"] == "anomalies"], out.path("scale_anomalies", ".png"))
     if "ancestors" in args.parts:
         sections.append(ancestors_report(frame[frame["part"] == "ancestors"]))
-        plot_ancestors(frame[frame["part"] == "ancestors"], out / f"scale_ancestors{suffix}.png")
+        plot_ancestors(frame[frame["part"] == "ancestors"], out.path("scale_ancestors", ".png"))
     if "large" in args.parts:
         sections.append(large_report(frame[frame["part"] == "large"], pd.DataFrame(errors), args))
     threads = frame["threads"].dropna().iloc[0] if "threads" in frame and frame["threads"].notna().any() else 0
-    env = (f"python {platform.python_version()}, bayesrca {version('bayesrca')} (git {git_revision()}), "
-           f"dowhy {version('dowhy')}, torch {version('torch')} ({fmt(int(threads))} threads), "
-           f"scikit-learn {version('scikit-learn')}; {os.cpu_count()} CPUs, {platform.platform()}; 1-min load average "
-           f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end")
+    env = (f"{environment(threads=int(threads))}; 1-min load average {load_start:.1f} at start, "
+           f"{load_average():.1f} at end")
     protocol = (f"Protocol: each configuration timed once in a fresh process forked from a server that only imported "
                 f"torch, Pyro, DoWhy and bayesrca, after an untimed warm-up; bayesrca num_draws={args.num_draws}, "
                 f"num_mc_samples={args.num_mc_samples}, default Shapley options (exact ≤ 12 players, else antithetic "
@@ -428,15 +274,14 @@ def main(argv=None) -> int:
                 f"peaks at {forked_rss:.0f} MiB"
                 + (f", a fresh interpreter that only imports the same modules at {fresh_rss:.0f} MiB." if fresh_rss
                    else "."))
-    report = "\n\n".join([f"## Scale benchmark: bayesrca vs DoWhy{' (smoke)' if args.smoke else ''}",
-                          (f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; {env}; sweep wall time "
-                           f"{time.perf_counter() - start:.0f} s."), protocol, *sections])
+    report = "\n\n".join([heading("Scale benchmark: bayesrca vs DoWhy", args.smoke),
+                          f"Run {utc_now()}; {env}; sweep wall time {watch.elapsed():.0f} s.", protocol, *sections])
     print(report, flush=True)
-    (out / f"scale{suffix}.md").write_text(report + "\n")
-    frame.to_csv(out / f"scale{suffix}.csv", index=False)
+    out.write_text("scale", report + "\n")
+    out.write_csv("scale", frame)
     if errors:
-        pd.DataFrame(errors).to_csv(out / f"scale{suffix}_shapley_error.csv", index=False)
-    log(f"wrote {out}/scale{suffix}.md, .csv and plots in {time.perf_counter() - start:.0f} s")
+        out.write_csv("scale", pd.DataFrame(errors), tail="_shapley_error.csv")
+    log(f"wrote {out.folder}/scale{out.suffix}.md, .csv and plots in {watch.elapsed():.0f} s")
     return 0
 
 

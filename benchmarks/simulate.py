@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -259,7 +260,7 @@ def empirical_it(sorted_reference: np.ndarray, x: float) -> float:
 
 
 def ground_truth_setup(setting: dict, graph_index: int, *, seed: int, rows: int, max_ancestors: int | None):
-    """The seeded start of every ground-truth problem (recall.py, extreme.py).
+    """The seeded start of every ground-truth problem (recall.py, extreme_ranking.py).
 
     Returns ``(rng, graph, truth, target, train, reference, players, tool_seed)``: a random DAG of
     the setting, its true SCM, a target with at least 3 ancestors, ``rows`` training rows, a large
@@ -276,15 +277,14 @@ def ground_truth_setup(setting: dict, graph_index: int, *, seed: int, rows: int,
     return rng, graph, truth, target, train, truth.reference_target(target), truth.players(target), tool_seed
 
 
-def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion."""
-    if trials == 0:
-        return float("nan"), float("nan")
-    p = successes / trials
-    denom = 1 + z**2 / trials
-    centre = (p + z**2 / (2 * trials)) / denom
-    half = z * math.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+def parse_setting(name: str) -> dict:
+    """``"er-10-linear-gaussian"`` -> ``{"name", "shape", "nodes", "mechanism", "noise"}`` (an argparse type)."""
+    parts = name.split("-")
+    if len(parts) != 4 or parts[0] not in ("er", "tree") or not parts[1].isdigit():
+        raise argparse.ArgumentTypeError(f"setting must look like 'er-10-linear-gaussian', got {name!r}")
+    if parts[2] not in MECHANISMS or parts[3] not in NOISES:
+        raise argparse.ArgumentTypeError(f"mechanism in {MECHANISMS}, noise in {NOISES}; got {name!r}")
+    return {"name": name, "shape": parts[0], "nodes": int(parts[1]), "mechanism": parts[2], "noise": parts[3]}
 
 
 def pick_target(graph: nx.DiGraph, rng: np.random.Generator, *, min_ancestors: int = 3, max_ancestors: int | None = None):
@@ -302,8 +302,9 @@ __all__ = [
     "TrueSCM",
     "empirical_it",
     "exact_shapley",
+    "ground_truth_setup",
     "mirror_thresholds",
+    "parse_setting",
     "pick_target",
     "random_dag",
-    "wilson",
 ]

@@ -28,7 +28,7 @@ def _data(seed=0, n=300):
 def test_round_trip_gives_identical_attributions_and_samples(tmp_path, mechanisms):
     graph, frame = _data()
     scm = br.BayesianSCM(graph, mechanisms=mechanisms, num_draws=40).fit(frame, seed=1)
-    path = scm.save(tmp_path / "model.bayesrca")
+    path = br.save(scm, tmp_path / "model.bayesrca")
     loaded = br.load(path)
     anomaly = pd.DataFrame({"a": [6.0], "b": [4.0], "c": [9.0]})
     before = br.attribute_anomalies(scm, "c", anomaly, seed=7, num_mc_samples=500)
@@ -48,7 +48,7 @@ def test_integer_node_names_and_a_constant_column_round_trip(tmp_path):
     graph = nx.DiGraph([(0, 2), (1, 2)])
     with pytest.warns(br.ConstantColumnWarning):
         scm = br.BayesianSCM(graph, num_draws=20).fit(frame, seed=0)
-    loaded = br.load(scm.save(tmp_path / "m.bayesrca"))
+    loaded = br.load(br.save(scm, tmp_path / "m.bayesrca"))
     assert list(loaded.graph_.nodes) == list(scm.graph_.nodes) == [0, 2, 1]
     row = pd.DataFrame({0: [0.0], 1: [5.5], 2: [5.5]})
     np.testing.assert_array_equal(
@@ -59,7 +59,8 @@ def test_integer_node_names_and_a_constant_column_round_trip(tmp_path):
 
 def test_loaded_model_still_detects_a_changed_graph(tmp_path):
     graph, frame = _data()
-    loaded = br.load(br.BayesianSCM(graph, mechanisms="gaussian", num_draws=10).fit(frame, seed=0).save(tmp_path / "m"))
+    scm = br.BayesianSCM(graph, mechanisms="gaussian", num_draws=10).fit(frame, seed=0)
+    loaded = br.load(br.save(scm, tmp_path / "m"))
     loaded.graph.add_edge("c", "d")
     with pytest.raises(GraphError):
         loaded.check_fitted()
@@ -68,23 +69,23 @@ def test_loaded_model_still_detects_a_changed_graph(tmp_path):
 def test_unsaveable_models_are_refused(tmp_path):
     graph, frame = _data()
     with pytest.raises(NotFittedError):
-        br.BayesianSCM(graph).save(tmp_path / "m")
+        br.save(br.BayesianSCM(graph), tmp_path / "m")
 
     class MyLinear(br.LinearANM):
         pass
 
     scm = br.BayesianSCM(graph, mechanisms={"c": MyLinear("gaussian")}, num_draws=10).fit(frame, seed=0)
     with pytest.raises(ConfigError, match="MyLinear"):
-        scm.save(tmp_path / "m")
+        br.save(scm, tmp_path / "m")
     tuples = pd.DataFrame({("x", 1): frame["a"], ("y", 2): frame["b"]})
     scm = br.BayesianSCM(nx.DiGraph([(("x", 1), ("y", 2))]), mechanisms="gaussian", num_draws=10).fit(tuples, seed=0)
     with pytest.raises(ConfigError, match="node names"):
-        scm.save(tmp_path / "m")
+        br.save(scm, tmp_path / "m")
 
 
 def _saved(tmp_path):
     graph, frame = _data()
-    return br.BayesianSCM(graph, mechanisms="gaussian", num_draws=10).fit(frame, seed=0).save(tmp_path / "m.bayesrca")
+    return br.save(br.BayesianSCM(graph, mechanisms="gaussian", num_draws=10).fit(frame, seed=0), tmp_path / "m.bayesrca")
 
 
 def _rewrite(path, manifest=None, arrays=None):

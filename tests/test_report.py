@@ -50,7 +50,7 @@ def test_write_report_and_cli_flag(fitted, tmp_path):
     scm, res = fitted
     path = br.write_report(res, scm, tmp_path / "r.html")
     assert path.stat().st_size > 20_000
-    scm.save(tmp_path / "m.bayesrca")
+    br.save(scm, tmp_path / "m.bayesrca")
     scm.training_data_.head(1).assign(cache=9.0, api=10.5, site=11.0).to_csv(tmp_path / "a.csv", index=False)
     from bayesrca.cli import main
 
@@ -73,3 +73,29 @@ def test_report_renders_in_headless_chromium(fitted, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1100, 2400) and len(data) > 50_000  # a page with figures, not a blank one
+
+
+def test_report_scores_normal_rows_on_the_results_scale(monkeypatch):
+    """Regression (issue 15): the report's IT score plot used the default base score and seed 0."""
+    import bayesrca.report as report
+    from bayesrca.scores import reference_it_scores
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=300)
+    frame = pd.DataFrame({"a": a, "b": a + rng.normal(0, 0.5, 300)})
+    scm = br.BayesianSCM(nx.DiGraph([("a", "b")]), mechanisms="gaussian", num_draws=20).fit(frame, seed=0)
+    res = br.attribute_anomalies(scm, "b", pd.DataFrame({"a": [3.0, 0.0], "b": [4.0, 2.5]}), seed=5,
+                                 base_score="lower")
+    used, original = [], report.plot_it_score
+
+    def spy(result, model, **kwargs):
+        used.append(kwargs["normal_scores"])
+        return original(result, model, **kwargs)
+
+    monkeypatch.setattr(report, "plot_it_score", spy)
+    report.render_report(res, scm)
+    expected = reference_it_scores(scm, "b", base_score="lower", seed=5)
+    assert len(used) == 2  # one plot per anomaly, the same reference rows
+    for normal in used:
+        np.testing.assert_array_equal(normal, expected)
+    assert not np.allclose(np.sort(expected), np.sort(reference_it_scores(scm, "b")))

@@ -51,7 +51,7 @@ def test_marginal_scores_closed_form(gaussian_chain):
     res = br.outlier_scores(gaussian_chain, QUERY, seed=0)
     assert isinstance(res, br.ScoreResult)
     assert res.scores.shape == (NUM_DRAWS, 5, 2)
-    assert res.rows == tuple(QUERY.index) and res.nodes == ("X0", "X1") and res.kind == "marginal"
+    assert res.rows == tuple(QUERY.index) and res.nodes == ("X0", "X1") and res.conditioning == "marginal"
     b0, s0, b1, c1, s1 = _chain_params(gaussian_chain)
     x0 = QUERY["X0"].to_numpy()[None, :]
     x1 = QUERY["X1"].to_numpy()[None, :]
@@ -64,8 +64,8 @@ def test_marginal_scores_closed_form(gaussian_chain):
 
 
 def test_conditional_scores_closed_form(gaussian_chain):
-    res = br.outlier_scores(gaussian_chain, QUERY, seed=0, kind="conditional")
-    assert res.kind == "conditional" and res.scores.shape == (NUM_DRAWS, 5, 2)
+    res = br.outlier_scores(gaussian_chain, QUERY, seed=0, conditioning="conditional")
+    assert res.conditioning == "conditional" and res.scores.shape == (NUM_DRAWS, 5, 2)
     marginal = br.outlier_scores(gaussian_chain, QUERY, seed=0)
     # a root's conditional distribution is its marginal
     np.testing.assert_allclose(res.scores[..., 0], marginal.scores[..., 0], rtol=1e-10, atol=1e-10)
@@ -160,7 +160,7 @@ def test_conditional_separates_propagated_from_local_deviation(skewed_model):
     scm, _ = skewed_model
     query = pd.DataFrame({"a": [6.0, 0.7], "b": [2.0 + 0.8 * 6.0 + 1.0, 2.0 + 0.8 * 0.7 + 8.0]})
     marginal = np.median(br.outlier_scores(scm, query, seed=0, num_mc_samples=2000).scores, axis=0)
-    conditional_res = br.outlier_scores(scm, query, seed=0, num_mc_samples=2000, kind="conditional")
+    conditional_res = br.outlier_scores(scm, query, seed=0, num_mc_samples=2000, conditioning="conditional")
     conditional = np.median(conditional_res.scores, axis=0)
     assert conditional_res.scores.shape == (NUM_DRAWS, 2, 2)
     assert np.all(conditional_res.scores >= 0)
@@ -178,7 +178,46 @@ def test_summary_of_scores(gaussian_chain):
     assert np.all(table["lower"] <= table["median"]) and np.all(table["median"] <= table["upper"])
 
 
-@pytest.mark.parametrize("kind", ["joint", "", None])
-def test_unknown_kind_raises(gaussian_chain, kind):
-    with pytest.raises(br.ConfigError, match="kind"):
-        br.outlier_scores(gaussian_chain, QUERY, kind=kind)
+@pytest.mark.parametrize("conditioning", ["joint", "", None])
+def test_unknown_conditioning_raises(gaussian_chain, conditioning):
+    with pytest.raises(br.ConfigError, match="conditioning"):
+        br.outlier_scores(gaussian_chain, QUERY, conditioning=conditioning)
+
+
+def test_scores_record_how_they_were_computed(gaussian_chain):
+    res = br.outlier_scores(gaussian_chain, QUERY, seed=3, num_mc_samples=100, base_score="upper")
+    assert dict(res.method_info) == {"conditioning": "marginal", "base_score": "upper", "seed": 3, "num_mc_samples": 100}
+    drawn = br.outlier_scores(gaussian_chain, QUERY).method_info["seed"]
+    assert isinstance(drawn, int) and drawn >= 0  # the seed actually used, when none is given
+
+
+def test_reference_it_scores(gaussian_chain):
+    ref = br.reference_it_scores(gaussian_chain, "X1", num_rows=50, seed=2)
+    assert ref.shape == (50,) and (ref >= 0).all()
+    train = gaussian_chain.training_data_.sample(50, random_state=2)
+    direct = br.outlier_scores(gaussian_chain, train, seed=2).scores[:, :, 1]
+    np.testing.assert_array_equal(ref, np.median(direct, axis=0))
+    np.testing.assert_array_equal(ref, br.reference_it_scores(gaussian_chain, "X1", num_rows=50, seed=2))
+    upper = br.reference_it_scores(gaussian_chain, "X1", num_rows=50, seed=2, base_score="upper")
+    assert not np.allclose(upper, ref)
+    assert br.reference_it_scores(gaussian_chain, "X1", num_rows=5000).shape == (len(gaussian_chain.training_data_),)
+    with pytest.raises(br.ConfigError, match="num_rows"):
+        br.reference_it_scores(gaussian_chain, "X1", num_rows=0)
+    with pytest.raises(br.ConfigError, match="not a node"):
+        br.reference_it_scores(gaussian_chain, "nope")
+    with pytest.raises(br.ConfigError, match="base_score|base score"):
+        br.reference_it_scores(gaussian_chain, "X1", base_score="sideways")
+
+
+def test_reference_it_scores_for_reads_the_method_info(gaussian_chain):
+    from bayesrca.scores import reference_it_scores_for
+
+    class Stub:
+        target = "X1"
+        method_info = {"base_score": "lower", "seed": 4}
+
+    expected = br.reference_it_scores(gaussian_chain, "X1", num_rows=40, base_score="lower", seed=4)
+    np.testing.assert_array_equal(reference_it_scores_for(Stub(), gaussian_chain, num_rows=40), expected)
+    Stub.method_info = {}  # a result built by hand: the defaults
+    np.testing.assert_array_equal(reference_it_scores_for(Stub(), gaussian_chain, num_rows=40),
+                                  br.reference_it_scores(gaussian_chain, "X1", num_rows=40))

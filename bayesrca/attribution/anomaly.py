@@ -10,9 +10,10 @@ import pandas as pd
 import torch
 
 from .. import graph as graphs
-from .budget import memory_plan, num_coalitions
+from .budget import memory_plan
+from .common import check_common_arguments, check_fitted_scm, check_num_mc_samples, check_player_frame, mc_std_error
 from .._progress import progress_bar
-from .._random import resolve_seed, seeded
+from .._random import seeded
 from ..counterfactual import (
     CounterfactualEngine,
     choose_engine,
@@ -20,9 +21,9 @@ from ..counterfactual import (
 )
 from ..exceptions import ConfigError, ExtrapolationWarning
 from ..results import AttributionResult
-from ..shapley import shapley_values
+from ..shapley import ShapleyOptions, shapley_values
 from ..counterfactual.tails import event_side
-from ..validation import check_frame, check_positive_int, check_positive_number
+from ..validation import check_positive_number
 
 __all__ = ["attribute_anomalies"]
 
@@ -36,7 +37,7 @@ def attribute_anomalies(
     *,
     seed: int | None = None,
     num_mc_samples: int = 2000,
-    shapley: str = "auto",
+    shapley: str | ShapleyOptions = "auto",
     num_permutations: int | None = None,
     max_exact_players: int = 12,
     tail: str = "auto",
@@ -66,8 +67,9 @@ def attribute_anomalies(
     num_mc_samples : int, default 2000
         Fresh noise samples per posterior draw for Monte Carlo tail probabilities (not used on
         the closed-form linear-Gaussian path).
-    shapley : {"auto", "exact", "permutation"}
-        Shapley estimator; ``"auto"`` is exact up to ``max_exact_players`` players.
+    shapley : {"auto", "exact", "permutation"} or ShapleyOptions
+        Shapley estimator; ``"auto"`` is exact up to ``max_exact_players`` players. A
+        :class:`~bayesrca.shapley.ShapleyOptions` gives the estimator and its settings at once.
     num_permutations : int, optional
         Permutations for ``shapley="permutation"`` (default ``max(2n, 32)``).
     max_exact_players : int, default 12
@@ -106,36 +108,33 @@ def attribute_anomalies(
     AttributionResult
         Contribution draws of shape (draws, anomalies, nodes) and IT-score draws.
     """
-    scm.check_fitted()
+    check_fitted_scm(scm)
     players = graphs.players_of(scm.graph_, target_node)
-    others = [n for n in scm.graph_.nodes if n not in players]
-    frame = check_frame(anomaly_samples, players, what="anomaly_samples", allowed=others)
-    num_mc_samples = check_positive_int(num_mc_samples, "num_mc_samples", minimum=10)
-    max_elements = check_positive_int(max_elements, "max_elements")
+    frame = check_player_frame(anomaly_samples, scm.graph_, players, what="anomaly_samples")
+    num_mc_samples = check_num_mc_samples(num_mc_samples)
+    args = check_common_arguments(seed=seed, shapley=shapley, num_permutations=num_permutations,
+                                  max_exact_players=max_exact_players, max_elements=max_elements)
     if max_memory_mb is not None:
         max_memory_mb = check_positive_number(max_memory_mb, "max_memory_mb")
     if tail not in _TAILS:
         raise ConfigError(f"tail must be one of {_TAILS}, got {tail!r}")
-    if shapley not in ("auto", "exact", "permutation"):
-        raise ConfigError(f"shapley must be 'auto', 'exact' or 'permutation', got {shapley!r}")
     event_side(base_score)
     for p in players:  # discrete nodes: values outside their support cannot be attributed
         scm.mechanisms_[p].check_values(frame[p].to_numpy(), str(p))
     _warn_extrapolation(scm, players, frame)
     kind = choose_engine(scm, players, tail)
-    base_seed = resolve_seed(seed)
     num_draws = scm.num_draws_
     n = len(players)
-    method = "exact" if (shapley == "exact" or (shapley == "auto" and n <= max_exact_players)) else "permutation"
+    estimator = args.shapley.resolve(n)  # the concrete Shapley method, as reported
     plan = memory_plan(
-        kind=kind,
+        path=kind,
         sorted_path=kind == "mc" and not nonlinear_closure(scm, players),
         num_anomalies=len(frame),
         num_draws=num_draws,
         num_players=n,
         num_mc_samples=num_mc_samples,
-        num_coalitions=num_coalitions(n, method, num_permutations),
-        max_elements=max_elements,
+        num_coalitions=estimator.num_coalitions(n),
+        max_elements=args.max_elements,
         budget_mb=max_memory_mb,
     )
     contributions = np.empty((num_draws, len(frame), n))
@@ -148,14 +147,13 @@ def attribute_anomalies(
             observed = {p: torch.tensor(rows[p].to_numpy()).unsqueeze(-1) for p in players}
             # every chunk starts from the same seed: the same fresh noise and the same permutations
             # for every anomaly, so how the anomalies are chunked does not change the numbers
-            with seeded(base_seed):
-                generator = torch.Generator().manual_seed(base_seed)
+            with seeded(args.seed) as generator:
                 engine = CounterfactualEngine(
                     scm,
                     target_node,
                     players,
                     observed,
-                    kind=kind,
+                    path=kind,
                     num_mc_samples=num_mc_samples,
                     base_score=base_score,
                     max_elements=plan.max_elements,
@@ -164,27 +162,25 @@ def attribute_anomalies(
                 phi = shapley_values(
                     engine,
                     n,
-                    method=shapley,
-                    num_permutations=num_permutations,
-                    max_exact_players=max_exact_players,
+                    method=estimator,
                     generator=generator,
                     chunk_size=max(1, plan.max_elements // (len(rows) * num_draws * 3)),  # values of a chunk, float64
                 )  # (K, D, E, n)
             skip = start - first  # rows only there to give a short last chunk the sorted path's size
             contributions[:, start:stop] = phi[skip:, :, 0].permute(1, 0, 2).numpy()
             it_scores[:, start:stop] = engine.it_score[skip:].T.numpy()
-            mc_se[start:stop] = _mc_std_error(phi[skip:])
-            integrated = integrated or (engine.kind == "mc" and bool(engine.gauss_var.any()))
+            mc_se[start:stop] = mc_std_error(phi[skip:])
+            integrated = integrated or engine.integrated
             del engine, phi  # before the next chunk's engine is built
     info = {
         "engine": kind,
-        "shapley": method,
+        "shapley": estimator.method,
         "num_draws": num_draws,
         "num_mc_samples": 0 if kind == "analytic" else num_mc_samples,
         # conditional Monte Carlo needs a Gaussian noise entering the target additively; without
         # one (e.g. bootstrap noise throughout) the Monte Carlo path is plain
         "tail": "closed form" if kind == "analytic" else ("conditional Monte Carlo" if integrated else "plain Monte Carlo"),
-        "seed": base_seed,
+        "seed": args.seed,
         "base_score": base_score,
     }
     if max_memory_mb is not None:
@@ -235,15 +231,3 @@ def _warn_extrapolation(scm, players, frame) -> None:
             stacklevel=3,
         )
 
-
-def _mc_std_error(phi: torch.Tensor) -> np.ndarray:
-    """Monte Carlo standard error of each contribution, shape (K, n).
-
-    ``phi[:, :, 1]`` and ``phi[:, :, 2]`` are the contributions estimated from each half of the
-    fresh noise samples; their difference has variance 4x that of the full-sample estimate, so
-    the standard error is half the root-mean-square difference over draws. Zero on the closed-form path.
-    """
-    if phi.shape[2] == 1:
-        return np.zeros((phi.shape[0], phi.shape[-1]))
-    diff = phi[:, :, 1] - phi[:, :, 2]  # (K, D, n)
-    return (diff.pow(2).mean(1).sqrt() / 2).numpy()

@@ -9,13 +9,12 @@ never changes the numbers: every chunk starts from the same seed.
 from __future__ import annotations
 
 import math
-import operator
 from typing import NamedTuple
 
 from ..counterfactual import SORTED_MIN_ANOMALIES
 from ..exceptions import ConfigError
 
-__all__ = ["memory_plan", "num_coalitions"]
+__all__ = ["memory_plan"]
 
 _RESULT_COPIES = 2  # the draws filled chunk by chunk + the read-only copy AttributionResult keeps
 _MC_FIXED_PER_SAMPLE = 48  # per (Monte Carlo sample x draw x player): fresh-noise trace and the engine's copies
@@ -32,22 +31,9 @@ class _Plan(NamedTuple):
     chunks: list[tuple[int, int, int]]
 
 
-def num_coalitions(n: int, method: str, num_permutations: int | None) -> int:
-    """Distinct coalitions the Shapley estimator evaluates (at most)."""
-    if method == "exact":
-        return 2**n
-    perms = max(2 * n, 32)
-    if num_permutations is not None:  # validated by shapley_values; a bad value only needs a harmless estimate here
-        try:
-            perms = max(1, operator.index(num_permutations))
-        except TypeError:
-            pass
-    return min(2**n, perms * (n + 1))
-
-
 def memory_plan(
     *,
-    kind: str,
+    path: str,
     sorted_path: bool,
     num_anomalies: int,
     num_draws: int,
@@ -74,8 +60,8 @@ def memory_plan(
         If the budget is below the fixed parts plus one chunk of the smallest size.
     """
     d, n, m, k = num_draws, num_players, num_mc_samples, num_anomalies
-    per_k_values = 1 if kind == "analytic" else 3  # estimates per contribution (all samples, two halves)
-    if kind == "analytic":
+    per_k_values = 1 if path == "analytic" else 3  # estimates per contribution (all samples, two halves)
+    if path == "analytic":
         per_anomaly = d * min(num_coalitions, 2**20)
         floor_elements = 3 * d  # one coalition of one anomaly
     elif sorted_path and k >= SORTED_MIN_ANOMALIES:  # sorted samples are shared by all anomalies of a chunk
@@ -90,14 +76,14 @@ def memory_plan(
         elements = max_elements
         chunk = max(min_chunk, min(k, elements // per_anomaly))
     else:
-        bpe = _BYTES_PER_ELEMENT[kind]
+        bpe = _BYTES_PER_ELEMENT[path]
         state = 8 * d * n * (2 * per_k_values + 6)  # per anomaly of a chunk
         result = 8 * _RESULT_COPIES * (d * k * (n + 1) + k * n)
-        fixed = result + _CALL_OVERHEAD[kind] + (0 if kind == "analytic" else _MC_FIXED_PER_SAMPLE * m * d * n)
+        fixed = result + _CALL_OVERHEAD[path] + (0 if path == "analytic" else _MC_FIXED_PER_SAMPLE * m * d * n)
         floor = fixed + bpe * floor_elements + min_chunk * state
         budget = budget_mb * _MIB
         if budget < floor:
-            mc = "" if kind == "analytic" else (
+            mc = "" if path == "analytic" else (
                 f", {_MC_FIXED_PER_SAMPLE * m * d * n / _MIB:.0f} MiB for the Monte Carlo noise "
                 f"({m} samples x {d} draws x {n} players; lower num_mc_samples to need less)"
             )

@@ -34,20 +34,19 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import torch
-from scipy import special
 
 from .. import graph as graphs
 from .. import inference
-from .._random import resolve_seed, seeded
+from .._random import child_seeds, seeded
+from .common import check_common_arguments, check_num_mc_samples, check_player_frame, mc_std_error
 from ..results import ContributionResult
 from ..counterfactual import fresh_noise_trace
 from ..exceptions import ConfigError, GraphError
 from ..mechanisms import Mechanism
-from ..mechanisms.additive import AdditiveNoiseModel
 from ..mechanisms.base import noise_site
 from ..scm import BayesianSCM
-from ..shapley import shapley_values
-from ..validation import check_frame, check_positive_int, check_probability
+from ..shapley import ShapleyOptions, shapley_values
+from ..validation import check_positive_int, check_probability
 
 __all__ = ["change_log_bayes_factor", "distribution_change"]
 
@@ -66,7 +65,7 @@ def distribution_change(
     prior_change: float = 0.5,
     invariant_nodes: Iterable[Hashable] = (),
     num_mc_samples: int = 2000,
-    shapley: str = "auto",
+    shapley: str | ShapleyOptions = "auto",
     num_permutations: int | None = None,
     max_exact_players: int = 12,
     max_elements: int = 2**25,
@@ -105,8 +104,9 @@ def distribution_change(
         Nodes known not to have changed (probability of change set to 0).
     num_mc_samples : int, default 2000
         Fresh noise samples per draw for the summary (not used for the exact linear mean).
-    shapley : {"auto", "exact", "permutation"}
-        Shapley estimator over the nodes that changed in at least one draw.
+    shapley : {"auto", "exact", "permutation"} or ShapleyOptions
+        Shapley estimator over the nodes that changed in at least one draw. A
+        :class:`~bayesrca.shapley.ShapleyOptions` gives the estimator and its settings at once.
     num_permutations : int, optional
         Permutations for ``shapley="permutation"``.
     max_exact_players : int, default 12
@@ -121,7 +121,7 @@ def distribution_change(
     Returns
     -------
     ContributionResult
-        ``kind="distribution_change"``; ``prob_changed`` per node, ``changed`` per draw and node,
+        ``attribution="distribution_change"``; ``prob_changed`` per node, ``changed`` per draw and node,
         ``total`` the change of the summary per draw. ``method_info["log_bayes_factor"]`` holds
         the log Bayes factors (changed vs shared) per node.
 
@@ -136,32 +136,29 @@ def distribution_change(
     """
     graph, spec, num_draws = _resolve_model(scm_or_graph, mechanisms, num_draws)
     players = graphs.players_of(graph, target_node)
-    others = [n for n in graph.nodes if n not in players]
-    old = check_frame(old_data, players, what="old_data", allowed=others, min_rows=2)
-    new = check_frame(new_data, players, what="new_data", allowed=others, min_rows=2)
+    old = check_player_frame(old_data, graph, players, what="old_data", min_rows=2)
+    new = check_player_frame(new_data, graph, players, what="new_data", min_rows=2)
     prior_change = check_probability(prior_change, "prior_change")
     invariant = _check_nodes(invariant_nodes, graph)
-    num_mc_samples = check_positive_int(num_mc_samples, "num_mc_samples", minimum=10)
-    max_elements = check_positive_int(max_elements, "max_elements")
-    if shapley not in ("auto", "exact", "permutation"):
-        raise ConfigError(f"shapley must be 'auto', 'exact' or 'permutation', got {shapley!r}")
+    num_mc_samples = check_num_mc_samples(num_mc_samples)
+    args = check_common_arguments(seed=seed, shapley=shapley, num_permutations=num_permutations,
+                                  max_exact_players=max_exact_players, max_elements=max_elements)
     psi, quantity = _summary_function(summary, target_node)
-    base_seed = resolve_seed(seed)
-    seeds = np.random.SeedSequence(base_seed).generate_state(3 + 2 * len(players))
+    seeds = child_seeds(args.seed, 3 + 2 * len(players))
     sub = nx.DiGraph()
     sub.add_nodes_from(players)
     sub.add_edges_from((u, v) for u, v in graph.edges if u in sub and v in sub)
     if isinstance(spec, Mapping):
         spec = {n: m for n, m in spec.items() if n in sub}
     pooled = pd.concat([old, new], ignore_index=True)
-    shared = BayesianSCM(sub, mechanisms=spec, num_draws=num_draws).fit(pooled, seed=int(seeds[0]), progress=progress)
+    shared = BayesianSCM(sub, mechanisms=spec, num_draws=num_draws).fit(pooled, seed=seeds[0], progress=progress)
     parents = shared.parents_
     log_bf = np.array([
         -np.inf if n in invariant else change_log_bayes_factor(shared.mechanisms_[n], old, new, n, parents[n])
         for n in players
     ])
-    prob = special.expit(log_bf + math.log(prior_change / (1 - prior_change)))
-    with seeded(int(seeds[1])), torch.no_grad():
+    prob = _expit(log_bf + math.log(prior_change / (1 - prior_change)))
+    with seeded(seeds[1]), torch.no_grad():
         changed = torch.rand(num_draws, len(players), dtype=torch.float64) < torch.as_tensor(prob)
     active = [n for i, n in enumerate(players) if bool(changed[:, i].any())]
     fits: dict[Hashable, tuple[Mechanism, Mechanism]] = {}
@@ -170,7 +167,7 @@ def distribution_change(
         for k, frame in enumerate((old, new)):
             mech = shared.mechanisms_[node].clone()
             y, pa = frame[node].to_numpy(), frame[list(parents[node])].to_numpy().reshape(len(frame), -1)
-            with seeded(int(seeds[3 + 2 * i + k])):
+            with seeded(seeds[3 + 2 * i + k]):
                 mech.fit(y, pa, num_draws=num_draws, progress=progress, node=str(node))
             pair.append(mech)
         fits[node] = (pair[0], pair[1])
@@ -180,28 +177,25 @@ def distribution_change(
         m.is_linear for m in [shared.mechanisms_[n] for n in players] + [m for p in fits.values() for m in p]
     )
     info: dict[str, Any] = {"summary": getattr(summary, "__name__", summary), "num_draws": num_draws,
-                            "prior_change": prior_change, "seed": base_seed, "engine": "exact mean" if exact_mean else "mc",
+                            "prior_change": prior_change, "seed": args.seed, "engine": "exact mean" if exact_mean else "mc",
                             "num_mc_samples": 0 if exact_mean else num_mc_samples, "shapley": "none",
                             "log_bayes_factor": dict(zip(map(str, players), np.round(log_bf, 3).tolist()))}
     if active:
         flags = {n: changed[:, players.index(n)] for n in active}
-        with seeded(int(seeds[2])), torch.no_grad():
+        estimator = args.shapley.resolve(len(active))  # the concrete Shapley method, as reported
+        with seeded(seeds[2]) as generator, torch.no_grad():
             value = _SwapValue(shared, players, target_node, fits, flags, psi, num_mc_samples, exact_mean)
-            step = max(1, max_elements // (4 * value.num_samples * num_draws))
-            phi = shapley_values(value, len(active), method=shapley, num_permutations=num_permutations,
-                                 max_exact_players=max_exact_players, generator=torch.Generator().manual_seed(int(seeds[2])),
-                                 chunk_size=step)  # (D, E, A)
+            step = max(1, args.max_elements // (4 * value.num_samples * num_draws))
+            phi = shapley_values(value, len(active), method=estimator, generator=generator, chunk_size=step)  # (D, E, A)
             total = value(torch.ones(1, len(active), dtype=torch.bool))[0, :, 0].numpy()  # v(P) - v(empty)
         idx = [players.index(n) for n in active]
         contributions[:, idx] = phi[:, 0].numpy()
-        if phi.shape[1] == 3:
-            mc_se[idx] = ((phi[:, 1] - phi[:, 2]).pow(2).mean(0).sqrt() / 2).numpy()
-        exact = shapley == "exact" or (shapley == "auto" and len(active) <= max_exact_players)
-        info["shapley"] = "exact" if exact else "permutation"
+        mc_se[idx] = mc_std_error(phi)
+        info["shapley"] = estimator.method
     info["active_nodes"] = [str(n) for n in active]
     return ContributionResult(
         contributions, total, [str(p) for p in players], str(target_node),
-        kind="distribution_change", quantity=quantity, method_info=info, prob_changed=prob,
+        attribution="distribution_change", quantity=quantity, method_info=info, prob_changed=prob,
         changed=changed.numpy().astype(float), mc_std_error=mc_se,
     )
 
@@ -226,13 +220,8 @@ def change_log_bayes_factor(mech: Mechanism, old: pd.DataFrame, new: pd.DataFram
     """
     def design(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         y = frame[node].to_numpy(dtype=np.float64)
-        cols = [torch.tensor(frame[p].to_numpy(dtype=np.float64)) for p in parents]
-        if isinstance(mech, AdditiveNoiseModel):
-            y = np.asarray(mech._response(y), dtype=np.float64)
-            feats = mech._features(cols).numpy().reshape(len(y), -1) if cols else np.zeros((len(y), 0))
-        else:
-            feats = np.column_stack([c.numpy() for c in cols]) if cols else np.zeros((len(y), 0))
-        return feats, y
+        pa = frame[list(parents)].to_numpy(dtype=np.float64).reshape(len(y), len(parents))
+        return mech.design(y, pa)
 
     (f_old, y_old), (f_new, y_new) = design(old), design(new)
     feats, y = np.vstack([f_old, f_new]), np.concatenate([y_old, y_new])
@@ -248,6 +237,21 @@ def change_log_bayes_factor(mech: Mechanism, old: pd.DataFrame, new: pd.DataFram
     g = float(getattr(mech, "prior_g", inference.PRIOR["g"]))
     split = _log_evidence(*standard(f_old, y_old), g) + _log_evidence(*standard(f_new, y_new), g)
     return float(split - _log_evidence(*standard(feats, y), g))
+
+
+def _expit(x: np.ndarray) -> np.ndarray:
+    """The logistic function ``1 / (1 + exp(-x))`` elementwise, exactly as ``scipy.special.expit``.
+
+    ``math.exp`` is the C library's ``exp``, as in scipy; numpy's and torch's vectorised ``exp``
+    differ from it in the last bit for some inputs.
+    """
+    def one(v: float) -> float:
+        try:
+            return 1.0 / (1.0 + math.exp(-v))
+        except OverflowError:  # exp(-v) beyond the float range: the limit 0
+            return 0.0
+
+    return np.array([one(float(v)) for v in np.asarray(x, dtype=np.float64).reshape(-1)]).reshape(np.shape(x))
 
 
 def _log_evidence(X: np.ndarray, y: np.ndarray, g: float) -> float:

@@ -31,14 +31,15 @@ import torch
 from pyro import poutine
 
 from .. import graph as graphs
-from .._random import resolve_seed, seeded
+from .._random import seeded
+from .common import check_common_arguments, check_fitted_scm, mc_std_error
 from ..results import ContributionResult
 from ..counterfactual import linearize
 from ..exceptions import ConfigError
 from ..counterfactual.handlers import KeepNoise
 from ..mechanisms.base import noise_site
 from ..scm import BayesianSCM
-from ..shapley import shapley_values
+from ..shapley import ShapleyOptions, shapley_values
 from ..validation import check_positive_int
 
 __all__ = ["intrinsic_causal_influence"]
@@ -54,7 +55,7 @@ def intrinsic_causal_influence(
     engine: str = "auto",
     num_outer: int = 1000,
     num_inner: int = 10,
-    shapley: str = "auto",
+    shapley: str | ShapleyOptions = "auto",
     num_permutations: int | None = None,
     max_exact_players: int = 12,
     max_elements: int = 2**25,
@@ -81,8 +82,9 @@ def intrinsic_causal_influence(
     num_outer, num_inner : int, default 1000 and 10
         Nested Monte Carlo sample sizes per posterior draw. The outer size drives the Monte Carlo
         error (the inner variance is corrected for); ``mc_se`` in the summary reports it.
-    shapley : {"auto", "exact", "permutation"}
-        Shapley estimator (the closed form is additive, so both are exact there).
+    shapley : {"auto", "exact", "permutation"} or ShapleyOptions
+        Shapley estimator (the closed form is additive, so both are exact there). A
+        :class:`~bayesrca.shapley.ShapleyOptions` gives the estimator and its settings at once.
     num_permutations : int, optional
         Permutations for ``shapley="permutation"``.
     max_exact_players : int, default 12
@@ -95,7 +97,7 @@ def intrinsic_causal_influence(
     Returns
     -------
     ContributionResult
-        ``kind="intrinsic_causal_influence"``; ``total`` is the target's variance per draw (or the
+        ``attribution="intrinsic_causal_influence"``; ``total`` is the target's variance per draw (or the
         measure of the target itself).
 
     Raises
@@ -107,26 +109,23 @@ def intrinsic_causal_influence(
     NotFittedError
         If the model is not fitted.
     """
-    if not isinstance(scm, BayesianSCM):
-        raise ConfigError(f"scm must be a fitted BayesianSCM, got {type(scm).__name__}; fit one with BayesianSCM(graph).fit(df)")
-    scm.check_fitted()
+    check_fitted_scm(scm)
     players = graphs.players_of(scm.graph_, target_node)
     if engine not in _ENGINES:
         raise ConfigError(f"engine must be one of {_ENGINES}, got {engine!r}")
-    if shapley not in ("auto", "exact", "permutation"):
-        raise ConfigError(f"shapley must be 'auto', 'exact' or 'permutation', got {shapley!r}")
+    args = check_common_arguments(seed=seed, shapley=shapley, num_permutations=num_permutations,
+                                  max_exact_players=max_exact_players, max_elements=max_elements)
     if not (callable(measure) or measure == "variance"):
         raise ConfigError(f"measure must be 'variance' or a callable reducing the last dimension, got {measure!r}")
     num_outer = check_positive_int(num_outer, "num_outer", minimum=4)
     num_inner = check_positive_int(num_inner, "num_inner", minimum=2)
-    max_elements = check_positive_int(max_elements, "max_elements")
-    base_seed = resolve_seed(seed)
     num_draws = scm.num_draws_
+    estimator = args.shapley.resolve(len(players))  # the concrete Shapley method, as reported
     linear = all(scm.mechanisms_[p].is_linear for p in players) and measure == "variance"
     if engine == "analytic" and not linear:
         raise ConfigError("engine='analytic' needs linear mechanisms on the target and all its ancestors and "
                           "measure='variance'; use engine='auto'")
-    with seeded(base_seed), torch.no_grad():
+    with seeded(args.seed) as generator, torch.no_grad():
         weights = _linear_weights(scm, players, target_node) if linear and engine != "mc" else None
         kind = "analytic" if weights is not None else "mc"
         if kind == "analytic":
@@ -135,22 +134,18 @@ def intrinsic_causal_influence(
             step = None
         else:
             value = _NestedValue(scm, players, target_node, measure, num_outer, num_inner)
-            step = max(1, max_elements // (3 * num_outer * num_inner * num_draws))
-        phi = shapley_values(value, len(players), method=shapley, num_permutations=num_permutations,
-                             max_exact_players=max_exact_players, generator=torch.Generator().manual_seed(base_seed),
-                             chunk_size=step)  # (D, E, n)
+            step = max(1, args.max_elements // (3 * num_outer * num_inner * num_draws))
+        phi = shapley_values(value, len(players), method=estimator, generator=generator, chunk_size=step)  # (D, E, n)
         total = value(torch.ones(1, len(players), dtype=torch.bool))[0, :, 0].numpy()  # v(P); v(empty) = 0
-    mc_se = (phi[:, 1] - phi[:, 2]).pow(2).mean(0).sqrt().numpy() / 2 if phi.shape[1] == 3 else None
+    mc_se = mc_std_error(phi) if kind == "mc" else None
     contributions = phi[:, 0].numpy()
-    n = len(players)
-    exact = shapley == "exact" or (shapley == "auto" and n <= max_exact_players)
     name = "variance" if measure == "variance" else getattr(measure, "__name__", "measure")
-    info = {"engine": kind, "measure": name, "shapley": "exact" if exact else "permutation", "num_draws": num_draws,
+    info = {"engine": kind, "measure": name, "shapley": estimator.method, "num_draws": num_draws,
             "num_outer": 0 if kind == "analytic" else num_outer, "num_inner": 0 if kind == "analytic" else num_inner,
-            "seed": base_seed}
+            "seed": args.seed}
     return ContributionResult(
         contributions, total, [str(p) for p in players], str(target_node),
-        kind="intrinsic_causal_influence", quantity=f"{name} of {target_node!r}", method_info=info,
+        attribution="intrinsic_causal_influence", quantity=f"{name} of {target_node!r}", method_info=info,
         mc_std_error=mc_se,
     )
 

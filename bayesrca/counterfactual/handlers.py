@@ -10,9 +10,13 @@ One small handler per idea, composable with Pyro's own (``condition``, ``replay`
   ``pyro.poutine.replay`` with a trace of fresh noise, every coalition sees the same fresh draws
   (common random numbers);
 * :class:`DropGaussianPart` samples only the non-Gaussian part of some noise sites, whose
-  Gaussian part the caller integrates in closed form (conditional Monte Carlo).
+  Gaussian part the caller integrates in closed form (conditional Monte Carlo);
+* :class:`SwapMechanism` computes some nodes with other mechanisms (and their own noise) where a
+  mask is True: the SCM whose mechanisms changed (distribution change).
 
-Both act only on sites tagged as noise sites by :meth:`bayesrca.mechanisms.Mechanism.node_program`.
+The noise handlers act only on sites tagged as noise sites by
+:meth:`bayesrca.mechanisms.Mechanism.node_program`, :class:`SwapMechanism` on its mechanism
+effect (:data:`bayesrca.mechanisms.base.MECHANISM_EFFECT`).
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from collections.abc import Callable, Mapping
 import torch
 from pyro.poutine.messenger import Messenger
 
-from ..mechanisms.base import NOISE_ROLE
+from ..mechanisms.base import MECHANISM_EFFECT, NOISE_ROLE, Mechanism
 from ..mechanisms.noise import split_gaussian
 
-__all__ = ["AbductNoise", "KeepNoise", "DropGaussianPart", "abduct", "keep_noise"]
+__all__ = ["AbductNoise", "KeepNoise", "DropGaussianPart", "SwapMechanism", "abduct", "keep_noise"]
 
 
 def _is_noise(msg) -> bool:
@@ -101,6 +105,56 @@ class DropGaussianPart(Messenger):
     def _pyro_sample(self, msg) -> None:
         if _is_noise(msg) and msg["value"] is None and msg["infer"]["node"] in self.nodes:
             msg["fn"] = split_gaussian(msg["fn"])[0]
+
+
+class SwapMechanism(Messenger):
+    """Compute nodes with other mechanisms where a mask is True, with the program's value elsewhere.
+
+    For a node in ``mechanisms`` its value becomes
+    ``torch.where(masks[node], mechanisms[node].forward(noise[node], parents), value)``, where
+    ``value`` is what the program (or an inner handler) computes and ``parents`` are the
+    program's parent values. The program's noise site of the node is left as it is: the swapped-in
+    mechanism uses ``noise[node]``, drawn from its own noise distribution. Nested handlers
+    compose: the inner one's result is the outer one's ``value``.
+
+    Parameters
+    ----------
+    mechanisms : mapping of node to Mechanism
+        Fitted mechanisms to swap in; nodes not in the mapping are left untouched.
+    noise : mapping of node to tensor
+        Noise of each swapped-in mechanism, broadcastable against the node's value (e.g.
+        ``(M, D)`` for M Monte Carlo samples of D posterior draws).
+    masks : mapping of node to bool tensor
+        Per node, True where the swapped-in mechanism is used; broadcast against the value, so a
+        leading coalition dimension (e.g. ``(C, 1, 1)``) evaluates many swaps in one pass.
+
+    Examples
+    --------
+    The old mechanism of ``"x"`` under every posterior draw, for fresh noise ``n_old``:
+
+    >>> program = SwapMechanism({"x": old}, {"x": n_old}, {"x": torch.tensor(True)})(scm.program)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        mechanisms: Mapping[object, Mechanism],
+        noise: Mapping[object, torch.Tensor],
+        masks: Mapping[object, torch.Tensor],
+    ) -> None:
+        super().__init__()
+        self.mechanisms = mechanisms
+        self.noise = noise
+        self.masks = masks
+
+    def _process_message(self, msg) -> None:
+        if msg["type"] != MECHANISM_EFFECT:
+            return
+        node = msg["infer"]["node"]
+        if node not in self.mechanisms:
+            return
+        parents = msg["args"][2]
+        value = msg["value"] if msg["value"] is not None else msg["fn"](*msg["args"], **msg["kwargs"])
+        msg["value"] = torch.where(self.masks[node], self.mechanisms[node].forward(self.noise[node], parents), value)
 
 
 def abduct(fn: Callable, observed: Mapping[object, torch.Tensor]) -> Callable:

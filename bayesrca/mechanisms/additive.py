@@ -118,6 +118,15 @@ class AdditiveNoiseModel(Mechanism):
         """The regression response (identity; the log for a log-normal root)."""
         return y
 
+    def design(self, y: np.ndarray, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The feature map of the parents and the regression response (see :meth:`Mechanism.design`)."""
+        y = np.asarray(y, dtype=np.float64)
+        parents = np.asarray(parents, dtype=np.float64).reshape(len(y), -1)
+        if parents.shape[1] == 0:
+            return np.zeros((len(y), 0)), np.asarray(self._response(y), dtype=np.float64)
+        feats = self._features([torch.tensor(parents[:, k]) for k in range(parents.shape[1])]).numpy()
+        return feats.reshape(len(y), -1), np.asarray(self._response(y), dtype=np.float64)
+
     def fit(self, y: np.ndarray, parents: np.ndarray, *, num_draws: int, progress: bool = False, node: str = "") -> AdditiveNoiseModel:
         method = self._resolve_inference()
         y = np.asarray(y, dtype=np.float64)

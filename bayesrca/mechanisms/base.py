@@ -15,10 +15,11 @@ from typing import Any, ClassVar
 import numpy as np
 import pyro
 import torch
+from pyro.poutine.runtime import effectful
 
-from ..exceptions import NotFittedError
+from ..exceptions import ConfigError, NotFittedError
 
-__all__ = ["Mechanism", "noise_site", "NOISE_ROLE"]
+__all__ = ["Mechanism", "noise_site", "apply_mechanism", "NOISE_ROLE", "MECHANISM_EFFECT"]
 
 #: ``infer`` tag of the noise sites; the counterfactual handlers act on these sites only.
 NOISE_ROLE = "bayesrca.noise"
@@ -27,6 +28,21 @@ NOISE_ROLE = "bayesrca.noise"
 def noise_site(node: object) -> str:
     """Pyro site name of a node's noise."""
     return f"noise[{node}]"
+
+
+#: Pyro effect type of a mechanism's application; a handler sees it in ``_pyro_mechanism``.
+MECHANISM_EFFECT = "mechanism"
+
+
+def _forward(mechanism: Mechanism, noise: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
+    return mechanism.forward(noise, parents)
+
+
+#: ``apply_mechanism(mechanism, noise, parents, infer={"node": name})``: ``mechanism.forward(noise,
+#: parents)`` as a Pyro effect, so that a handler (e.g.
+#: :class:`~bayesrca.counterfactual.handlers.SwapMechanism`) can compute the node another way.
+#: Without handlers it is the plain call.
+apply_mechanism = effectful(_forward, type=MECHANISM_EFFECT)
 
 
 class Mechanism(abc.ABC):
@@ -51,6 +67,49 @@ class Mechanism(abc.ABC):
     def _check_fitted(self) -> None:
         if not self.is_fitted:
             raise NotFittedError(f"this {type(self).__name__} is not fitted; call fit() first")
+
+    def fitted_state(self) -> dict[str, Any]:
+        """The learned attributes (scikit-learn convention: names ending in ``_``) by name.
+
+        Together with :meth:`get_params` this is everything :meth:`from_fitted_state` needs to
+        re-create the fitted mechanism (e.g. when a model is saved).
+        """
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+
+    @classmethod
+    def from_fitted_state(cls, params: Mapping[str, Any], state: Mapping[str, Any]) -> Mechanism:
+        """Re-create a fitted mechanism from its parameters and its :meth:`fitted_state`.
+
+        The restore hook of :mod:`bayesrca.persistence`: the mechanism sets its own learned
+        attributes, nobody else writes them.
+
+        Parameters
+        ----------
+        params : mapping
+            Constructor parameters, as returned by :meth:`get_params`.
+        state : mapping
+            Learned attributes, as returned by :meth:`fitted_state`.
+
+        Returns
+        -------
+        Mechanism
+            A fitted instance of ``cls``.
+
+        Raises
+        ------
+        ConfigError
+            If a state name is not a learned attribute (it must end in ``_``) or the state lacks
+            ``num_draws_``.
+        """
+        bad = [k for k in state if not (isinstance(k, str) and k.endswith("_") and not k.startswith("_"))]
+        if bad:
+            raise ConfigError(f"{cls.__name__}: fitted state names must end in '_'; got {bad!r}")
+        if "num_draws_" not in state:
+            raise ConfigError(f"{cls.__name__}: the fitted state lacks 'num_draws_'")
+        mech = cls(**params)
+        for key, value in state.items():
+            setattr(mech, key, value)
+        return mech
 
     @abc.abstractmethod
     def fit(self, y: np.ndarray, parents: np.ndarray, *, num_draws: int, progress: bool = False, node: str = "") -> Mechanism:
@@ -94,6 +153,32 @@ class Mechanism(abc.ABC):
         their support, so an impossible anomaly is refused instead of silently misattributed.
         """
 
+    def design(self, y: np.ndarray, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Feature matrix and response of the mechanism's Gaussian working regression.
+
+        The regression ``response ~ features`` that a change test compares across data sets
+        (:func:`bayesrca.attribution.change_log_bayes_factor`). This default uses the parents as
+        the features and ``y`` as the response; additive-noise models use their own feature map
+        (e.g. a spline basis) and response (e.g. the log for a log-normal root). Needs no fit
+        beyond the feature map's learned settings.
+
+        Parameters
+        ----------
+        y : ndarray, shape (n,)
+            The node's values.
+        parents : ndarray, shape (n, p)
+            The parents' values, in the graph's parent order (p may be 0).
+
+        Returns
+        -------
+        features : ndarray, shape (n, F)
+            float64 features (F may be 0).
+        response : ndarray, shape (n,)
+            float64 response.
+        """
+        y = np.asarray(y, dtype=np.float64)
+        return np.asarray(parents, dtype=np.float64).reshape(len(y), -1), y
+
     def log_prob(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
         """Log-likelihood of ``value`` given ``parents`` per draw, shape ``(..., D)``."""
         self._check_fitted()
@@ -108,7 +193,9 @@ class Mechanism(abc.ABC):
 
         The noise site carries an ``abduct`` callback in its ``infer`` dict so that the
         :class:`~bayesrca.counterfactual.handlers.AbductNoise` handler can replace the sampled noise by the
-        noise that reproduces an observed row, from the observed parent values.
+        noise that reproduces an observed row, from the observed parent values. The mechanism is
+        applied through the :data:`MECHANISM_EFFECT` effect (:func:`apply_mechanism`), so that
+        :class:`~bayesrca.counterfactual.handlers.SwapMechanism` can swap it for another one.
         """
         self._check_fitted()
 
@@ -117,7 +204,7 @@ class Mechanism(abc.ABC):
 
         infer: dict[str, Any] = {"role": NOISE_ROLE, "node": name, "abduct": abduct}
         noise = pyro.sample(noise_site(name), self.noise_distribution(), infer=infer)
-        return self.forward(noise, parents)
+        return apply_mechanism(self, noise, parents, infer={"node": name})
 
     def describe(self) -> str:
         """One-line description, e.g. ``linear/bootstrap``."""

@@ -16,7 +16,9 @@ Any such ``U`` reproduces ``x``, so keeping every abducted noise reproduces the 
 
 The posterior over ``(intercept, coef)`` is a Laplace approximation at the posterior mode (Newton's
 method on the log posterior, which is concave for these models), with weakly informative Gaussian
-priors on the standardised parents; ``inference="nuts"`` runs Pyro's NUTS instead, to check it.
+priors on the standardised parents; ``inference="nuts"`` runs Pyro's NUTS instead, to check it,
+and stores per coefficient the R-hat and bulk ESS in ``diagnostics_`` (see
+:mod:`bayesrca.mechanisms.glm_posterior`).
 The same classes serve as root distributions (no parents: an intercept only).
 """
 
@@ -31,6 +33,7 @@ import torch
 
 from ..exceptions import ConfigError, DataError
 from .base import Mechanism
+from .glm_posterior import laplace_draws, nuts_draws
 
 __all__ = ["DiscreteGLM", "BernoulliGLM", "PoissonGLM", "CategoricalGLM"]
 
@@ -48,6 +51,17 @@ class DiscreteGLM(Mechanism):
         Standard deviation of the Gaussian prior on each coefficient of a standardised parent.
     num_warmup : int
         NUTS warm-up steps.
+
+    Attributes
+    ----------
+    coef_, intercept_ : torch.Tensor
+        Posterior draws of the coefficients ``(D, p, k)`` and intercepts ``(D, k)`` on the data's scale.
+    diagnostics_ : dict
+        ``inference`` and ``exact``; with NUTS also ``rhat_max`` and ``ess_min`` (scalars, shown by
+        :meth:`bayesrca.BayesianSCM.summary`) and per coefficient (standardised scale)
+        ``parameters`` (names), ``r_hat`` and ``ess_bulk`` (arrays). A
+        :class:`~bayesrca.exceptions.ConvergenceWarning` is issued when R-hat exceeds 1.01 or the
+        bulk ESS is low.
     """
 
     is_linear = False
@@ -106,9 +120,10 @@ class DiscreteGLM(Mechanism):
             return self._likelihood(eta if k > 1 else eta[:, 0]).log_prob(t).sum() + prior
 
         if self.inference == "laplace":
-            draws, info = _laplace(log_post, p * k, num_draws, node=node)
+            draws, info = laplace_draws(log_post, p * k, num_draws)
         else:
-            draws, info = _nuts(log_post, p * k, num_draws, self.num_warmup, progress=progress)
+            names = _coefficient_names(p - 1, k)
+            draws, info = nuts_draws(log_post, names, num_draws, self.num_warmup, progress=progress, node=node)
         beta = draws.reshape(num_draws, p, k)
         coef = beta[:, 1:] / torch.as_tensor(scale)[None, :, None]
         self.coef_ = coef  # (D, p - 1, k) on the data's scale
@@ -249,46 +264,9 @@ class CategoricalGLM(DiscreteGLM):
         return (cum < u).sum(-1).clamp(max=eta.shape[-1] - 1).to(u.dtype)
 
 
-def _laplace(log_post, dim: int, num_draws: int, *, node: str):
-    """Draws from the Laplace approximation at the mode of a concave log posterior (Newton)."""
-    theta = torch.zeros(dim, dtype=torch.float64)
-    value = log_post(theta)
-    for _ in range(100):
-        grad = torch.autograd.functional.jacobian(log_post, theta)
-        hess = torch.autograd.functional.hessian(log_post, theta)
-        step = torch.linalg.solve(-hess + 1e-10 * torch.eye(dim, dtype=torch.float64), grad)
-        scale = 1.0
-        while scale > 1e-8:
-            new = theta + scale * step
-            new_value = log_post(new)
-            if torch.isfinite(new_value) and new_value >= value - 1e-12:
-                break
-            scale /= 2
-        converged = bool((new - theta).abs().max() < 1e-9)
-        theta, value = new, new_value
-        if converged:
-            break
-    hess = torch.autograd.functional.hessian(log_post, theta)
-    chol = torch.linalg.cholesky(-hess + 1e-10 * torch.eye(dim, dtype=torch.float64))
-    z = torch.randn(num_draws, dim, dtype=torch.float64)
-    draws = theta + torch.linalg.solve_triangular(chol.T, z.T, upper=True).T
-    return draws.detach(), {"inference": "laplace", "exact": False}
-
-
-def _nuts(log_post, dim: int, num_draws: int, num_warmup: int, *, progress: bool):
-    """Draws from NUTS on the same log posterior (a check of the Laplace approximation)."""
-    from pyro.infer import MCMC, NUTS
-
-    def potential(params):
-        return -log_post(params["theta"])
-
-    mcmc = MCMC(
-        NUTS(potential_fn=potential),
-        num_samples=num_draws,
-        warmup_steps=num_warmup,
-        initial_params={"theta": torch.zeros(dim, dtype=torch.float64)},
-        disable_progbar=not progress,
-    )
-    mcmc.run()
-    return mcmc.get_samples()["theta"].detach(), {"inference": "nuts", "exact": True}
-
+def _coefficient_names(num_parents: int, num_outputs: int) -> list[str]:
+    """Names of the flattened ``(1 + num_parents, num_outputs)`` coefficients on the standardised scale."""
+    rows = ["intercept"] + [f"coef[{j}]" for j in range(num_parents)]
+    if num_outputs == 1:
+        return rows
+    return [f"{r}[{c}]" for r in rows for c in range(num_outputs)]

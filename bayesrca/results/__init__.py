@@ -1,6 +1,8 @@
 """Posterior results: draws with their labels, tidy summaries, InferenceData; no plotting imports."""
 
-from .attribution import AttributionResult, ScoreResult
+from .attribution import AttributionResult
+from .base import PosteriorResult
 from .contributions import ContributionResult
+from .scores import ScoreResult
 
-__all__ = ["AttributionResult", "ContributionResult", "ScoreResult"]
+__all__ = ["AttributionResult", "ContributionResult", "PosteriorResult", "ScoreResult"]

@@ -485,7 +485,7 @@ def test_sorted_counting_matches_direct_counting(small_train, base_score, monkey
     """Many anomalies on an all-linear Monte Carlo model: sort once per coalition + binary search
     gives the same counts as comparing every sample with every anomaly (same fresh samples)."""
     from bayesrca.attribution import budget as _budget
-    from bayesrca.counterfactual import engine as counterfactual
+    from bayesrca.counterfactual import montecarlo as counterfactual
 
     scm = br.BayesianSCM(diamond_graph(), mechanisms="linear", num_draws=8).fit(small_train, seed=0)
     rng = np.random.default_rng(11)

@@ -72,7 +72,7 @@ def test_small_and_large_budgets_give_the_same_numbers(monkeypatch, mechanisms, 
 
 
 def test_plan_respects_the_budget_and_pads_a_short_last_chunk():
-    common = {"kind": "mc", "num_draws": 100, "num_players": 5, "num_mc_samples": 100, "num_coalitions": 32,
+    common = {"path": "mc", "num_draws": 100, "num_players": 5, "num_mc_samples": 100, "num_coalitions": 32,
                   "max_elements": 2**25}
     plan = _budget.memory_plan(sorted_path=True, num_anomalies=9, budget_mb=None, **common)
     assert plan.chunks == [(0, 0, 9)]

@@ -40,7 +40,7 @@ def result(shifted):
 
 def test_changed_node_is_top_and_others_get_zero(result):
     table = result.summary().set_index("node")
-    assert table.index[0] == "X1" and table.loc["X1", "prob_top"] > 0.95
+    assert table.index[0] == "X1" and table.loc["X1", "prob_top_abs"] > 0.95
     assert table.loc["X1", "prob_changed"] > 0.99
     assert (table.loc[["X0", "Z", "X2"], "prob_changed"] < 0.2).all()
     assert 1.6 < table.loc["X1", "median"] < 2.4  # true contribution: 2 * 1.0
@@ -103,7 +103,7 @@ def test_result_interfaces(result):
     assert idata.posterior["contribution"].shape == (1, 60, 4)
     assert idata.posterior["total"].shape == (1, 60)
     assert "changed" in idata.posterior
-    assert set(result.summary().columns) >= {"node", "median", "lower", "upper", "prob_top", "prob_changed"}
+    assert set(result.summary().columns) >= {"node", "median", "lower", "upper", "prob_top_abs", "prob_changed"}
     assert result.total_summary()["median"].iloc[0] == pytest.approx(np.median(result.total))
     assert len(result.to_dataframe()) == 60 * 4
     assert "distribution_change" in repr(result)

@@ -1,4 +1,7 @@
-"""Tests of bayesrca.counterfactual.tails and of extreme outliers on the Monte Carlo path (no cap on the IT score)."""
+"""Tests of bayesrca.counterfactual.tails and of extreme outliers on the Monte Carlo path (no cap on the IT score).
+
+The property tests of the mixture estimators are in ``tests/properties/test_counterfactual.py``.
+"""
 
 from __future__ import annotations
 
@@ -9,55 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import bayesrca as br
 from bayesrca.counterfactual import tails
-
-SETTINGS = settings(max_examples=40, deadline=None, derandomize=True)
 
 
 # ---------------------------------------------------------------------------------------------
 # the conditional Monte Carlo estimators themselves
 # ---------------------------------------------------------------------------------------------
-@SETTINGS
-@given(
-    centres=st.lists(st.floats(-5, 5), min_size=2, max_size=8),
-    sd=st.floats(0.05, 3.0),
-    lo=st.floats(-60, 0),
-    width=st.floats(0.0, 80),
-)
-def test_mixture_log_tail_is_the_mixture_probability(centres, sd, lo, width):
-    hi = lo + width
-    c = torch.tensor([centres], dtype=torch.float64)
-    f64 = dict(dtype=torch.float64)
-    got = tails.mixture_log_tail(c, torch.tensor([sd], **f64), torch.tensor([lo], **f64), torch.tensor([hi], **f64))[0, 0]
-    # brute force: average the two Gaussian tail probabilities of each component, in log space
-    terms = [
-        np.logaddexp(
-            float(torch.special.log_ndtr(torch.tensor((lo - m) / sd, dtype=torch.float64))),
-            float(torch.special.log_ndtr(torch.tensor((m - hi) / sd, dtype=torch.float64))),
-        )
-        for m in centres
-    ]
-    expected = min(np.logaddexp.reduce(terms) - math.log(len(centres)), 0.0)
-    assert float(got) == pytest.approx(expected, rel=1e-9, abs=1e-12)
-
-
-@SETTINGS
-@given(centres=st.lists(st.floats(-3, 3), min_size=1, max_size=6), sd=st.floats(0.1, 2.0), x=st.floats(-40, 40))
-def test_mixture_thresholds_mirror_the_tail_mass(centres, sd, x):
-    c = torch.tensor([centres], dtype=torch.float64)
-    s, xs = torch.tensor([sd], dtype=torch.float64), torch.tensor([x], dtype=torch.float64)
-    lo, hi = tails.mixture_thresholds(c, s, xs)
-    assert float(lo) <= x <= float(hi) and (float(lo) == x or float(hi) == x)
-    inf = torch.tensor([math.inf], dtype=torch.float64)
-    lower = tails.mixture_log_tail(c, s, lo, inf)[0, 0]  # log P(Y <= lo)
-    upper = tails.mixture_log_tail(c, s, -inf, hi)[0, 0]  # log P(Y >= hi)
-    assert float(lower) == pytest.approx(float(upper), abs=1e-6 + 1e-6 * abs(float(upper)))
-
-
 def test_mixture_with_one_centre_is_the_gaussian_closed_form():
     x = torch.tensor([10.0, -3.0, 0.2], dtype=torch.float64)
     zero, one = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)

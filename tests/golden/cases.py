@@ -45,7 +45,7 @@ def case_microservice():
     out.update(_result_arrays("micro_scores", sc))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.bayesrca"
-        scm.save(path)
+        br.save(scm, path)
         loaded = br.load(path)
     res = br.attribute_anomalies(loaded, "Website", anomaly, seed=1)
     out.update(_result_arrays("micro_loaded", res))

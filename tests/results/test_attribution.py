@@ -1,23 +1,16 @@
-"""Tests of bayesrca.results (AttributionResult, ScoreResult) and bayesrca.plotting."""
+"""Tests of bayesrca.results.attribution (AttributionResult)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 from bayesrca.exceptions import ConfigError, DataError
-from bayesrca.results import AttributionResult, ScoreResult
+from bayesrca.results import AttributionResult
 
-ROOT = Path(__file__).resolve().parents[2]
 NODES = ["a", "b", "c", "d"]
 SUMMARY_COLUMNS = [
     "anomaly", "node", "mean", "median", "sd", "lower", "upper", "prob_top", "prob_positive", "rank_median"
@@ -93,9 +86,9 @@ def test_summary_values_match_hand_computation(result, draws):
     assert row["prob_top"] == pytest.approx((top == 0).mean())
 
 
-@pytest.mark.parametrize("kind", ["eti", "hdi"])
-def test_intervals_contain_median_and_prob_top_sums_to_one(result, kind):
-    table = result.summary(0.9, kind=kind)
+@pytest.mark.parametrize("ci_kind", ["eti", "hdi"])
+def test_intervals_contain_median_and_prob_top_sums_to_one(result, ci_kind):
+    table = result.summary(0.9, ci_kind=ci_kind)
     assert (table["lower"] <= table["median"]).all()
     assert (table["median"] <= table["upper"]).all()
     np.testing.assert_allclose(table.groupby("anomaly", sort=False)["prob_top"].sum(), 1.0)
@@ -116,7 +109,7 @@ def test_hdi_narrower_than_eti_on_skewed_draws():
     rng = np.random.default_rng(1)
     contrib = rng.exponential(1.0, size=(2000, 2, 3)) * np.array([1.0, 2.0, 5.0])
     res = AttributionResult(contrib, contrib.sum(axis=2), ["a", "b", "c"], ["p", "q"], "c")
-    eti, hdi = res.summary(kind="eti"), res.summary(kind="hdi")
+    eti, hdi = res.summary(ci_kind="eti"), res.summary(ci_kind="hdi")
     assert ((hdi["upper"] - hdi["lower"]) <= (eti["upper"] - eti["lower"])).all()
     assert ((hdi["upper"] - hdi["lower"]) < (eti["upper"] - eti["lower"])).any()
     assert (hdi["lower"] < eti["lower"]).all()  # HDI of an exponential hugs zero
@@ -134,11 +127,13 @@ def test_ci_prob_validation(result, bad):
         result.it_score_summary(bad)
 
 
-def test_kind_validation(result):
-    with pytest.raises(ConfigError, match="'median'"):
-        result.summary(kind="median")
-    with pytest.raises(ConfigError, match="kind"):
-        ScoreResult(np.zeros((2, 1, 1)), [0], ["a"]).summary(0.9, kind="x")
+def test_ci_kind_validation(result):
+    with pytest.raises(ConfigError, match="ci_kind.*'median'"):
+        result.summary(ci_kind="median")
+    with pytest.raises(ConfigError, match="ci_kind"):
+        result.it_score_summary(ci_kind="x")
+    with pytest.raises(TypeError):
+        result.summary(kind="eti")  # renamed to ci_kind
     with pytest.raises(ConfigError, match="k must"):
         result.top_causes(k=0)
 
@@ -214,167 +209,28 @@ def test_to_dataframe(result, draws):
     np.testing.assert_allclose(sel["contribution"], draws[0][:, 1, 2])
 
 
-def test_plot_returns_axes_with_one_row_per_node(result, tmp_path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.axes import Axes
-
-    ax = result.plot()
-    assert isinstance(ax, Axes)
-    labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert len(labels) == 4 and labels[0] == "b"  # largest median at the top
-    assert "'d'" in ax.get_title() and "z" in ax.get_title()
-    ax.figure.savefig(tmp_path / "forest.png")
-    _, other = plt.subplots()
-    assert result.plot(anomaly=5, ax=other) is other
-    with pytest.raises(ConfigError, match="Unknown anomaly"):
-        result.plot(anomaly="nope")
-    with pytest.raises(ConfigError, match="inner_prob"):
-        result.plot(inner_prob=0.95)
-    plt.close("all")
-
-
-def test_forest_plot_can_show_only_the_largest_contributions(result):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ax = result.plot(max_nodes=2)
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "d"]  # |median| 2.0 and 1.0
-    assert "2 nodes with smaller |median| not shown" in ax.get_title()
-    assert len(result.plot(max_nodes=10).get_yticklabels()) == 4
-    with pytest.raises(ConfigError, match="max_nodes"):
-        result.plot(max_nodes=0)
-    plt.close("all")
-
-
 def test_reprs(result):
     text = result._repr_html_()
     assert "<table" in text and ">b<" in text and "'d'" in text
     assert "AttributionResult" in repr(result)
 
 
-def test_score_result():
-    rng = np.random.default_rng(0)
-    scores = rng.gamma(2.0, np.array([1.0, 3.0, 0.5]), size=(200, 2, 3))
-    res = ScoreResult(scores, ["r2", "r1"], ["x", "y", "w"], kind="conditional")
-    table = res.summary()
-    assert list(table.columns) == ["row", "node", "mean", "median", "sd", "lower", "upper"]
-    assert list(table["row"]) == ["r2"] * 3 + ["r1"] * 3
-    assert list(table["node"][:3]) == ["y", "x", "w"]
-    assert (table["lower"] <= table["median"]).all() and (table["median"] <= table["upper"]).all()
-    wide = res.median()
-    assert list(wide.index) == ["r2", "r1"] and list(wide.columns) == ["x", "y", "w"]
-    np.testing.assert_allclose(wide.to_numpy(), np.median(scores, axis=0))
-    idata = res.to_inference_data()
-    assert idata.posterior["it_score"].dims == ("chain", "draw", "row", "node")
-    assert idata.posterior["it_score"].shape == (1, 200, 2, 3)
-    assert "<table" in res._repr_html_() and "conditional" in repr(res)
-    with pytest.raises(ConfigError, match="scores"):
-        ScoreResult(scores[0], ["r2", "r1"], ["x", "y", "w"])
-    with pytest.raises(ConfigError, match="rows"):
-        ScoreResult(scores, ["r2"], ["x", "y", "w"])
+def test_hdi_summary_and_top_causes_take_ci_kind(result):
+    top = result.top_causes(0.8, k=1, ci_kind="hdi")
+    assert len(top) == 3 and (top["rank_median"] == 1).all()
+    its = result.it_score_summary(0.8, ci_kind="hdi")
+    assert (its["lower"] <= its["median"]).all()
 
 
-def test_importing_results_does_not_import_matplotlib():
-    # Load bayesrca.results under a stub package so that other modules that
-    # bayesrca/__init__.py may import cannot affect the answer.
-    code = (
-        "import sys, types\n"
-        f"pkg = types.ModuleType('bayesrca'); pkg.__path__ = [{str(ROOT / 'bayesrca')!r}]\n"
-        "sys.modules['bayesrca'] = pkg\n"
-        "import bayesrca.results, bayesrca.plotting\n"
-        "print('matplotlib' in sys.modules, 'arviz' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False False"
+def test_plot_labels_name_the_signed_columns(result):
+    words = result.plot_labels("z")
+    assert words["top_column"] == "prob_top" and words["top_column"] in result.summary().columns
+    assert words["title"] == "anomaly z"
 
 
-
-_SHAPES = st.tuples(st.integers(1, 12), st.integers(1, 3), st.integers(1, 4))
-# small integers make ties between nodes frequent
-_DRAWS = _SHAPES.flatmap(lambda s: arrays(np.float64, s, elements=st.integers(-3, 3).map(float)))
-
-
-@settings(max_examples=60, deadline=None)
-@given(_DRAWS, st.sampled_from(["eti", "hdi"]), st.floats(0.05, 0.95))
-def test_summary_invariants_hold_for_arbitrary_draws(contrib, kind, prob):
-    num_draws, num_anom, num_nodes = contrib.shape
-    nodes = [f"n{j}" for j in range(num_nodes)]
-    res = AttributionResult(contrib, contrib.sum(axis=2), nodes, list(range(num_anom)), "n0")
-    table = res.summary(prob, kind=kind)
-    assert len(table) == num_anom * num_nodes
-    assert (table["lower"] <= table["upper"]).all()
-    np.testing.assert_allclose(table.groupby("anomaly")["prob_top"].sum(), 1.0)
-    assert table["prob_positive"].between(0, 1).all()
-    if kind == "eti":
-        assert ((table["lower"] <= table["median"]) & (table["median"] <= table["upper"])).all()
-
-
-def test_plot_graph_colours_players_and_greys_the_rest():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import networkx as nx
-
-    rng = np.random.default_rng(5)
-    contributions = rng.normal(size=(40, 1, 3))
-    contributions[..., 0] += 3.0
-    result = AttributionResult(contributions, contributions.sum(-1), ["a", "b", "t"], [0], "t")
-    graph = nx.DiGraph([("a", "b"), ("b", "t"), ("t", "u")])  # u is downstream: not a player
-    ax = result.plot_graph(graph)
-    texts = [t.get_text() for t in ax.texts]
-    assert any(t.startswith("a\n") and "P(top) 1.00" in t for t in texts)
-    assert "u" in texts
-    with pytest.raises(ConfigError, match="not in the graph"):
-        result.plot_graph(nx.DiGraph([("x", "y")]))
-
-
-def test_plot_graph_max_nodes_keeps_the_largest_and_their_paths_to_the_target():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import networkx as nx
-
-    contributions = np.zeros((10, 1, 5))
-    contributions[..., 0] = 4.0  # a: largest, reaches t through m
-    contributions[..., 3] = 0.1
-    result = AttributionResult(contributions, contributions.sum(-1), ["a", "m", "b", "c", "t"], [0], "t")
-    graph = nx.DiGraph([("a", "m"), ("m", "t"), ("b", "t"), ("c", "t"), ("t", "u")])
-    ax = result.plot_graph(graph, max_nodes=1)
-    names = {t.get_text().split("\n")[0] for t in ax.texts}
-    assert names == {"a", "m", "t"}
-    with pytest.raises(ConfigError, match="max_nodes"):
-        result.plot_graph(graph, max_nodes=-1)
-    plt.close("all")
-
-
-def test_plot_it_score_against_normal_rows():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import networkx as nx
-    import pandas as pd
-
-    import bayesrca as br
-    from bayesrca.plotting import plot_it_score
-
-    rng = np.random.default_rng(0)
-    a = rng.normal(size=300)
-    frame = pd.DataFrame({"a": a, "b": a + rng.normal(0, 0.5, 300)})
-    scm = br.BayesianSCM(nx.DiGraph([("a", "b")]), mechanisms="gaussian", num_draws=30).fit(frame, seed=0)
-    res = br.attribute_anomalies(scm, "b", pd.DataFrame({"a": [3.0], "b": [4.0]}), seed=0)
-    ax = res.plot_it_score(scm)
-    assert "of normal rows score at least its median" in ax.get_title()
-    assert len(ax.patches) > 50  # two histograms and the interval
-    assert "IT outlier score at 'b'" in ax.get_xlabel()
-    with pytest.raises(ConfigError, match="num_rows"):
-        plot_it_score(res, scm, num_rows=0)
-    with pytest.raises(ConfigError, match="ci_prob"):
-        res.plot_it_score(scm, ci_prob=1.5)
-    plt.close("all")
+def test_unit_position_and_units(result):
+    assert result.units == result.anomalies == ("z", "y", 5)
+    assert result.unit_position() == 0 and result.unit_position(5) == 2
+    with pytest.raises(ConfigError, match="Unknown anomaly"):
+        result.unit_position("nope")
+    assert result.draws is result.contributions

@@ -1,6 +1,6 @@
 """Worker side of ``benchmarks/scale.py``: build one problem, warm up, time one configuration.
 
-Every configuration runs in its own process (see :func:`run_isolated`): a child forked from a
+Every configuration runs in its own process (see :class:`ForkServer`): a child forked from a
 ``multiprocessing`` fork server that has only imported torch, Pyro, DoWhy and bayesrca, so each
 child's ``ru_maxrss`` is the peak RSS of that configuration alone and no child pays the imports.
 """
@@ -11,16 +11,18 @@ import atexit
 import contextlib
 import os
 import signal
-import time
 import traceback
 
 import networkx as nx
 import numpy as np
 import pandas as pd
-from _common import dowhy_attribute, dowhy_fit, peak_rss_mib, quiet
+from harness import bayes_runner, dowhy_runner
+from harness.logs import quiet
+from harness.timing import Stopwatch, peak_rss_mib
 from simulate import TrueSCM, pick_target, random_dag
 
-PRELOAD = ["torch", "pyro", "dowhy.gcm", "sklearn", "bayesrca", "_common", "simulate", "_workers"]
+HARNESS = ["harness.bayes_runner", "harness.dowhy_runner", "harness.logs", "harness.timing"]
+PRELOAD = ["torch", "pyro", "dowhy.gcm", "sklearn", "bayesrca", *HARNESS, "simulate", "scale_workers"]
 MEAN_PARENTS = 2.0  # ER graphs of the ancestors and large parts
 BAYESRCA_MECHANISMS = {"gaussian": "gaussian", "exponential": "linear"}  # closed form / Monte Carlo
 MICROSERVICE_TARGET = "Website"
@@ -110,18 +112,13 @@ def microservice_problem(cfg: dict) -> tuple:
 # the timed runs
 # --------------------------------------------------------------------------------------------
 def warm_up(tool: str, mechanisms: str | None) -> None:
-    """Untimed tiny fit + attribution: torch/Pyro lazy initialisation, sklearn and joblib workers."""
+    """Untimed tiny fit + attribution of one tool: lazy initialisation, sklearn and joblib workers."""
     graph = nx.DiGraph([("A", "B"), ("B", "C")])
     truth = TrueSCM(graph, "linear", "gaussian", seed=0)
     data = truth.sample(200, np.random.default_rng(0))
-    outlier = data.nlargest(1, "C")
-    if tool == "bayesrca":
-        import bayesrca as br
-
-        scm = br.BayesianSCM(graph, mechanisms=mechanisms, num_draws=4).fit(data, seed=1)
-        br.attribute_anomalies(scm, "C", outlier, seed=1, num_mc_samples=20)
-    else:
-        dowhy_attribute(dowhy_fit(graph, data, seed=1), "C", outlier, seed=1)
+    bayes = tool == "bayesrca"
+    bayes_runner.warm_up(graph, data, "C", anomalies=data.nlargest(1, "C"), mechanisms=[mechanisms] if bayes else [],
+                         dowhy=not bayes, seed=1)
 
 
 def top_causes(nodes, values: np.ndarray) -> list:
@@ -133,35 +130,32 @@ def run_bayesrca(cfg, graph, data, outliers, target) -> dict:
     """Time ``BayesianSCM.fit`` and ``attribute_anomalies`` (default options; more permutations if asked)."""
     import torch
 
-    import bayesrca as br
-
     players = len(nx.ancestors(graph, target)) + 1
     default = max(2 * players, 32)
     default += default % 2  # bayesrca's default number of antithetic permutations
     factor = cfg.get("permutation_factor", 1)
-    t0 = time.perf_counter()
-    scm = br.BayesianSCM(graph, mechanisms=cfg["mechanisms"], num_draws=cfg["num_draws"]).fit(data, seed=cfg["seed"])
-    t1 = time.perf_counter()
-    res = br.attribute_anomalies(scm, target, outliers, seed=cfg["seed"], num_mc_samples=cfg["num_mc_samples"],
-                                 num_permutations=factor * default if factor != 1 else None)
-    t2 = time.perf_counter()
+    scm, fit_s = bayes_runner.fit(graph, data, mechanisms=cfg["mechanisms"], num_draws=cfg["num_draws"],
+                                  seed=cfg["seed"])
+    res, attribution_s = bayes_runner.attribute(scm, target, outliers, seed=cfg["seed"],
+                                                num_mc_samples=cfg["num_mc_samples"],
+                                                num_permutations=factor * default if factor != 1 else None)
     if cfg.get("save"):
         np.savez(cfg["save"], contributions=res.contributions, it_scores=res.it_scores)
     info = res.method_info
-    return {"fit_s": t1 - t0, "attribution_s": t2 - t1, "engine": info["engine"], "shapley": info["shapley"],
+    return {"fit_s": fit_s, "attribution_s": attribution_s, "engine": info["engine"], "shapley": info["shapley"],
             "permutations": factor * default if info["shapley"] == "permutation" else None,
             "top": top_causes(res.nodes, np.median(res.contributions, axis=0)), "threads": torch.get_num_threads()}
 
 
 def run_dowhy(cfg, graph, data, outliers, target) -> dict:
     """Time DoWhy's mechanism assignment + fit, and its ``attribute_anomalies`` (defaults)."""
-    t0 = time.perf_counter()
-    scm = dowhy_fit(graph, data, seed=cfg["seed"])
-    t1 = time.perf_counter()
-    contrib = dowhy_attribute(scm, target, outliers, seed=cfg["seed"])
-    t2 = time.perf_counter()
+    watch = Stopwatch()
+    scm = dowhy_runner.fit(graph, data, seed=cfg["seed"])
+    fit_s = watch.lap()
+    contrib = dowhy_runner.attribute(scm, target, outliers, seed=cfg["seed"])
+    attribution_s = watch.lap()
     nodes = list(contrib)
-    return {"fit_s": t1 - t0, "attribution_s": t2 - t1, "engine": "dowhy", "shapley": "dowhy auto",
+    return {"fit_s": fit_s, "attribution_s": attribution_s, "engine": "dowhy", "shapley": "dowhy auto",
             "top": top_causes(nodes, np.stack([contrib[n] for n in nodes], axis=1))}
 
 
@@ -209,34 +203,39 @@ def _stop_joblib_workers() -> None:
         atexit._run_exitfuncs()  # joblib deletes its memmap folders at exit
 
 
-_CONTEXT = None
+class ForkServer:
+    """Runs :func:`run_config` in fresh children of one ``multiprocessing`` fork server.
 
+    The server is started on the first :meth:`run` and has imported only ``PRELOAD``.
+    """
 
-def run_isolated(cfg: dict, timeout: float) -> dict:
-    """Run :func:`run_config` in a fresh child of the fork server; errors and timeouts become ``error``."""
-    global _CONTEXT
-    import multiprocessing as mp
+    def __init__(self) -> None:
+        self._context = None
 
-    if _CONTEXT is None:
-        _CONTEXT = mp.get_context("forkserver")
-        _CONTEXT.set_forkserver_preload(PRELOAD)
-    recv, send = _CONTEXT.Pipe(duplex=False)
-    proc = _CONTEXT.Process(target=_child, args=(cfg, send))  # not daemonic: DoWhy starts joblib workers
-    proc.start()
-    send.close()
-    result, timed_out = None, False
-    try:
-        timed_out = not recv.poll(timeout)
-        if not timed_out:
-            result = recv.recv()
-    except EOFError:  # the child exited without sending a result (e.g. killed for memory)
-        pass
-    finally:  # also on KeyboardInterrupt / SystemExit: never leave a configuration running
-        if proc.is_alive() and result is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.kill()  # in case it had not yet made its own process group
-        proc.join()
-    if timed_out:
-        return {"error": f"timeout (> {timeout:g} s)"}
-    return result if result is not None else {"error": f"worker died (exit code {proc.exitcode})"}
+    def run(self, cfg: dict, timeout: float) -> dict:
+        """Run one configuration in a fresh child; errors and timeouts become ``error``."""
+        import multiprocessing as mp
+
+        if self._context is None:
+            self._context = mp.get_context("forkserver")
+            self._context.set_forkserver_preload(PRELOAD)
+        recv, send = self._context.Pipe(duplex=False)
+        proc = self._context.Process(target=_child, args=(cfg, send))  # not daemonic: DoWhy starts joblib workers
+        proc.start()
+        send.close()
+        result, timed_out = None, False
+        try:
+            timed_out = not recv.poll(timeout)
+            if not timed_out:
+                result = recv.recv()
+        except EOFError:  # the child exited without sending a result (e.g. killed for memory)
+            pass
+        finally:  # also on KeyboardInterrupt / SystemExit: never leave a configuration running
+            if proc.is_alive() and result is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.kill()  # in case it had not yet made its own process group
+            proc.join()
+        if timed_out:
+            return {"error": f"timeout (> {timeout:g} s)"}
+        return result if result is not None else {"error": f"worker died (exit code {proc.exitcode})"}

@@ -1,0 +1,266 @@
+r"""Monte Carlo tails: the set function for any SCM, plain or conditional Monte Carlo.
+
+Fresh noise from ``trace(plate(program))`` is shared by all coalitions (common random numbers).
+The nonlinear part U of the target (:mod:`bayesrca.counterfactual.decomposition`) is propagated
+with ``KeepNoise(condition(program, fresh_noise))``, once per distinct restriction of the
+coalitions to U, coalitions being a leading tensor dimension; the linearised rest R follows for
+all coalitions from one matrix product.
+
+Conditional Monte Carlo: every noise that enters X_t additively (the linear players' and the
+target's own) is split into a sampled part and a Gaussian part :math:`N = R + sd \cdot \epsilon`.
+The free Gaussian parts of a coalition add up to one Gaussian of variance
+:math:`\sum_j a_j^2 sd_j^2`: sampled (one shared :math:`\epsilon` per sample) for the event counts,
+integrated analytically where the event is rare (:func:`~bayesrca.counterfactual.counting.conditional_log_tails`),
+so probabilities reach far below 1/M.
+"""
+
+from __future__ import annotations
+
+import torch
+from pyro import poutine
+
+from . import tails
+from .counting import RARE_HITS, conditional_log_tails, log_probs, sorted_hits
+from .decomposition import TargetDecomposition
+from .handlers import KeepNoise
+from .ops import fresh_noise_trace
+from ..mechanisms.additive import AdditiveNoiseModel
+from ..mechanisms.base import noise_site
+from ..mechanisms.noise import split_gaussian
+
+__all__ = ["SORTED_MIN_ANOMALIES", "MonteCarloTails"]
+
+#: From this many anomalies on, an all-linear Monte Carlo model sorts each coalition's samples once
+#: and binary-searches every anomaly's thresholds instead of comparing every pair (the sort costs
+#: about as much as comparing two anomalies' thresholds with every sample).
+SORTED_MIN_ANOMALIES = 4
+
+
+class MonteCarloTails:
+    """Monte Carlo tail log-probabilities ``v(S)``, every posterior draw at once.
+
+    Parameters
+    ----------
+    scm : BayesianSCM
+        A fitted model.
+    parts : TargetDecomposition
+        The target split into its propagated part U and its linearised rest R.
+    x : torch.Tensor
+        The anomalies' target values, ``(K, 1)``.
+    base_score : str
+        Base score of the IT score, see :mod:`bayesrca.counterfactual.tails`.
+    num_mc_samples : int
+        Fresh noise samples M per draw.
+    max_elements : int
+        Largest intermediate tensor (elements) built at once.
+    conditional : bool
+        Integrate the Gaussian part of the noises that enter X_t additively in closed form where
+        an event is rare (conditional Monte Carlo, no floor on probabilities); False gives plain
+        Monte Carlo with the ``(count + 1) / (M + 1)`` rule, capped near ``log(M + 1)``.
+
+    Attributes
+    ----------
+    lo, hi : torch.Tensor
+        ``(K, D)``: the event is ``X_t <= lo`` or ``X_t >= hi``.
+    it_score : torch.Tensor
+        ``(K, D)``: the IT score, ``-v`` of the empty coalition.
+    gauss_var : torch.Tensor
+        ``(D, n)``: variance of each player's Gaussian part in X_t that is integrated (0: none).
+    """
+
+    path = "mc"
+
+    def __init__(
+        self, scm, parts: TargetDecomposition, x: torch.Tensor, *, base_score: str, num_mc_samples: int,
+        max_elements: int, conditional: bool,
+    ) -> None:
+        self.scm, self.parts = scm, parts
+        self.side = tails.event_side(base_score)
+        self.num_mc_samples, self.max_elements = num_mc_samples, max_elements
+        num_draws, players, target, rest = scm.num_draws_, parts.players, parts.target, parts.rest
+        additive = list(rest)
+        if not rest and isinstance(scm.mechanisms_[target], AdditiveNoiseModel):
+            additive = [target]
+        if not conditional:  # plain Monte Carlo: every noise sampled, the p-value rule throughout
+            additive = []
+        a = parts.coef
+        coef_of = dict(zip(rest, a.T)) if rest else {target: torch.ones(num_draws, dtype=torch.float64)}
+        self.gauss_var = torch.zeros(num_draws, len(players), dtype=torch.float64)  # (D, n)
+        for p in additive:
+            sd = split_gaussian(scm.mechanisms_[p].noise_distribution())[1]
+            self.gauss_var[:, players.index(p)] = (coef_of[p] * sd) ** 2
+        self.eps = torch.randn(num_mc_samples, num_draws, dtype=torch.float64)  # (M, D)
+        self.trace = fresh_noise_trace(scm, players, num_mc_samples, dim=-3, drop_gaussian=additive)
+        # the nonlinear part is propagated in float32: half the memory traffic of float64, far
+        # below the Monte Carlo error (mechanisms follow the dtype of their inputs)
+        self.fresh32 = {noise_site(p): self.trace.nodes[noise_site(p)]["value"].float() for p in parts.upstream}
+        self.kept32 = {p: parts.abducted[p].float() for p in parts.upstream}
+        centres = self.trace.nodes["_RETURN"]["value"][target].reshape(num_mc_samples, -1)  # (M, D)
+        sd_all = self.gauss_var.sum(-1).sqrt()
+        reference = centres + sd_all * self.eps
+        self.lo, self.hi, self.it_score = tails.conditional_thresholds(
+            reference, centres, sd_all, x, base_score, rare_count=2 * RARE_HITS
+        )
+        # The event is |X - mid| >= half (two-sided), X >= hi or X <= lo; float32, layout (D, C, K, M).
+        # It is inclusive (>=): values within a float32 tolerance of a threshold count as in it, so a
+        # coalition that reproduces x_t exactly is not lost to rounding.
+        finite_abs = [torch.where(t.isfinite(), t.abs(), torch.zeros_like(t)) for t in (self.lo, self.hi)]
+        tol = 1e-5 * torch.maximum(*finite_abs) + 1e-12  # one-sided events have an infinite threshold
+        self.tol = tol.T.float().reshape(num_draws, 1, -1, 1)
+        self.half = ((self.hi - self.lo) / 2).T.float().reshape(num_draws, 1, -1, 1) - self.tol
+        self.mid = {"two": (self.lo + self.hi) / 2, "upper": self.hi, "lower": self.lo}[self.side]  # (K, D)
+        # the event's bounds relative to mid, exact (for conditional Monte Carlo), (K, D) each
+        self.bounds = (self.lo - self.mid, self.hi - self.mid)
+        z = [self.trace.nodes[noise_site(p)]["value"].reshape(num_mc_samples, -1) for p in rest]
+        z = torch.stack(z, -1) if z else torch.zeros(num_mc_samples, num_draws, 0, dtype=torch.float64)
+        self.free_effect = (z * a).permute(1, 2, 0).float().contiguous() if rest else z.permute(1, 2, 0).float()
+        self.eps32 = self.eps.T.float().reshape(num_draws, 1, 1, num_mc_samples)
+
+    @property
+    def integrated(self) -> bool:
+        """Whether any Gaussian part is integrated (conditional Monte Carlo) rather than sampled."""
+        return bool(self.gauss_var.any())
+
+    def __call__(self, masks: torch.Tensor) -> torch.Tensor:
+        """``v(S)`` for masks ``(C, n)``: log-probabilities ``(C, K, D, 3)``.
+
+        The estimate from all M fresh samples, then the estimates from each half of them, whose
+        difference measures the Monte Carlo error at no extra cost.
+        """
+        free_sd = ((~masks).to(torch.float64) @ self.gauss_var.T).sqrt()  # (C, D): the free Gaussian parts
+        # Everything from the linear players depends on a coalition only through its restriction
+        # to them (its "rest pattern"): the free part sum_{j free} a_j Z_j and the event's centre
+        # mid - c - sum_{j kept} a_j n_j. Their difference is built once per rest pattern when it
+        # fits in memory, else per chunk of coalitions.
+        keep = masks[:, self.parts.rest_idx].to(torch.float64)
+        if keep.shape[1]:
+            rest_patterns, rest_inverse = torch.unique(keep, dim=0, return_inverse=True)
+        else:  # no linear players (the target is nonlinear): one empty pattern; unique() rejects 0 columns
+            rest_patterns, rest_inverse = keep[:1], torch.zeros(len(keep), dtype=torch.long)
+        if not self.parts.upstream and self.parts.num_anomalies >= SORTED_MIN_ANOMALIES:
+            pattern_sd = ((1 - rest_patterns) @ self.gauss_var[:, self.parts.rest_idx].T).sqrt()
+            count, rare = self._sorted_counts(rest_patterns, pattern_sd)
+            return log_probs(count[rest_inverse], free_sd, rare[rest_inverse], self.num_mc_samples)
+        count, rare = self._direct_counts(masks, free_sd, rest_patterns, rest_inverse)
+        return log_probs(count, free_sd, rare, self.num_mc_samples)
+
+    def _centre(self, patterns: torch.Tensor) -> torch.Tensor:
+        """``(D, P, K)`` float32: the event's centre minus X_t's kept linear part, per rest pattern."""
+        centre = (self.mid - self.parts.offset) - torch.einsum("cj,kdj->ckd", patterns, self.parts.kept_effect)
+        return centre.permute(2, 0, 1).float()
+
+    def _direct_counts(self, masks, free_sd, rest_patterns, rest_inverse) -> tuple[torch.Tensor, torch.Tensor]:
+        """Event counts ``(C, K, D, 2)`` per half, every sample compared with every anomaly's event;
+        rare cases from conditional Monte Carlo (``(C, K, D, 3)``, NaN elsewhere)."""
+        num_draws, num_k, num_m = self.scm.num_draws_, self.parts.num_anomalies, self.num_mc_samples
+        half_m = num_m // 2
+        sizes = torch.tensor([half_m, num_m - half_m], dtype=torch.float32)
+        count = torch.empty(masks.shape[0], num_k, num_draws, 2, dtype=torch.float32)  # per half of the samples
+        rare = torch.full((masks.shape[0], num_k, num_draws, 3), float("nan"), dtype=torch.float64)
+        step = max(1, self.max_elements // (2 * num_draws * num_k * num_m))
+        buf = torch.empty(num_draws, step, num_k, num_m, dtype=torch.float32)  # centre of X_t - mid
+        buf_full = torch.empty_like(buf)  # ... plus the sampled Gaussian part
+        buf_free = torch.empty(num_draws, step, num_m, dtype=torch.float32)
+
+        def linear_part(patterns: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+            """(D, P, K, M): free linear part minus the event centre, for rest patterns ``patterns``.
+
+            With ``out`` (at most ``step`` patterns) it writes into preallocated buffers: fresh
+            allocations of this size cost more than the arithmetic.
+            """
+            mask = (1 - patterns).float().expand(num_draws, -1, -1)
+            free = torch.matmul(mask, self.free_effect, out=None if out is None else buf_free[:, : len(patterns)])
+            centre = self._centre(patterns).unsqueeze(-1)  # (D, P, K, 1)
+            if out is None:
+                return free.unsqueeze(2) - centre
+            return torch.sub(free.unsqueeze(2), centre, out=out)
+
+        table = linear_part(rest_patterns) if num_draws * len(rest_patterns) * num_k * num_m <= self.max_elements else None
+
+        def count_into(idx: torch.Tensor, upstream: torch.Tensor | None) -> None:
+            idx = idx[torch.argsort(rest_inverse[idx])]  # consecutive rest patterns: slices of the table
+            for start in range(0, len(idx), step):
+                rows = idx[start : start + step]
+                dev = buf[:, : len(rows)]
+                pat = rest_inverse[rows]
+                if table is not None and bool((pat.diff() == 1).all()):  # a slice of the table
+                    src = table[:, int(pat[0]) : int(pat[0]) + len(pat)]
+                    if upstream is None:
+                        dev.copy_(src)
+                    else:
+                        torch.add(src, upstream, out=dev)
+                else:
+                    if table is None:
+                        linear_part(rest_patterns[pat], out=dev)
+                    else:
+                        torch.index_select(table, 1, pat, out=dev)
+                    if upstream is not None:
+                        dev.add_(upstream)
+                sd = free_sd[rows]  # (c, D)
+                full = torch.addcmul(dev, sd.T.float().reshape(num_draws, -1, 1, 1), self.eps32, out=buf_full[:, : len(rows)])
+                if self.side == "two":
+                    full.abs_().sub_(self.half)
+                elif self.side == "upper":
+                    full.add_(self.tol)
+                else:
+                    full.neg_().add_(self.tol)
+                full.sign_()  # +1 inside the event, -1 outside (0 on the boundary counts 1/2)
+                halves = full[..., : 2 * half_m].unflatten(-1, (2, half_m)).sum(-1)  # (D, c, K, 2)
+                if num_m % 2:  # the odd sample out joins the second half
+                    halves[..., 1] += full[..., -1]
+                hits = (halves + sizes) / 2
+                count[rows] = hits.permute(1, 2, 0, 3)
+                conditional_log_tails(hits, sd, lambda d, c, k: dev[d, c, k], self.bounds, rows, rare)
+
+        if not self.parts.upstream:
+            count_into(torch.arange(masks.shape[0]), None)
+        else:
+            patterns, inverse = torch.unique(masks[:, self.parts.up_idx], dim=0, return_inverse=True)
+            per_pattern = max(1, self.max_elements // (8 * num_m * num_k * num_draws))
+            for start in range(0, len(patterns), per_pattern):
+                terms = self._upstream_term(patterns[start : start + per_pattern])  # (P, D, 1, K, M)
+                for i, term in enumerate(terms):
+                    count_into(torch.nonzero(inverse == start + i).squeeze(-1), term)
+        return count, rare
+
+    def _sorted_counts(self, patterns: torch.Tensor, pattern_sd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Event counts ``(P, K, D, 2)`` per half of the samples, for many anomalies at once.
+
+        For an all-linear model the free part of ``X_t`` does not depend on the anomaly, so each
+        pattern's samples are sorted once (:func:`~bayesrca.counterfactual.counting.sorted_hits`).
+        Rare cases are re-estimated by conditional Monte Carlo (second output, ``(P, K, D, 3)``,
+        NaN elsewhere).
+        """
+        num_draws, num_k, num_m = self.scm.num_draws_, self.parts.num_anomalies, self.num_mc_samples
+        count = torch.empty(len(patterns), num_k, num_draws, 2, dtype=torch.float32)
+        rare = torch.full((len(patterns), num_k, num_draws, 3), float("nan"), dtype=torch.float64)
+        step = max(1, self.max_elements // (num_draws * (2 * num_m + 4 * num_k)))
+        half, tol = self.half.squeeze(-1), self.tol.squeeze(-1)  # (D, 1, K)
+        for start in range(0, len(patterns), step):
+            pat = patterns[start : start + step]
+            sd = pattern_sd[start : start + step]  # (p, D)
+            mask = (1 - pat).float().expand(num_draws, -1, -1)
+            centres = torch.matmul(mask, self.free_effect)  # (D, p, M), without the Gaussian parts
+            free = torch.addcmul(centres, sd.T.float().unsqueeze(-1), self.eps32.reshape(num_draws, 1, num_m))
+            centre = self._centre(pat).contiguous()  # (D, p, K)
+            hits = sorted_hits(free, centre, half, tol, self.side)  # (D, p, K, 2)
+            count[start : start + step] = hits.permute(1, 2, 0, 3)
+            rows = torch.arange(start, start + len(pat))
+            centres_of = lambda d, c, k: centres[d, c] - centre[d, c, k].unsqueeze(-1)  # noqa: E731
+            conditional_log_tails(hits, sd, centres_of, self.bounds, rows, rare)
+        return count, rare
+
+    def _upstream_term(self, patterns: torch.Tensor) -> torch.Tensor:
+        """``sum_k b_k X_k`` (or ``X_t`` if the target is upstream) per pattern: ``(P, D, 1, K, M)``."""
+        parts = self.parts
+        c = patterns.shape[0]
+        node_masks = {p: patterns[:, j].reshape(c, 1, 1, 1) for j, p in enumerate(parts.upstream)}
+        program = KeepNoise(self.kept32, node_masks)(poutine.condition(self.scm.program, data=self.fresh32))
+        values = program(parts.upstream)
+        if not parts.rest:
+            term = values[parts.upstream[-1]]
+        else:
+            coef = parts.input_coef.float()
+            term = sum(values[k] * coef[:, i] for i, k in enumerate(parts.inputs))
+        shape = (c, self.num_mc_samples, parts.num_anomalies, self.scm.num_draws_)
+        return term.expand(shape).permute(0, 3, 2, 1).float().unsqueeze(2).contiguous()

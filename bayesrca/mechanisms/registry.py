@@ -1,0 +1,142 @@
+"""The one registry of bayesrca's mechanism classes and of the families named by strings.
+
+Everything that needs to know which mechanisms exist reads it here:
+
+* :data:`MECHANISM_CLASSES` — class name to class, the only classes a model file may name
+  (:mod:`bayesrca.persistence`);
+* :data:`FAMILY_NAMES` and :func:`family_mechanism` — the strings ``"linear"``, ``"gaussian"``
+  and ``"spline"`` that :class:`~bayesrca.BayesianSCM` accepts for ``mechanisms``, each with its
+  root and non-root mechanism;
+* :func:`default_candidates` — the mechanisms ``mechanisms="auto"`` compares on a continuous
+  node (:mod:`bayesrca.selection`);
+* :data:`DISCRETE_KIND_CLASSES`, :func:`is_discrete`, :func:`is_root_mechanism` and
+  :func:`check_position` — which classes model discrete columns and which may stand at a root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from types import MappingProxyType
+
+import numpy as np
+
+from ..exceptions import ConfigError
+from .base import Mechanism
+from .discrete import BernoulliGLM, CategoricalGLM, DiscreteGLM, PoissonGLM
+from .linear import LinearANM
+from .root import RootDistribution
+from .spline import SplineANM
+
+__all__ = [
+    "MECHANISM_CLASSES",
+    "CONTINUOUS_CLASSES",
+    "DISCRETE_CLASSES",
+    "DISCRETE_KIND_CLASSES",
+    "FAMILY_NAMES",
+    "family_mechanism",
+    "default_candidates",
+    "discrete_class",
+    "is_discrete",
+    "is_root_mechanism",
+    "check_position",
+]
+
+#: Continuous built-in classes (additive noise models).
+CONTINUOUS_CLASSES: tuple[type[Mechanism], ...] = (LinearANM, SplineANM, RootDistribution)
+#: Discrete built-in classes (generalised linear models with a uniform noise); root or not.
+DISCRETE_CLASSES: tuple[type[Mechanism], ...] = (BernoulliGLM, PoissonGLM, CategoricalGLM)
+#: Every built-in class by name: the only classes a saved model may name.
+MECHANISM_CLASSES: Mapping[str, type[Mechanism]] = MappingProxyType(
+    {c.__name__: c for c in CONTINUOUS_CLASSES + DISCRETE_CLASSES}
+)
+#: The class modelling each discrete column kind found by :func:`bayesrca.selection.discrete_kind`.
+DISCRETE_KIND_CLASSES: Mapping[str, type[DiscreteGLM]] = MappingProxyType({"binary": BernoulliGLM, "count": PoissonGLM})
+
+#: Family string -> ((root class, noise), (non-root class, noise)).
+_FAMILIES: Mapping[str, tuple[tuple[type[Mechanism], str], tuple[type[Mechanism], str]]] = MappingProxyType(
+    {
+        "linear": ((RootDistribution, "bootstrap"), (LinearANM, "bootstrap")),
+        "gaussian": ((RootDistribution, "gaussian"), (LinearANM, "gaussian")),
+        "spline": ((RootDistribution, "bootstrap"), (SplineANM, "bootstrap")),
+    }
+)
+#: The family strings accepted for ``BayesianSCM(mechanisms=...)`` besides ``"auto"``, sorted.
+FAMILY_NAMES: tuple[str, ...] = tuple(sorted(_FAMILIES))
+
+
+def family_mechanism(family: str, *, is_root: bool) -> Mechanism:
+    """A new unfitted mechanism of ``family`` for a root node or a node with parents.
+
+    Parameters
+    ----------
+    family : str
+        One of :data:`FAMILY_NAMES`: ``"linear"`` (linear regression, bootstrap noise),
+        ``"gaussian"`` (linear regression, Gaussian noise), ``"spline"`` (spline regression,
+        bootstrap noise); roots get a :class:`RootDistribution` with the same noise.
+    is_root : bool
+        True for a node without parents.
+
+    Raises
+    ------
+    ConfigError
+        If ``family`` is not a known family string.
+    """
+    if not isinstance(family, str) or family not in _FAMILIES:
+        raise ConfigError(f"unknown mechanism family {family!r}; choose one of {list(FAMILY_NAMES)}")
+    cls, noise = _FAMILIES[family][0 if is_root else 1]
+    return cls(noise)
+
+
+def default_candidates(y: np.ndarray, is_root: bool) -> list[Mechanism]:
+    """Candidates tried by ``mechanisms="auto"`` on a continuous node, simplest first (all fit without MCMC).
+
+    Roots: Gaussian, log-normal (only for strictly positive ``y``) and bootstrap noise; other
+    nodes: linear and spline regressions with Gaussian or bootstrap noise.
+    """
+    if is_root:
+        out: list[Mechanism] = [RootDistribution("gaussian")]
+        if np.all(y > 0):
+            out.append(RootDistribution("lognormal"))
+        out.append(RootDistribution("bootstrap"))
+        return out
+    return [LinearANM("gaussian"), LinearANM("bootstrap"), SplineANM("gaussian"), SplineANM("bootstrap")]
+
+
+def discrete_class(kind: str) -> type[DiscreteGLM]:
+    """The class for a discrete column kind (``"binary"`` or ``"count"``).
+
+    Raises
+    ------
+    ConfigError
+        If ``kind`` is not one of :data:`DISCRETE_KIND_CLASSES`.
+    """
+    if kind not in DISCRETE_KIND_CLASSES:
+        raise ConfigError(f"unknown discrete column kind {kind!r}; choose one of {list(DISCRETE_KIND_CLASSES)}")
+    return DISCRETE_KIND_CLASSES[kind]
+
+
+def is_discrete(mech: Mechanism) -> bool:
+    """True for a discrete mechanism (values on a lattice, noise not pinned down by the value)."""
+    return isinstance(mech, DiscreteGLM)
+
+
+def is_root_mechanism(mech: Mechanism) -> bool:
+    """True for a mechanism that models a node without parents only."""
+    return isinstance(mech, RootDistribution)
+
+
+def check_position(mech: Mechanism, node: Hashable, is_root: bool) -> None:
+    """Check that ``mech`` may model ``node``, a root when ``is_root``.
+
+    Discrete mechanisms (``any_position``) fit anywhere; a :class:`RootDistribution` fits only a
+    root and the regression mechanisms only a node with parents.
+
+    Raises
+    ------
+    ConfigError
+        If the mechanism does not fit the node's position in the graph.
+    """
+    if getattr(mech, "any_position", False) or is_root == is_root_mechanism(mech):
+        return
+    want = "a RootDistribution" if is_root else "a non-root mechanism (LinearANM, SplineANM)"
+    raise ConfigError(f"node {node!r} {'has no' if is_root else 'has'} parents, so it needs {want}, got {mech!r}")
