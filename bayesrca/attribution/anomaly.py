@@ -122,13 +122,13 @@ def attribute_anomalies(
     for p in players:  # discrete nodes: values outside their support cannot be attributed
         scm.mechanisms_[p].check_values(frame[p].to_numpy(), str(p))
     _warn_extrapolation(scm, players, frame)
-    kind = choose_engine(scm, players, tail)
+    path = choose_engine(scm, players, tail)
     num_draws = scm.num_draws_
     n = len(players)
     estimator = args.shapley.resolve(n)  # the concrete Shapley method, as reported
     plan = memory_plan(
-        path=kind,
-        sorted_path=kind == "mc" and not nonlinear_closure(scm, players),
+        path=path,
+        sorted_path=path == "mc" and not nonlinear_closure(scm, players),
         num_anomalies=len(frame),
         num_draws=num_draws,
         num_players=n,
@@ -153,7 +153,7 @@ def attribute_anomalies(
                     target_node,
                     players,
                     observed,
-                    path=kind,
+                    path=path,
                     num_mc_samples=num_mc_samples,
                     base_score=base_score,
                     max_elements=plan.max_elements,
@@ -173,13 +173,13 @@ def attribute_anomalies(
             integrated = integrated or engine.integrated
             del engine, phi  # before the next chunk's engine is built
     info = {
-        "engine": kind,
+        "engine": path,
         "shapley": estimator.method,
         "num_draws": num_draws,
-        "num_mc_samples": 0 if kind == "analytic" else num_mc_samples,
+        "num_mc_samples": 0 if path == "analytic" else num_mc_samples,
         # conditional Monte Carlo needs a Gaussian noise entering the target additively; without
         # one (e.g. bootstrap noise throughout) the Monte Carlo path is plain
-        "tail": "closed form" if kind == "analytic" else ("conditional Monte Carlo" if integrated else "plain Monte Carlo"),
+        "tail": "closed form" if path == "analytic" else ("conditional Monte Carlo" if integrated else "plain Monte Carlo"),
         "seed": args.seed,
         "base_score": base_score,
     }

@@ -34,19 +34,21 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import torch
+from pyro import poutine
 
 from .. import graph as graphs
 from .. import inference
 from .._random import child_seeds, seeded
-from .common import check_common_arguments, check_num_mc_samples, check_player_frame, mc_std_error
-from ..results import ContributionResult
 from ..counterfactual import fresh_noise_trace
+from ..counterfactual.handlers import SwapMechanism
 from ..exceptions import ConfigError, GraphError
 from ..mechanisms import Mechanism
 from ..mechanisms.base import noise_site
+from ..results import ContributionResult
 from ..scm import BayesianSCM
 from ..shapley import ShapleyOptions, shapley_values
 from ..validation import check_positive_int, check_probability
+from .common import check_common_arguments, check_num_mc_samples, check_player_frame, mc_std_error
 
 __all__ = ["change_log_bayes_factor", "distribution_change"]
 
@@ -270,10 +272,14 @@ def _log_evidence(X: np.ndarray, y: np.ndarray, g: float) -> float:
 class _SwapValue:
     """``v(S)`` per draw for coalitions S of changed nodes: shape ``(C, D, E)``.
 
-    Noise is drawn once per node and mechanism version (the shared fit's from a Pyro trace of the
-    SCM program, the old and new fits' from their noise distributions) and reused by every
-    coalition. ``E = 3`` on the Monte Carlo path: the estimate from all samples, then from each
-    half (their difference measures the Monte Carlo error); ``E = 1`` for the exact mean.
+    The target is computed by the SCM program under two
+    :class:`~bayesrca.counterfactual.handlers.SwapMechanism` handlers: where node j changed in
+    draw s (``flags``) the inner one swaps in its old fit, the outer one its new fit where j is
+    also in the coalition. Noise is drawn once per node and mechanism version (the shared fit's
+    from a Pyro trace of the SCM program, the old and new fits' from their noise distributions)
+    and reused by every coalition (common random numbers). ``E = 3`` on the Monte Carlo path: the
+    estimate from all samples, then from each half (their difference measures the Monte Carlo
+    error); ``E = 1`` for the exact mean.
     """
 
     def __init__(self, shared, players, target, fits, flags, psi, num_samples, exact_mean):
@@ -293,19 +299,13 @@ class _SwapValue:
 
     def _target(self, masks: torch.Tensor) -> torch.Tensor:
         """Target samples ``(C, D, M)`` of the SCMs that swap in the new mechanisms of ``masks``."""
-        values: dict[Hashable, torch.Tensor] = {}
-        for node in self.players:
-            pa = [values[p] for p in self.shared.parents_[node]]
-            noise = self.noise[node]
-            value = self.shared.mechanisms_[node].forward(noise[0], pa)
-            if node in self.fits:
-                flag = self.flags[node]
-                old = torch.where(flag, self.fits[node][0].forward(noise[1], pa), value)
-                new = torch.where(flag, self.fits[node][1].forward(noise[2], pa), value)
-                swap = masks[:, self.active.index(node)].reshape(-1, 1, 1)
-                value = torch.where(swap, new, old)
-            values[node] = value
-        x = values[self.target]
+        shared_noise = {noise_site(n): self.noise[n][0] for n in self.players}
+        program = poutine.condition(self.shared.program, data=shared_noise)
+        old = SwapMechanism({n: self.fits[n][0] for n in self.active}, {n: self.noise[n][1] for n in self.active},
+                            {n: self.flags[n] for n in self.active})
+        new = SwapMechanism({n: self.fits[n][1] for n in self.active}, {n: self.noise[n][2] for n in self.active},
+                            {n: self.flags[n] & masks[:, i].reshape(-1, 1, 1) for i, n in enumerate(self.active)})
+        x = new(old(program))(self.players)[self.target]
         return x.expand(masks.shape[0], *x.shape[-2:]).transpose(1, 2)
 
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:

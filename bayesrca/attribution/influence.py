@@ -127,8 +127,8 @@ def intrinsic_causal_influence(
                           "measure='variance'; use engine='auto'")
     with seeded(args.seed) as generator, torch.no_grad():
         weights = _linear_weights(scm, players, target_node) if linear and engine != "mc" else None
-        kind = "analytic" if weights is not None else "mc"
-        if kind == "analytic":
+        path = "analytic" if weights is not None else "mc"
+        if path == "analytic":
             def value(masks: torch.Tensor) -> torch.Tensor:
                 return (masks.to(torch.float64) @ weights.T).unsqueeze(-1)  # (C, D, 1)
             step = None
@@ -137,11 +137,11 @@ def intrinsic_causal_influence(
             step = max(1, args.max_elements // (3 * num_outer * num_inner * num_draws))
         phi = shapley_values(value, len(players), method=estimator, generator=generator, chunk_size=step)  # (D, E, n)
         total = value(torch.ones(1, len(players), dtype=torch.bool))[0, :, 0].numpy()  # v(P); v(empty) = 0
-    mc_se = mc_std_error(phi) if kind == "mc" else None
+    mc_se = mc_std_error(phi) if path == "mc" else None
     contributions = phi[:, 0].numpy()
     name = "variance" if measure == "variance" else getattr(measure, "__name__", "measure")
-    info = {"engine": kind, "measure": name, "shapley": estimator.method, "num_draws": num_draws,
-            "num_outer": 0 if kind == "analytic" else num_outer, "num_inner": 0 if kind == "analytic" else num_inner,
+    info = {"engine": path, "measure": name, "shapley": estimator.method, "num_draws": num_draws,
+            "num_outer": 0 if path == "analytic" else num_outer, "num_inner": 0 if path == "analytic" else num_inner,
             "seed": args.seed}
     return ContributionResult(
         contributions, total, [str(p) for p in players], str(target_node),

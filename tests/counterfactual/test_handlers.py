@@ -11,7 +11,7 @@ import torch
 from pyro import poutine
 
 import bayesrca as br
-from bayesrca.counterfactual.handlers import AbductNoise, KeepNoise
+from bayesrca.counterfactual.handlers import AbductNoise, KeepNoise, SwapMechanism
 from bayesrca.mechanisms import noise_site
 from tests.counterfactual.scms import NODES, NUM_DRAWS, abducted, fit_handler_models, observed_rows
 
@@ -75,3 +75,25 @@ def test_handlers_ignore_non_noise_sites(models):
         torch.manual_seed(0)
         out = KeepNoise(kept, {"R": torch.tensor(True)})(model)()
     torch.testing.assert_close(out[0]["R"], observed["R"].expand(1, NUM_DRAWS))
+
+
+def test_swap_mechanism_computes_masked_nodes_with_the_other_mechanism(models):
+    """Where the mask is True node A is the other model's mechanism of the same noise and parents;
+    its children follow; nested swaps compose (the outer one sees the inner one's value)."""
+    scm, other = models["linear"], models["spline"]
+    noise = {noise_site(n): torch.randn(4, NUM_DRAWS, dtype=torch.float64) for n in NODES}
+    base = poutine.condition(scm.program, data=noise)
+    alt = torch.randn(4, NUM_DRAWS, dtype=torch.float64)
+    mask = torch.arange(NUM_DRAWS) % 2 == 0  # swap in every other draw
+    swap = SwapMechanism({"A": other.mechanisms_["A"]}, {"A": alt}, {"A": mask})
+    plain, swapped = base(), swap(base)()
+    expected_a = torch.where(mask, other.mechanisms_["A"].forward(alt, [plain["R"]]), plain["A"])
+    torch.testing.assert_close(swapped["A"], expected_a)
+    torch.testing.assert_close(swapped["R"], plain["R"])
+    expected_b = scm.mechanisms_["B"].forward(noise[noise_site("B")], [plain["R"], expected_a])
+    torch.testing.assert_close(swapped["B"], expected_b)
+    # an outer swap everywhere overrides the inner one; an outer swap nowhere keeps it
+    everywhere = SwapMechanism({"A": scm.mechanisms_["A"]}, {"A": noise[noise_site("A")]}, {"A": torch.tensor(True)})
+    torch.testing.assert_close(everywhere(swap(base))()["A"], plain["A"])
+    nowhere = SwapMechanism({"A": scm.mechanisms_["A"]}, {"A": alt}, {"A": torch.tensor(False)})
+    torch.testing.assert_close(nowhere(swap(base))()["A"], expected_a)
