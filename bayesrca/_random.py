@@ -86,4 +86,5 @@ def seeded(seed: int) -> Iterator[torch.Generator]:
         try:
             yield torch.Generator().manual_seed(seed)
         finally:
+            store.clear()  # set_state only adds: drop what the block created first
             store.set_state(saved)

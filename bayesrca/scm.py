@@ -269,6 +269,8 @@ class BayesianSCM:
         dict
             Node name to value tensor of shape ``(..., D)``.
         """
+        if not hasattr(self, "mechanisms_"):  # cheap: the program runs once per chunk of coalitions
+            raise NotFittedError("this BayesianSCM is not fitted yet; call scm.fit(train_df) first")
         order = self.nodes_ if nodes is None else graphs.topological_order(self.graph_, nodes)
         values: dict[Hashable, torch.Tensor] = dict(given or {})
         for node in order:
