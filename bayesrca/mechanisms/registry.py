@@ -110,7 +110,7 @@ def discrete_class(kind: str) -> type[DiscreteGLM]:
     ConfigError
         If ``kind`` is not one of :data:`DISCRETE_KIND_CLASSES`.
     """
-    if kind not in DISCRETE_KIND_CLASSES:
+    if not isinstance(kind, str) or kind not in DISCRETE_KIND_CLASSES:
         raise ConfigError(f"unknown discrete column kind {kind!r}; choose one of {list(DISCRETE_KIND_CLASSES)}")
     return DISCRETE_KIND_CLASSES[kind]
 
