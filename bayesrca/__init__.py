@@ -14,6 +14,7 @@ from .exceptions import (
     ConvergenceWarning,
     DataError,
     ExtrapolationWarning,
+    TailEstimateWarning,
     GraphError,
     NotFittedError,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "ConvergenceWarning",
     "ConstantColumnWarning",
     "ExtrapolationWarning",
+    "TailEstimateWarning",
     "distribution_change",
     "intrinsic_causal_influence",
     "ContributionResult",

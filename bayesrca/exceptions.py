@@ -53,3 +53,13 @@ class ConstantColumnWarning(BayesRCAWarning):
 
 class ExtrapolationWarning(BayesRCAWarning):
     """An anomaly feeds a nonlinear mechanism far outside the parent values it was fitted on."""
+
+
+class TailEstimateWarning(BayesRCAWarning):
+    """An IT score rests on too few effective Monte Carlo samples to be trusted.
+
+    Either the anomaly's event was (almost) never sampled, so the score sits at the Monte Carlo
+    floor, a lower bound, or conditional Monte Carlo reached it through one or a few sampled
+    centres, so the score can be far too high. ``method_info["tail_ess_min"]`` gives the effective
+    sample size per anomaly and ``method_info["unreliable_tail"]`` the anomalies concerned.
+    """

@@ -19,10 +19,10 @@ from ..counterfactual import (
     choose_engine,
     nonlinear_closure,
 )
-from ..exceptions import ConfigError, ExtrapolationWarning
+from ..exceptions import ConfigError, ExtrapolationWarning, TailEstimateWarning
 from ..results import AttributionResult
 from ..shapley import ShapleyOptions, shapley_values
-from ..counterfactual.tails import event_side
+from ..counterfactual.tails import MIN_TAIL_ESS, event_side
 from ..validation import check_positive_number
 
 __all__ = ["attribute_anomalies"]
@@ -140,6 +140,7 @@ def attribute_anomalies(
     contributions = np.empty((num_draws, len(frame), n))
     it_scores = np.empty((num_draws, len(frame)))
     mc_se = np.empty((len(frame), n))
+    tail_ess = np.empty((num_draws, len(frame)))
     integrated = False  # did any chunk integrate a Gaussian part (conditional Monte Carlo)?
     with torch.no_grad():
         for first, start, stop in progress_bar(plan.chunks, progress, "attributing anomalies"):
@@ -169,6 +170,7 @@ def attribute_anomalies(
             skip = start - first  # rows only there to give a short last chunk the sorted path's size
             contributions[:, start:stop] = phi[skip:, :, 0].permute(1, 0, 2).numpy()
             it_scores[:, start:stop] = engine.it_score[skip:].T.numpy()
+            tail_ess[:, start:stop] = engine.tail_ess[skip:].T.numpy()
             mc_se[start:stop] = mc_std_error(phi[skip:])
             integrated = integrated or engine.integrated
             del engine, phi  # before the next chunk's engine is built
@@ -185,6 +187,7 @@ def attribute_anomalies(
     }
     if max_memory_mb is not None:
         info["max_memory_mb"] = max_memory_mb
+    info.update(_check_tail_ess(tail_ess, list(frame.index), num_mc_samples))
     return AttributionResult(
         contributions,
         it_scores,
@@ -194,6 +197,31 @@ def attribute_anomalies(
         method_info=info,
         mc_std_error=mc_se,
     )
+
+
+def _check_tail_ess(tail_ess: np.ndarray, anomalies: list, num_mc_samples: int) -> dict:
+    """``method_info`` entries on the effective samples behind the IT scores, and the warning.
+
+    ``tail_ess`` is ``(D, K)``. An anomaly is flagged when, in more than 10 % of the posterior
+    draws, its IT score rests on fewer than :data:`~bayesrca.counterfactual.tails.MIN_TAIL_ESS`
+    effective samples.
+    """
+    if np.isinf(tail_ess).all():  # closed form
+        return {}
+    low = (tail_ess < MIN_TAIL_ESS).mean(axis=0)  # (K,): share of draws with too few samples
+    ess_min = tail_ess.min(axis=0)
+    bad = [a for a, share in zip(anomalies, low) if share > 0.1]
+    if bad:
+        warnings.warn(
+            f"the IT score of {len(bad)} anomal{'y' if len(bad) == 1 else 'ies'} (e.g. {bad[0]!r}) rests on fewer "
+            f"than {MIN_TAIL_ESS:.0f} effective Monte Carlo samples: it is at the Monte Carlo floor (a lower "
+            "bound) or was reached through a few far samples of an upstream ancestor (it can be far too high); "
+            "its contributions are not to be trusted. Raise num_mc_samples, or use Gaussian noise on the target "
+            "and linear mechanisms upstream (closed form). See method_info['tail_ess_min'] and ['unreliable_tail'].",
+            TailEstimateWarning,
+            stacklevel=3,
+        )
+    return {"tail_ess_min": [round(float(e), 2) for e in ess_min], "unreliable_tail": bad}
 
 
 # Memory model of one call, in bytes (measured on CPU with benchmarks/memory.py, with head room):

@@ -52,6 +52,7 @@ class AnalyticTails:
         self.free_var = (a * torch.stack([d.stddev for d in dists], -1)) ** 2
         mean = parts.offset + self.free_mean.sum(-1)
         self.lo, self.hi, self.it_score = tails.gaussian_thresholds(x, mean, self.free_var.sum(-1).sqrt(), base_score)
+        self.tail_ess = torch.full_like(self.it_score, float("inf"))  # closed form: exact
         # the (coalition, anomaly, draw) arithmetic runs in float32 relative to the marginal
         # mean (values of order the sd, so float32 loses nothing that matters)
         self.centred = {"lo": (self.lo - mean).float(), "hi": (self.hi - mean).float()}

@@ -146,6 +146,11 @@ class CounterfactualEngine:
         return self.estimator.hi
 
     @property
+    def tail_ess(self) -> torch.Tensor:
+        """``(K, D)``: effective sample size behind each IT score (``inf`` in closed form)."""
+        return self.estimator.tail_ess
+
+    @property
     def integrated(self) -> bool:
         """Whether a Gaussian part is integrated by conditional Monte Carlo."""
         return self.estimator.integrated

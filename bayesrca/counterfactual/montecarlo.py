@@ -64,6 +64,10 @@ class MonteCarloTails:
         ``(K, D)``: the event is ``X_t <= lo`` or ``X_t >= hi``.
     it_score : torch.Tensor
         ``(K, D)``: the IT score, ``-v`` of the empty coalition.
+    tail_ess : torch.Tensor
+        ``(K, D)``: effective sample size behind the IT score (samples in the event, or the Kish
+        ESS of the conditional Monte Carlo terms); below :data:`~bayesrca.counterfactual.tails.MIN_TAIL_ESS`
+        it cannot be trusted.
     gauss_var : torch.Tensor
         ``(D, n)``: variance of each player's Gaussian part in X_t that is integrated (0: none).
     """
@@ -98,8 +102,8 @@ class MonteCarloTails:
         centres = self.trace.nodes["_RETURN"]["value"][target].reshape(num_mc_samples, -1)  # (M, D)
         sd_all = self.gauss_var.sum(-1).sqrt()
         reference = centres + sd_all * self.eps
-        self.lo, self.hi, self.it_score = tails.conditional_thresholds(
-            reference, centres, sd_all, x, base_score, rare_count=2 * RARE_HITS
+        self.lo, self.hi, self.it_score, self.tail_ess = tails.conditional_thresholds(
+            reference, centres, sd_all, x, base_score, rare_count=2 * RARE_HITS, return_ess=True
         )
         # The event is |X - mid| >= half (two-sided), X >= hi or X <= lo; float32, layout (D, C, K, M).
         # It is inclusive (>=): values within a float32 tolerance of a threshold count as in it, so a

@@ -39,9 +39,15 @@ __all__ = [
     "empirical_thresholds",
     "empirical_log_prob",
     "mixture_log_tail",
+    "MIN_TAIL_ESS",
     "mixture_thresholds",
     "conditional_thresholds",
 ]
+
+#: Fewest effective samples behind an IT score for it to be trusted: with fewer, a count is at
+#: (or near) the Monte Carlo floor and a conditional Monte Carlo estimate rests on a handful of
+#: sampled centres (relative error of the probability about ``1 / sqrt(ESS)``).
+MIN_TAIL_ESS = 10.0
 
 BASE_SCORES = ("median_cdf", "mean_deviation", "median_deviation", "upper", "lower")
 
@@ -140,7 +146,9 @@ def _log_mean_exp(terms: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(terms, -1) - math.log(terms.shape[-1])
 
 
-def mixture_log_tail(centres: torch.Tensor, sd: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+def mixture_log_tail(
+    centres: torch.Tensor, sd: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, *, return_ess: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     r"""``log P(Y <= lo or Y >= hi)`` for ``Y = C + sd * eps`` by conditional Monte Carlo.
 
     ``C`` is uniform over the M sampled ``centres`` and ``eps`` standard normal: the estimate is
@@ -156,11 +164,18 @@ def mixture_log_tail(centres: torch.Tensor, sd: torch.Tensor, lo: torch.Tensor, 
         Shape ``(P,)``: the Gaussian part's standard deviation (> 0) and the event's bounds
         (``-inf`` / ``inf`` for a one-sided event).
 
+    return_ess : bool, default False
+        Also return the effective sample size of the M terms (Kish:
+        :math:`(\sum_m w_m)^2 / \sum_m w_m^2`). Near 1 the estimate rests on one sampled centre:
+        the event is reached through samples the M draws barely cover (e.g. an upstream
+        nonlinear ancestor far in its tail), and the estimate cannot be trusted.
+
     Returns
     -------
     torch.Tensor
         Shape ``(P, 3)``, float64: the estimate from all M centres, then from the first
-        ``M // 2`` and from the rest (their spread measures the Monte Carlo error).
+        ``M // 2`` and from the rest (their spread measures the Monte Carlo error); with
+        ``return_ess`` also the ESS, shape ``(P,)``.
     """
     dtype = centres.dtype if centres.dtype in (torch.float32, torch.float64) else torch.float64
     centres = centres.to(dtype)
@@ -177,7 +192,12 @@ def mixture_log_tail(centres: torch.Tensor, sd: torch.Tensor, lo: torch.Tensor, 
     half = max(centres.shape[-1] // 2, 1)
     first, second = (terms[:, :half], terms[:, half:]) if centres.shape[-1] > 1 else (terms, terms)
     parts = [_log_mean_exp(terms), _log_mean_exp(first), _log_mean_exp(second)]
-    return torch.stack(parts, -1).to(torch.float64).clamp(max=0.0)
+    out = torch.stack(parts, -1).to(torch.float64).clamp(max=0.0)
+    if not return_ess:
+        return out
+    t64 = terms.to(torch.float64)
+    ess = torch.exp(2 * torch.logsumexp(t64, -1) - torch.logsumexp(2 * t64, -1))
+    return out, torch.nan_to_num(ess, nan=0.0)
 
 
 def mixture_thresholds(centres: torch.Tensor, sd: torch.Tensor, x: torch.Tensor, *, iterations: int = 16):
@@ -244,7 +264,7 @@ def mixture_thresholds(centres: torch.Tensor, sd: torch.Tensor, x: torch.Tensor,
 
 def conditional_thresholds(
     reference: torch.Tensor, centres: torch.Tensor, sd: torch.Tensor, x: torch.Tensor, base_score: str = "median_cdf",
-    *, rare_count: int = 20,
+    *, rare_count: int = 20, return_ess: bool = False,
 ):
     """Thresholds and IT score of ``x`` from samples ``reference = centres + sd * eps``.
 
@@ -262,12 +282,18 @@ def conditional_thresholds(
     x : torch.Tensor
         Shape ``(K, D)`` or ``(K, 1)``.
 
+    return_ess : bool, default False
+        Also return the effective sample size behind each IT score: the number of samples in the
+        event for a count, the Kish ESS of the terms where conditional Monte Carlo is used
+        (see :func:`mixture_log_tail`).
+
     Returns
     -------
     lo, hi, it_score : torch.Tensor
-        Each of shape ``(K, D)``.
+        Each of shape ``(K, D)``; with ``return_ess`` also the ESS ``(K, D)``.
     """
     lo, hi, it, count = empirical_thresholds(reference, x, base_score, return_count=True)
+    ess = count.to(torch.float64).clone()
     gaussian = (sd > 0).expand_as(count)
     it = torch.where(gaussian, -torch.log(count.clamp(min=1).to(torch.float64) / reference.shape[0]), it).clamp(min=0.0)
     rare = gaussian & (count < rare_count)
@@ -276,5 +302,6 @@ def conditional_thresholds(
         rows, s, xs = centres.T[d_idx], sd[d_idx], x.expand_as(count)[k_idx, d_idx].to(torch.float64)
         if base_score == "median_cdf":
             lo[k_idx, d_idx], hi[k_idx, d_idx] = mixture_thresholds(rows, s, xs)
-        it[k_idx, d_idx] = -mixture_log_tail(rows, s, lo[k_idx, d_idx], hi[k_idx, d_idx])[:, 0]
-    return lo, hi, it
+        log_tail, ess[k_idx, d_idx] = mixture_log_tail(rows, s, lo[k_idx, d_idx], hi[k_idx, d_idx], return_ess=True)
+        it[k_idx, d_idx] = -log_tail[:, 0]
+    return (lo, hi, it, ess) if return_ess else (lo, hi, it)

@@ -151,3 +151,50 @@ def test_parents_far_outside_the_training_range_of_a_nonlinear_mechanism_warn():
         warnings.simplefilter("error", br.ExtrapolationWarning)
         br.attribute_anomalies(linear, "T", far, seed=0)  # linear mechanisms: no warning
         br.attribute_anomalies(spline, "T", pd.DataFrame({"A": [1.0], "T": [4.0]}), seed=0, num_mc_samples=200)
+
+
+# ---------------------------------------------------------------------------------------------
+# the effective sample size behind an IT score
+# ---------------------------------------------------------------------------------------------
+def test_mixture_log_tail_ess_is_m_for_equal_centres_and_one_for_a_dominant_centre():
+    m = 200
+    sd, lo, hi = torch.ones(2, dtype=torch.float64), torch.full((2,), -8.0, dtype=torch.float64), torch.full((2,), 8.0, dtype=torch.float64)
+    centres = torch.zeros(2, m, dtype=torch.float64)
+    centres[1, 0] = 6.0  # one sampled centre near the event carries the whole estimate
+    out, ess = tails.mixture_log_tail(centres, sd, lo, hi, return_ess=True)
+    assert ess.shape == (2,) and out.shape == (2, 3)
+    assert float(ess[0]) == pytest.approx(m) and float(ess[1]) == pytest.approx(1.0, abs=1e-3)
+    torch.testing.assert_close(out, tails.mixture_log_tail(centres, sd, lo, hi))  # same estimate either way
+
+
+def test_conditional_thresholds_ess_counts_hits_where_no_integration():
+    gen = torch.Generator().manual_seed(0)
+    reference = torch.randn(500, 3, generator=gen, dtype=torch.float64)
+    x = torch.tensor([[0.5], [5.0]], dtype=torch.float64)
+    no_gauss = torch.zeros(3, dtype=torch.float64)
+    lo, hi, it, ess = tails.conditional_thresholds(reference, reference, no_gauss, x, return_ess=True)
+    inside = ((reference <= lo.unsqueeze(1)) | (reference >= hi.unsqueeze(1))).sum(1)  # (K, D) hits
+    torch.testing.assert_close(ess, inside.to(torch.float64))
+    assert bool((ess[1] == 0).all())  # 5 sd: never sampled, the IT score is the floor
+
+
+def test_far_outlier_on_the_floor_warns_and_is_flagged():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=400)
+    train = pd.DataFrame({"A": a, "T": a + rng.normal(size=400)})
+    scm = br.BayesianSCM(nx.DiGraph([("A", "T")]), mechanisms="linear", num_draws=10).fit(train, seed=1)
+    rows = pd.DataFrame({"A": [0.0, 0.5], "T": [12.0, 1.0]}, index=["far", "near"])
+    with pytest.warns(br.TailEstimateWarning, match="1 anomaly.*'far'"):
+        res = br.attribute_anomalies(scm, "T", rows, seed=0, num_mc_samples=500)
+    assert res.method_info["unreliable_tail"] == ["far"]
+    far, near = res.method_info["tail_ess_min"]
+    assert far < tails.MIN_TAIL_ESS <= near
+
+
+def test_closed_form_reports_no_tail_ess(chain_scm, ten_sd):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", br.TailEstimateWarning)
+        res = br.attribute_anomalies(chain_scm, "X2", ten_sd, seed=0)
+    assert res.method_info["engine"] == "analytic" and "unreliable_tail" not in res.method_info
