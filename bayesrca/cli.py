@@ -110,17 +110,22 @@ def _naming_file(err: DataError, what: str, path: str) -> DataError:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bayesrca", description="Bayesian root-cause analysis of outliers.")
+    from . import __version__
+
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(prog="bayesrca", description="Bayesian root-cause analysis of outliers.",
+                                     formatter_class=defaults)
+    parser.add_argument("--version", action="version", version=f"bayesrca {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    fit = sub.add_parser("fit", help="fit a Bayesian SCM on normal-operation data and save it")
+    fit = sub.add_parser("fit", help="fit a Bayesian SCM on normal-operation data and save it", formatter_class=defaults)
     fit.add_argument("--graph", required=True, help="causal graph: edge-list CSV, node-link JSON or GML")
     fit.add_argument("--data", required=True, help="CSV of normal operation, one column per node")
     fit.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.bayesrca)")
     fit.add_argument("--mechanisms", default="auto", choices=["auto", "linear", "gaussian", "spline"])
     fit.add_argument("--draws", type=int, default=200, help="posterior draws per node")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=int, default=0, help="random seed (same seed, same numbers)")
     fit.add_argument("--quiet", action="store_true", help="no progress bars, no warnings")
-    att = sub.add_parser("attribute", help="attribute anomalies at a target node with a saved model")
+    att = sub.add_parser("attribute", help="attribute anomalies at a target node with a saved model", formatter_class=defaults)
     att.add_argument("model", help="model file written by 'bayesrca fit'")
     att.add_argument("--anomalies", required=True, help="CSV of anomalous rows, one column per node")
     att.add_argument("--target", required=True, help="the node where the outliers were seen")
@@ -129,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     att.add_argument("--report", help="also write a self-contained HTML report here")
     att.add_argument("--ci-prob", type=float, default=0.9, help="credible interval probability")
     att.add_argument("--mc-samples", type=int, default=2000, help="Monte Carlo samples per coalition")
-    att.add_argument("--seed", type=int, default=0)
+    att.add_argument("--seed", type=int, default=0, help="random seed (same seed, same numbers)")
     att.add_argument("--quiet", action="store_true", help="no progress bars, no warnings")
     return parser
 
@@ -179,7 +184,12 @@ def _attribute(args: argparse.Namespace) -> str:
     if args.format == "csv":
         text = table.to_csv(index=False)
     elif args.format == "json":
-        payload = {"target": str(res.target), "ci_prob": args.ci_prob,
+        from . import __version__
+
+        mechanisms = {str(n): m for n, m in zip(scm.summary()["node"], scm.summary()["mechanism"])}
+        payload = {"bayesrca_version": __version__, "target": str(res.target), "ci_prob": args.ci_prob,
+                   "method_info": json.loads(json.dumps(dict(res.method_info), default=str)),
+                   "mechanisms": mechanisms,
                    "it_score": json.loads(its.to_json(orient="records")),
                    "contributions": json.loads(table.to_json(orient="records"))}
         text = json.dumps(payload, indent=1)

@@ -61,6 +61,28 @@ class BayesianSCM:
         self.num_draws = num_draws
         self.constant_noise_scale = constant_noise_scale
 
+    # -- scikit-learn parameter protocol (so that sklearn.base.clone works) ------------------
+    _PARAM_NAMES = ("graph", "mechanisms", "num_draws", "constant_noise_scale")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters by name (scikit-learn convention; ``deep`` is accepted, unused)."""
+        return {name: getattr(self, name) for name in self._PARAM_NAMES}
+
+    def set_params(self, **params: Any) -> BayesianSCM:
+        """Set constructor parameters (scikit-learn convention); refit afterwards. Returns self.
+
+        Raises
+        ------
+        ConfigError
+            For a name that is not a constructor parameter.
+        """
+        unknown = sorted(set(params) - set(self._PARAM_NAMES))
+        if unknown:
+            raise ConfigError(f"BayesianSCM has no parameter(s) {unknown}; valid: {list(self._PARAM_NAMES)}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, data: pd.DataFrame, *, seed: int | None = None, progress: bool = False) -> BayesianSCM:
         """Fit every node's mechanism to normal-operation data.
@@ -299,6 +321,19 @@ class BayesianSCM:
             diag = {k: v for k, v in mech.diagnostics_.items() if np.isscalar(v)}
             rows.append({"node": node, "parents": list(self.parents_[node]), "mechanism": mech.describe(), **diag})
         return pd.DataFrame(rows)
+
+    def _repr_html_(self) -> str:
+        """Notebook display: the one-line description and, once fitted, :meth:`summary` as a table."""
+        import html
+
+        head = f"<p><b>{html.escape(repr(self))}</b></p>"
+        if not hasattr(self, "mechanisms_"):
+            return head
+        try:
+            table = self.summary().to_html(index=False, float_format=lambda v: f"{v:.3g}")
+        except GraphError as err:
+            return head + f"<p>{html.escape(str(err))}</p>"
+        return head + table
 
     def __repr__(self) -> str:
         state = "fitted" if hasattr(self, "mechanisms_") else "not fitted"

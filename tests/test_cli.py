@@ -42,6 +42,10 @@ def test_fit_then_attribute_table_json_csv(files, capsys):
     payload = json.loads(capsys.readouterr().out)
     top = max(payload["contributions"], key=lambda r: r["median"])
     assert top["node"] == "cache" and payload["target"] == "site" and payload["it_score"][0]["median"] > 0
+    import bayesrca as br
+
+    assert payload["bayesrca_version"] == br.__version__ and set(payload["mechanisms"]) == {"db", "cache", "api", "site"}
+    assert {"seed", "engine", "base_score"} <= set(payload["method_info"])
     out = files / "result.csv"
     assert main([*base, "--format", "csv", "-o", str(out)]) == EXIT_OK
     frame = pd.read_csv(out)
@@ -167,3 +171,15 @@ def test_unexpected_failure_exits_1(files, model, capsys, monkeypatch):
     monkeypatch.setattr(bayesrca.attribution, "attribute_anomalies", broken)
     code = main(["attribute", str(model), "--anomalies", str(files / "anom.csv"), "--target", "site", "--quiet"])
     assert code == EXIT_FAILURE and "unexpected RuntimeError: boom" in capsys.readouterr().err
+
+
+def test_version_and_help_with_defaults(capsys):
+    import bayesrca as br
+    from bayesrca.cli import main
+
+    with pytest.raises(SystemExit) as out:
+        main(["--version"])
+    assert out.value.code == 0 and capsys.readouterr().out.strip() == f"bayesrca {br.__version__}"
+    with pytest.raises(SystemExit):
+        main(["attribute", "--help"])
+    assert "(default: 2000)" in capsys.readouterr().out

@@ -496,3 +496,21 @@ def test_from_fitted_state_rejects_bad_mechanisms(scm):
         _restore(scm, mechanisms=dict(scm.mechanisms_, X2="linear"))
     with pytest.raises(ConfigError, match="num_draws"):
         _restore(scm, num_draws=0)
+
+
+def test_get_and_set_params_follow_the_sklearn_protocol():
+    model = br.BayesianSCM(make_graph(), mechanisms="gaussian", num_draws=7)
+    params = model.get_params()
+    assert params == {"graph": model.graph, "mechanisms": "gaussian", "num_draws": 7, "constant_noise_scale": 1e-3}
+    assert model.set_params(num_draws=9) is model and model.num_draws == 9
+    with pytest.raises(br.ConfigError, match="no parameter.*num_drawz"):
+        model.set_params(num_drawz=3)
+    sklearn_base = pytest.importorskip("sklearn.base")
+    copy = sklearn_base.clone(fit("gaussian"))
+    assert not hasattr(copy, "mechanisms_") and copy.get_params()["mechanisms"] == "gaussian"
+
+
+def test_repr_html_shows_the_summary_once_fitted():
+    assert "not fitted" in br.BayesianSCM(make_graph())._repr_html_()
+    page = fit("gaussian")._repr_html_()
+    assert "<table" in page and "X1" in page and "mechanism" in page

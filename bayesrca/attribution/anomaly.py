@@ -19,7 +19,7 @@ from ..counterfactual import (
     choose_engine,
     nonlinear_closure,
 )
-from ..exceptions import ConfigError, ExtrapolationWarning, TailEstimateWarning
+from ..exceptions import ConfigError, DataError, ExtrapolationWarning, TailEstimateWarning
 from ..results import AttributionResult
 from ..shapley import ShapleyOptions, shapley_values
 from ..counterfactual.tails import MIN_TAIL_ESS, event_side
@@ -111,6 +111,12 @@ def attribute_anomalies(
     check_fitted_scm(scm)
     players = graphs.players_of(scm.graph_, target_node)
     frame = check_player_frame(anomaly_samples, scm.graph_, players, what="anomaly_samples")
+    if frame.index.has_duplicates:  # results, plots and the report address anomalies by label
+        dup = list(dict.fromkeys(frame.index[frame.index.duplicated()]))[:5]
+        raise DataError(
+            f"anomaly_samples has duplicate index labels {dup!r}, but anomalies are addressed by label; "
+            "give every row its own label, e.g. anomaly_samples.reset_index(drop=True) after pd.concat"
+        )
     num_mc_samples = check_num_mc_samples(num_mc_samples)
     args = check_common_arguments(seed=seed, shapley=shapley, num_permutations=num_permutations,
                                   max_exact_players=max_exact_players, max_elements=max_elements)

@@ -140,8 +140,15 @@ class AttributionResult(PosteriorResult):
             table[key] = value
         return table
 
-    def top_causes(self, ci_prob: float = 0.9, k: int = 3, *, ci_kind: str = "eti") -> pd.DataFrame:
+    def top_causes(self, k: int = 3, *, ci_prob: float = 0.9, ci_kind: str = "eti") -> pd.DataFrame:
         """The ``k`` nodes with the largest median contribution for each anomaly.
+
+        Parameters
+        ----------
+        k : int, default 3
+            How many nodes per anomaly (``res.top_causes(3)``).
+        ci_prob, ci_kind
+            The interval, as in :meth:`summary`.
 
         Returns
         -------

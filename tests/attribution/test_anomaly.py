@@ -498,3 +498,16 @@ def test_sorted_counting_matches_direct_counting(small_train, base_score, monkey
     np.testing.assert_allclose(fast.contributions, slow.contributions, atol=1e-6)
     np.testing.assert_allclose(fast.it_scores, slow.it_scores, atol=1e-9)
     np.testing.assert_allclose(fast.mc_std_error, slow.mc_std_error, atol=1e-6)
+
+
+def test_duplicate_anomaly_labels_are_rejected_naming_the_fix():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=200)
+    scm = br.BayesianSCM(nx.DiGraph([("a", "b")]), mechanisms="gaussian", num_draws=5).fit(
+        pd.DataFrame({"a": a, "b": a + rng.normal(size=200)}), seed=0
+    )
+    rows = pd.concat([pd.DataFrame({"a": [3.0], "b": [4.0]}), pd.DataFrame({"a": [0.0], "b": [4.0]})])  # index (0, 0)
+    with pytest.raises(br.DataError, match=r"duplicate index labels \[0\].*reset_index"):
+        br.attribute_anomalies(scm, "b", rows, seed=0)
+    res = br.attribute_anomalies(scm, "b", rows.reset_index(drop=True), seed=0)
+    assert res.anomalies == (0, 1)

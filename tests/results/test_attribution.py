@@ -177,6 +177,7 @@ def test_it_score_summary_and_top_causes(result, draws):
     assert len(top) == 6
     assert list(top["node"][:2]) == ["b", "d"]
     assert len(result.top_causes(k=10)) == 12
+    pd.testing.assert_frame_equal(result.top_causes(2), top)  # k is the first argument
 
 
 def test_to_inference_data(result, draws):
@@ -216,7 +217,7 @@ def test_reprs(result):
 
 
 def test_hdi_summary_and_top_causes_take_ci_kind(result):
-    top = result.top_causes(0.8, k=1, ci_kind="hdi")
+    top = result.top_causes(1, ci_prob=0.8, ci_kind="hdi")
     assert len(top) == 3 and (top["rank_median"] == 1).all()
     its = result.it_score_summary(0.8, ci_kind="hdi")
     assert (its["lower"] <= its["median"]).all()
