@@ -26,13 +26,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyro
 import pyro.distributions as dist
 import torch
 
 from .exceptions import ConvergenceWarning
 
-__all__ = ["PRIOR", "VAGUE_G", "regression_model", "conjugate_posterior", "bootstrap_posterior", "mcmc_posterior", "svi_posterior"]
+__all__ = ["PRIOR", "VAGUE_G", "regression_model", "conjugate_posterior", "bootstrap_posterior", "mcmc_posterior", "svi_posterior",
+           "chain_diagnostics"]
 
 #: Weakly informative prior on the standardised scale (unit-variance response and features).
 PRIOR = {"a0": 2.0, "b0": 1.0, "g": 100.0, "df_rate": 0.1}
@@ -128,16 +130,58 @@ def _pack(samples: dict[str, torch.Tensor], noise: str) -> dict[str, torch.Tenso
     return out
 
 
-def _diagnose(chains: list[dict[str, torch.Tensor]], node: str) -> dict[str, Any]:
-    import arviz as az  # statistics only, no plotting
+def chain_diagnostics(draws: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Rank-normalised split R-hat and bulk ESS per parameter (Vehtari et al. 2021).
 
-    posterior = {k: np.stack([c[k].numpy() for c in chains]) for k in chains[0]}
-    idata = az.from_dict(posterior=posterior)
-    rhat = float(max(float(az.rhat(idata)[k].max()) for k in posterior))
-    ess = float(min(float(az.ess(idata)[k].min()) for k in posterior))
+    Computed with Pyro's :func:`pyro.ops.stats.gelman_rubin` and
+    :func:`pyro.ops.stats.effective_sample_size` on the rank-normalised split chains, so the
+    diagnostics do not depend on the arviz version (0.x and 1.x differ in their API).
+
+    Parameters
+    ----------
+    draws : torch.Tensor, shape (S, P) or (C, S, P)
+        ``S`` successive draws of ``P`` parameters from one chain, or from each of ``C`` chains.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(r_hat, ess_bulk)``, each of shape ``(P,)``. Every chain is split in halves (the middle
+        draw of an odd chain is dropped), all draws are replaced by the normal scores of their
+        pooled ranks, and R-hat and ESS are computed on the ``2C`` half chains. A parameter that
+        is constant gets R-hat 1 and ESS ``C * S``; with fewer than 4 draws per chain both are NaN
+        (not enough draws to judge).
+    """
+    from pyro.ops.stats import effective_sample_size, gelman_rubin
+
+    draws = torch.as_tensor(draws, dtype=torch.float64)
+    if draws.dim() == 2:
+        draws = draws.unsqueeze(0)
+    draws = draws.reshape(draws.shape[0], draws.shape[1], -1)  # (C, S, P)
+    num_chains, num_draws = draws.shape[:2]
+    half = num_draws // 2
+    if half < 2:
+        nan = np.full(draws.shape[-1], np.nan)
+        return nan, nan.copy()
+    split = torch.cat([draws[:, :half], draws[:, num_draws - half :]])  # (2C, half, P)
+    pooled = split.reshape(-1, split.shape[-1]).numpy()
+    ranks = pd.DataFrame(pooled).rank(method="average").to_numpy()
+    z = torch.special.ndtri(torch.as_tensor((ranks - 0.375) / (len(pooled) + 0.25))).reshape(split.shape)
+    r_hat = gelman_rubin(z).numpy()
+    ess = effective_sample_size(z).numpy()
+    constant = pooled.std(0) <= 1e-12 * np.maximum(1.0, np.abs(pooled).max(0))
+    r_hat = np.where(constant, 1.0, r_hat)
+    ess = np.where(constant, float(num_chains * num_draws), ess)
+    return r_hat.astype(np.float64), ess.astype(np.float64)
+
+
+def _diagnose(chains: list[dict[str, torch.Tensor]], node: str) -> dict[str, Any]:
+    draws = torch.cat([torch.stack([c[k] for c in chains]).reshape(len(chains), len(chains[0][k]), -1)
+                       for k in chains[0]], dim=-1)  # (C, S, all parameters)
+    r_hat, ess_bulk = chain_diagnostics(draws)
+    rhat, ess = float(np.max(r_hat)), float(np.min(ess_bulk))
     num_draws = sum(len(next(iter(c.values()))) for c in chains)
     ess_min = min(ESS_MIN, num_draws / 2)
-    if not (rhat <= RHAT_MAX and ess >= ess_min):
+    if np.isfinite(rhat) and np.isfinite(ess) and not (rhat <= RHAT_MAX and ess >= ess_min):
         warnings.warn(
             f"node {node!r}: NUTS did not converge well (max R-hat {rhat:.3f}, limit {RHAT_MAX}; min bulk ESS "
             f"{ess:.0f}, limit {ess_min:.0f}); raise num_warmup / num_draws or choose another mechanism",

@@ -186,3 +186,24 @@ def test_conjugate_posterior_is_exact_against_closed_form():
 def test_incompatible_inference_raises(kwargs, match):
     with pytest.raises(br.ConfigError, match=match):
         br.LinearANM(**kwargs).fit(np.arange(10.0), np.arange(10.0)[:, None], num_draws=5)
+
+
+def test_chain_diagnostics_of_several_chains_agree_with_arviz():
+    """One implementation for every NUTS path, independent of the arviz API (0.x or 1.x)."""
+    import arviz as az
+
+    from bayesrca.inference import chain_diagnostics
+
+    rng = np.random.default_rng(4)
+    chains = np.zeros((3, 600, 2))
+    for c in range(3):
+        for t in range(1, 600):
+            chains[c, t] = 0.5 * chains[c, t - 1] + rng.normal(size=2)
+    chains[2, :, 1] += 1.5  # the third chain sits elsewhere in parameter 1: R-hat flags it
+    r_hat, ess = chain_diagnostics(torch.as_tensor(chains))
+    for p in range(2):
+        assert r_hat[p] == pytest.approx(float(az.rhat(chains[:, :, p])), rel=0.01)
+    # ESS where the chains mix (where they do not, it is small either way and R-hat says so)
+    assert ess[0] == pytest.approx(float(az.ess(chains[:, :, 0], method="bulk")), rel=0.05)
+    assert ess[1] < 0.1 * ess[0]
+    assert r_hat[0] < 1.01 < r_hat[1]

@@ -5,10 +5,8 @@ Both engines take the log posterior of the flattened coefficient vector ``theta`
 mechanism's ``diagnostics_``.
 
 The NUTS engine reports, per parameter, the rank-normalised split R-hat and the bulk effective
-sample size of Vehtari et al. (2021, "Rank-normalization, folding, and localization: an improved
-R-hat"), computed with Pyro's :func:`pyro.ops.stats.gelman_rubin` and
-:func:`pyro.ops.stats.effective_sample_size` on the rank-normalised draws (no arviz, so no
-dependence on its version), and warns with :class:`~bayesrca.exceptions.ConvergenceWarning` when
+sample size of Vehtari et al. (2021), from :func:`bayesrca.inference.chain_diagnostics` (the
+same function the continuous mechanisms' NUTS path uses), and warns with :class:`~bayesrca.exceptions.ConvergenceWarning` when
 the largest R-hat exceeds :data:`bayesrca.inference.RHAT_MAX` or the smallest bulk ESS is below
 ``min(ESS_MIN, num_draws / 2)``, the limits the continuous mechanisms' NUTS path uses.
 """
@@ -20,12 +18,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
-from pyro.ops.stats import effective_sample_size, gelman_rubin
 
 from ..exceptions import ConvergenceWarning
-from ..inference import ESS_MIN, RHAT_MAX
+from ..inference import ESS_MIN, RHAT_MAX, chain_diagnostics
 
 __all__ = ["laplace_draws", "nuts_draws", "chain_diagnostics"]
 
@@ -115,40 +111,6 @@ def nuts_draws(
     }
     warn_if_not_converged(info, num_draws, node)
     return draws, info
-
-
-def chain_diagnostics(draws: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Rank-normalised split R-hat and bulk ESS per parameter of one chain.
-
-    Parameters
-    ----------
-    draws : torch.Tensor, shape (S, P)
-        ``S`` successive draws of ``P`` parameters from one chain.
-
-    Returns
-    -------
-    tuple of ndarray
-        ``(r_hat, ess_bulk)``, each of shape ``(P,)``. The chain is split in halves (the middle
-        draw of an odd chain is dropped), the draws of both halves are replaced by the normal
-        scores of their pooled ranks, and R-hat and ESS are computed on these two chains. A
-        parameter that is constant over the chain gets R-hat 1 and ESS ``S``; with fewer than 4
-        draws both are NaN (not enough draws to judge).
-    """
-    draws = torch.as_tensor(draws, dtype=torch.float64).reshape(draws.shape[0], -1)
-    half = draws.shape[0] // 2
-    if half < 2:
-        nan = np.full(draws.shape[1], np.nan)
-        return nan, nan.copy()
-    split = torch.stack([draws[:half], draws[draws.shape[0] - half :]])  # (2, half, P)
-    pooled = split.reshape(2 * half, -1).numpy()
-    ranks = pd.DataFrame(pooled).rank(method="average").to_numpy()
-    z = torch.special.ndtri(torch.as_tensor((ranks - 0.375) / (2 * half + 0.25))).reshape(split.shape)
-    r_hat = gelman_rubin(z).numpy()
-    ess = effective_sample_size(z).numpy()
-    constant = pooled.std(0) <= 1e-12 * np.maximum(1.0, np.abs(pooled).max(0))
-    r_hat = np.where(constant, 1.0, r_hat)
-    ess = np.where(constant, float(draws.shape[0]), ess)
-    return r_hat.astype(np.float64), ess.astype(np.float64)
 
 
 def warn_if_not_converged(info: dict[str, Any], num_draws: int, node: str) -> None:
