@@ -9,6 +9,7 @@ The known root cause is ``Caching Service`` (+2 s).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -28,9 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows:
         normal = normal.head(args.rows)
     start = time.perf_counter()
-    scm = br.BayesianSCM(graph, mechanisms=args.mechanisms, num_draws=args.draws).fit(normal, seed=0)
+    progress = sys.stderr.isatty()  # progress bars in a terminal, not in CI logs
+    scm = br.BayesianSCM(graph, mechanisms=args.mechanisms, num_draws=args.draws).fit(normal, seed=0, progress=progress)
     fitted = time.perf_counter()
-    result = br.attribute_anomalies(scm, target_node="Website", anomaly_samples=anomaly, seed=0)
+    result = br.attribute_anomalies(scm, target_node="Website", anomaly_samples=anomaly, seed=0, progress=progress)
     done = time.perf_counter()
 
     print(f"fit {fitted - start:.2f} s, attribution {done - fitted:.2f} s ({args.draws} posterior draws)\n")
