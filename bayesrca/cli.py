@@ -186,7 +186,8 @@ def _attribute(args: argparse.Namespace) -> str:
     elif args.format == "json":
         from . import __version__
 
-        mechanisms = {str(n): m for n, m in zip(scm.summary()["node"], scm.summary()["mechanism"])}
+        fitted = scm.summary()
+        mechanisms = {str(n): m for n, m in zip(fitted["node"], fitted["mechanism"])}
         payload = {"bayesrca_version": __version__, "target": str(res.target), "ci_prob": args.ci_prob,
                    "method_info": json.loads(json.dumps(dict(res.method_info), default=str)),
                    "mechanisms": mechanisms,
