@@ -8,6 +8,8 @@ is a pair of log-normal-CDF terms: no floor on the probability and no Monte Carl
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from . import tails
@@ -46,7 +48,7 @@ class AnalyticTails:
 
     def __init__(self, scm, parts: TargetDecomposition, x: torch.Tensor, base_score: str) -> None:
         self.rest_idx = parts.rest_idx
-        a = parts.coef
+        a = cast(torch.Tensor, parts.coef)  # not None: every player is linear, so rest is non-empty
         dists = [scm.mechanisms_[p].noise_distribution() for p in parts.rest]
         self.free_mean = a * torch.stack([d.mean for d in dists], -1)
         self.free_var = (a * torch.stack([d.stddev for d in dists], -1)) ** 2

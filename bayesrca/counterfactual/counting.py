@@ -46,14 +46,14 @@ def sorted_hits(free: torch.Tensor, centre: torch.Tensor, half: torch.Tensor, to
     num_m = free.shape[-1]
     sizes = np.array([num_m // 2, num_m - num_m // 2], dtype=np.int32)
     second = (np.arange(num_m) >= num_m // 2).astype(np.int32)
-    free = free.numpy()
-    bits = free.view(np.int32)
+    free_np = free.numpy()
+    bits = free_np.view(np.int32)
     bits &= ~1
     bits |= second
-    ordered = np.sort(free, axis=-1)
-    in_second = np.zeros(ordered.shape[:-1] + (num_m + 1,), dtype=np.int32)
-    np.cumsum(ordered.view(np.int32) & 1, axis=-1, out=in_second[..., 1:])
-    ordered = torch.from_numpy(ordered)
+    ordered_np = np.sort(free_np, axis=-1)
+    in_second = np.zeros(ordered_np.shape[:-1] + (num_m + 1,), dtype=np.int32)
+    np.cumsum(ordered_np.view(np.int32) & 1, axis=-1, out=in_second[..., 1:])
+    ordered = torch.from_numpy(ordered_np)
     if side == "two":
         queries = [(centre + half, False), (centre - half, True)]
     else:

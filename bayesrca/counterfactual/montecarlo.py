@@ -16,6 +16,8 @@ so probabilities reach far below 1/M.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from pyro import poutine
 
@@ -88,7 +90,7 @@ class MonteCarloTails:
         if not conditional:  # plain Monte Carlo: every noise sampled, the p-value rule throughout
             additive = []
         a = parts.coef
-        coef_of = dict(zip(rest, a.T)) if rest else {target: torch.ones(num_draws, dtype=torch.float64)}
+        coef_of = dict(zip(rest, cast(torch.Tensor, a).T)) if rest else {target: torch.ones(num_draws, dtype=torch.float64)}
         self.gauss_var = torch.zeros(num_draws, len(players), dtype=torch.float64)  # (D, n)
         for p in additive:
             sd = split_gaussian(scm.mechanisms_[p].noise_distribution())[1]
@@ -115,9 +117,9 @@ class MonteCarloTails:
         self.mid = {"two": (self.lo + self.hi) / 2, "upper": self.hi, "lower": self.lo}[self.side]  # (K, D)
         # the event's bounds relative to mid, exact (for conditional Monte Carlo), (K, D) each
         self.bounds = (self.lo - self.mid, self.hi - self.mid)
-        z = [self.trace.nodes[noise_site(p)]["value"].reshape(num_mc_samples, -1) for p in rest]
-        z = torch.stack(z, -1) if z else torch.zeros(num_mc_samples, num_draws, 0, dtype=torch.float64)
-        self.free_effect = (z * a).permute(1, 2, 0).float().contiguous() if rest else z.permute(1, 2, 0).float()
+        free_noises = [self.trace.nodes[noise_site(p)]["value"].reshape(num_mc_samples, -1) for p in rest]
+        z = torch.stack(free_noises, -1) if free_noises else torch.zeros(num_mc_samples, num_draws, 0, dtype=torch.float64)
+        self.free_effect = (z * cast(torch.Tensor, a)).permute(1, 2, 0).float().contiguous() if rest else z.permute(1, 2, 0).float()
         self.eps32 = self.eps.T.float().reshape(num_draws, 1, 1, num_mc_samples)
 
     @property
@@ -264,7 +266,7 @@ class MonteCarloTails:
         if not parts.rest:
             term = values[parts.upstream[-1]]
         else:
-            coef = parts.input_coef.float()
+            coef = cast(torch.Tensor, parts.input_coef).float()  # not None: rest is non-empty
             term = sum(values[k] * coef[:, i] for i, k in enumerate(parts.inputs))
         shape = (c, self.num_mc_samples, parts.num_anomalies, self.scm.num_draws_)
         return term.expand(shape).permute(0, 3, 2, 1).float().unsqueeze(2).contiguous()

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from typing import cast
 
 import networkx as nx
 import pyro
@@ -42,7 +43,7 @@ def abduct_noise(scm, nodes: Sequence[Hashable], observed: Mapping[Hashable, tor
         Node to its noise, a tensor ``(K, D)`` (``D`` posterior draws).
     """
     trace = poutine.trace(AbductNoise(observed)(scm.program)).get_trace(nodes)
-    return {n: trace.nodes[noise_site(n)]["value"].expand(-1, scm.num_draws_) for n in nodes}
+    return {n: cast(torch.Tensor, trace.nodes[noise_site(n)]["value"]).expand(-1, scm.num_draws_) for n in nodes}
 
 
 def fresh_noise_trace(scm, nodes: Sequence[Hashable], num_samples: int, dim: int, drop_gaussian: Sequence = ()):

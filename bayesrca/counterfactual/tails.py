@@ -26,6 +26,7 @@ Three estimators, per posterior draw:
 from __future__ import annotations
 
 import math
+from typing import Literal, overload
 
 import torch
 
@@ -146,6 +147,14 @@ def _log_mean_exp(terms: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(terms, -1) - math.log(terms.shape[-1])
 
 
+@overload
+def mixture_log_tail(
+    centres: torch.Tensor, sd: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, *, return_ess: Literal[False] = ...
+) -> torch.Tensor: ...
+@overload
+def mixture_log_tail(
+    centres: torch.Tensor, sd: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, *, return_ess: Literal[True]
+) -> tuple[torch.Tensor, torch.Tensor]: ...
 def mixture_log_tail(
     centres: torch.Tensor, sd: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, *, return_ess: bool = False
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

@@ -1,6 +1,10 @@
 """Golden test: fixed seeded runs (attribution on the closed-form and Monte Carlo paths, outlier
 scores, save/load, permutation Shapley, memory-budgeted chunks, distribution change, intrinsic
-causal influence, discrete nodes) reproduce the recorded numbers bit for bit.
+causal influence, discrete nodes) reproduce the recorded numbers to floating-point round-off.
+
+Bit for bit held on the machine that recorded them, but not across processors: BLAS kernels and
+vectorised math differ in the last bits (float64 ~1e-14, the float32 Monte Carlo paths ~1e-7), so
+the comparison allows a relative and absolute 1e-6, far below any Monte Carlo or posterior change.
 
 The numbers were recorded before the package was reorganised (issue 15) with
 ``python -m tests.golden.cases --write``; a change that moves any of them is a change of behaviour
@@ -12,6 +16,9 @@ import pytest
 
 from tests.golden.cases import GOLDEN, compute
 
+#: round-off across processors (float32 paths: about 1e-7); any behaviour change is far larger
+RTOL = ATOL = 1e-6
+
 
 @pytest.fixture(scope="module")
 def computed():
@@ -21,6 +28,10 @@ def computed():
 def test_golden_numbers_unchanged(computed):
     recorded = np.load(GOLDEN)
     assert sorted(computed) == sorted(recorded.files)
-    changed = [k for k in recorded.files if not np.array_equal(computed[k], recorded[k], equal_nan=True)]
+    changed = [
+        k for k in recorded.files
+        if computed[k].shape != recorded[k].shape
+        or not np.allclose(computed[k], recorded[k], rtol=RTOL, atol=ATOL, equal_nan=True)
+    ]
     detail = {k: float(np.nanmax(np.abs(computed[k] - recorded[k]))) for k in changed if computed[k].shape == recorded[k].shape}
     assert not changed, f"golden numbers moved: {detail or changed}"
