@@ -76,9 +76,20 @@ def _read_table(path: str | Path, what: str) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise DataError(f"{what} file {str(path)!r} is empty; it needs a header row with one column per node")
     try:
-        return pd.read_csv(path)
+        frame = pd.read_csv(path)
     except (ValueError, pd.errors.ParserError) as err:
         raise DataError(f"{what} file {str(path)!r}: cannot read it as CSV ({err})") from err
+    return _parse_timestamps(frame)
+
+
+def _parse_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns that are ISO 8601 timestamps become datetimes (the library then uses one as the index)."""
+    for col in [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c]) or frame[c].dtype == object]:
+        try:
+            frame[col] = pd.to_datetime(frame[col], format="ISO8601")
+        except (ValueError, TypeError):
+            pass  # not a timestamp: left as text, validation names it if it is a node
+    return frame
 
 
 def _check_args(args: argparse.Namespace) -> None:

@@ -102,7 +102,7 @@ def save(scm: BayesianSCM, path: str | Path) -> Path:
         "selection": json.loads(scm.selection_.to_json(orient="split")) if len(scm.selection_) else None,
     }
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types the first kwarg as allow_pickle
     path = Path(path)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("manifest.json", json.dumps(manifest, indent=1, allow_nan=True))

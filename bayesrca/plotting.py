@@ -302,7 +302,7 @@ def plot_it_score(
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
     top = max(float(normal.max()), float(draws.max()))
-    bins = np.linspace(0.0, top * 1.02 + 1e-9, 50)
+    bins = np.linspace(0.0, top * 1.02 + 1e-9, 50).tolist()
     ax.hist(normal, bins=bins, density=True, color="0.7", label=f"normal rows ({len(normal)}, posterior median)")
     ax.hist(draws, bins=bins, density=True, color="C3", alpha=0.6, label="anomaly: posterior draws")
     ax.axvline(median, color="C3", lw=2, label=f"anomaly median {median:.3g}")

@@ -163,6 +163,7 @@ class ShapleyOptions:
         resolved = self.resolve(num_players)
         if resolved.method == "exact":
             return 2**num_players
+        assert resolved.num_permutations is not None  # resolve() sets it for the permutation method
         return min(2**num_players, resolved.num_permutations * (num_players + 1))
 
 
@@ -357,4 +358,5 @@ def shapley_values(
         chunk_size = _as_int(chunk_size, "chunk_size", 1)
     if options.method == "exact":
         return _evaluate_combined(set_function, all_coalitions(n), exact_shapley_coefficients(n), chunk_size)
+    assert options.num_permutations is not None  # resolve() sets it for the permutation method
     return _permutation_estimate(set_function, n, options.num_permutations, generator, chunk_size)

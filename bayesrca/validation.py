@@ -38,7 +38,8 @@ def check_frame(
         How to call the frame in messages ("training data", "anomaly_samples").
     allowed : sequence of hashable, optional
         Columns that may be present besides ``required`` (other graph nodes). Any column that is
-        neither required nor allowed is an error: nothing is dropped silently.
+        neither required nor allowed is an error: nothing is dropped silently. The exception is one
+        datetime column, which becomes the index (it labels the rows, e.g. anomalies in results).
     min_rows : int
         Fewest rows accepted.
 
@@ -61,15 +62,16 @@ def check_frame(
             f"{what} lacks columns for graph nodes {_names(missing)}; add them, or remove those nodes from the graph"
         )
     known = set(required) | set(allowed or ())
-    extra = [c for c in data.columns if c not in known]
+    table = _timestamp_index(data, known)
+    extra = [c for c in table.columns if c not in known]
     if extra:
         raise DataError(
             f"{what} has columns {_names(extra)} that are not nodes of the causal graph; "
             "drop them (df.drop(columns=[...])) or add them to the graph"
         )
-    if len(data) < min_rows:
-        raise DataError(f"{what} has {len(data)} row(s); at least {min_rows} are needed")
-    frame = data.loc[:, list(required)]
+    if len(table) < min_rows:
+        raise DataError(f"{what} has {len(table)} row(s); at least {min_rows} are needed")
+    frame = table.loc[:, list(required)]
     bad_types = [c for c in required if not (
         pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])
     )]
@@ -90,6 +92,20 @@ def check_frame(
             "impute them or drop those rows explicitly before calling bayesrca"
         )
     return values
+
+
+def _timestamp_index(data: pd.DataFrame, known: set) -> pd.DataFrame:
+    """Use the one datetime column that is not a graph node as the index (the rows' labels).
+
+    Time series exported from monitoring carry a timestamp column; it labels the rows (anomalies
+    are reported under it) and takes no part in the model. Two or more such columns are ambiguous
+    and stay an error of the caller (extra columns).
+    """
+    stamps = [
+        c for c in data.columns
+        if c not in known and (pd.api.types.is_datetime64_any_dtype(data[c]) or isinstance(data[c].dtype, pd.PeriodDtype))
+    ]
+    return data.set_index(stamps[0]) if len(stamps) == 1 else data
 
 
 def constant_columns(frame: pd.DataFrame, *, what: str) -> list[Hashable]:

@@ -115,6 +115,14 @@ def _err(capsys) -> str:
     return err
 
 
+def test_timestamp_column_labels_the_anomalies(files, model, capsys):
+    path = files / "stamped.csv"
+    pd.DataFrame({"time": ["2026-03-01T10:15:00"], "db": [1.0], "cache": [9.0], "api": [10.5], "site": [11.0]}).to_csv(path, index=False)
+    code = main(["attribute", str(model), "--anomalies", str(path), "--target", "site", "--quiet", "--format", "csv"])
+    assert code == EXIT_OK
+    assert "2026-03-01 10:15:00" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("frame", "expected"),
     [

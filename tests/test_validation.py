@@ -227,6 +227,23 @@ def test_empty_anomalies(fitted):
         br.attribute_anomalies(fitted, "c", make_data(2).iloc[:0])
 
 
+def test_one_timestamp_column_becomes_the_index(fitted):
+    stamps = pd.date_range("2026-01-01 12:00", periods=3, freq="min")
+    rows = make_data(3).assign(timestamp=stamps)
+    res = br.attribute_anomalies(fitted, "c", rows, seed=0)
+    assert list(res.anomalies) == list(stamps)
+    plain = br.attribute_anomalies(fitted, "c", make_data(3), seed=0)
+    np.testing.assert_array_equal(res.contributions, plain.contributions)
+    # training data with a timestamp column fit like the data without it
+    quick().fit(make_data().assign(when=pd.date_range("2026-01-01", periods=200, freq="h")), seed=0)
+
+
+def test_two_timestamp_columns_are_ambiguous(fitted):
+    stamps = pd.date_range("2026-01-01", periods=3, freq="min")
+    with pytest.raises(DataError, match="'start'"):
+        br.attribute_anomalies(fitted, "c", make_data(3).assign(start=stamps, end=stamps), seed=0)
+
+
 def test_series_is_one_anomaly(fitted):
     row = make_data(3).iloc[1]
     res = br.attribute_anomalies(fitted, "c", row, seed=0)

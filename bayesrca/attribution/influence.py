@@ -25,6 +25,7 @@ so the Shapley values of a draw add up to the draw's variance of the target. Two
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from typing import cast
 
 import pyro
 import torch
@@ -128,9 +129,11 @@ def intrinsic_causal_influence(
     with seeded(args.seed) as generator, torch.no_grad():
         weights = _linear_weights(scm, players, target_node) if linear and engine != "mc" else None
         path = "analytic" if weights is not None else "mc"
-        if path == "analytic":
+        if weights is not None:  # the analytic path
+            linear_weights = weights
+
             def value(masks: torch.Tensor) -> torch.Tensor:
-                return (masks.to(torch.float64) @ weights.T).unsqueeze(-1)  # (C, D, 1)
+                return (masks.to(torch.float64) @ linear_weights.T).unsqueeze(-1)  # (C, D, 1)
             step = None
         else:
             value = _NestedValue(scm, players, target_node, measure, num_outer, num_inner)
@@ -175,7 +178,7 @@ class _NestedValue:
 
         def noise(inner: bool) -> dict:
             trace = poutine.trace(model).get_trace(inner)
-            return {p: trace.nodes[noise_site(p)]["value"].float() for p in players}
+            return {p: cast(torch.Tensor, trace.nodes[noise_site(p)]["value"]).float() for p in players}
 
         self.kept = noise(False)  # (outer, 1, D)
         self.fresh = {noise_site(p): v for p, v in noise(True).items()}  # (outer, inner, D)
@@ -194,10 +197,9 @@ class _NestedValue:
         half = mean.shape[-1] // 2
         parts = [slice(None), slice(0, half), slice(half, None)]
         if self.measure == "variance":
-            out = [mean[..., s].var(-1) - inner_var[..., s].mean(-1) for s in parts]
-            out = torch.stack(out, -1)
-            out[empty] = 0.0
-            return out.double()
+            var = torch.stack([mean[..., s].var(-1) - inner_var[..., s].mean(-1) for s in parts], -1)
+            var[empty] = 0.0
+            return var.double()
         out = [self.measure(mean[..., s]) for s in parts]
         if not all(isinstance(o, torch.Tensor) and o.shape == mean.shape[:-1] for o in out):
             raise ConfigError("measure must map a tensor of shape (..., M) to shape (...) (reduce the last dimension)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pyro
@@ -58,6 +58,12 @@ class Mechanism(abc.ABC):
     is_linear: ClassVar[bool] = False
     #: True when the noise is a deterministic function of (x, parents, theta).
     invertible: ClassVar[bool] = True
+
+    # learned state, set by ``fit`` (declared for type checkers; absent until fitted)
+    #: posterior draws the mechanism was fitted with
+    num_draws_: int
+    #: fit diagnostics (scalars are shown in the model summary)
+    diagnostics_: dict[str, Any]
 
     # -- fitted state -------------------------------------------------------------------------
     @property
@@ -203,7 +209,7 @@ class Mechanism(abc.ABC):
             return self.abduct(observed[name], [observed[p] for p in parent_names])
 
         infer: dict[str, Any] = {"role": NOISE_ROLE, "node": name, "abduct": abduct}
-        noise = pyro.sample(noise_site(name), self.noise_distribution(), infer=infer)
+        noise = pyro.sample(noise_site(name), self.noise_distribution(), infer=cast(Any, infer))  # our own keys
         return apply_mechanism(self, noise, parents, infer={"node": name})
 
     def describe(self) -> str:

@@ -21,6 +21,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ..exceptions import ConfigError
+from .additive import AdditiveNoiseModel
 from .base import Mechanism
 from .discrete import BernoulliGLM, CategoricalGLM, DiscreteGLM, PoissonGLM
 from .linear import LinearANM
@@ -53,7 +54,7 @@ MECHANISM_CLASSES: Mapping[str, type[Mechanism]] = MappingProxyType(
 DISCRETE_KIND_CLASSES: Mapping[str, type[DiscreteGLM]] = MappingProxyType({"binary": BernoulliGLM, "count": PoissonGLM})
 
 #: Family string -> ((root class, noise), (non-root class, noise)).
-_FAMILIES: Mapping[str, tuple[tuple[type[Mechanism], str], tuple[type[Mechanism], str]]] = MappingProxyType(
+_FAMILIES: Mapping[str, tuple[tuple[type[AdditiveNoiseModel], str], tuple[type[AdditiveNoiseModel], str]]] = MappingProxyType(
     {
         "linear": ((RootDistribution, "bootstrap"), (LinearANM, "bootstrap")),
         "gaussian": ((RootDistribution, "gaussian"), (LinearANM, "gaussian")),
