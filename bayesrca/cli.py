@@ -157,7 +157,7 @@ def _fit(args: argparse.Namespace) -> str:
     graph = read_graph(args.graph)
     data = _read_table(args.data, "data")
     try:
-        scm = BayesianSCM(graph, mechanisms=args.mechanisms, num_draws=args.draws).fit(data, seed=args.seed, progress=not args.quiet)
+        scm = BayesianSCM(graph, mechanisms=args.mechanisms, num_draws=args.draws).fit(data, seed=args.seed, progress=False if args.quiet else None)
     except DataError as err:
         raise _naming_file(err, "data", args.data) from err
     try:
@@ -176,7 +176,7 @@ def _attribute(args: argparse.Namespace) -> str:
     target = next((n for n in scm.graph_.nodes if str(n) == args.target), args.target)
     try:
         res = attribute_anomalies(
-            scm, target, anomalies, seed=args.seed, num_mc_samples=args.mc_samples, progress=not args.quiet
+            scm, target, anomalies, seed=args.seed, num_mc_samples=args.mc_samples, progress=False if args.quiet else None
         )
     except DataError as err:  # the anomalies do not match the model's graph
         raise _naming_file(err, "anomalies", args.anomalies) from err
@@ -189,7 +189,7 @@ def _attribute(args: argparse.Namespace) -> str:
         from .report import write_report
 
         try:
-            write_report(res, scm, args.report, ci_prob=args.ci_prob)
+            write_report(res, scm, args.report, ci_prob=args.ci_prob, progress=False if args.quiet else None)
         except OSError as err:
             raise DataError(f"cannot write the report to {args.report!r} ({err.strerror or err})") from err
     if args.format == "csv":

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from .plotting import plot_forest, plot_graph, plot_it_score
+from ._progress import progress_bar, resolve
 from .scores import reference_it_scores_for
 from .validation import check_probability
 
@@ -50,7 +51,10 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, border=0, float_format=lambda v: f"{v:.3g}", na_rep="", escape=True)
 
 
-def render_report(result: Any, scm: Any, *, ci_prob: float = 0.9, max_nodes: int = 15, title: str | None = None) -> str:
+def render_report(
+    result: Any, scm: Any, *, ci_prob: float = 0.9, max_nodes: int = 15, title: str | None = None,
+    progress: bool | None = None,
+) -> str:
     """The report as an HTML string (see the module docstring).
 
     Parameters
@@ -66,6 +70,9 @@ def render_report(result: Any, scm: Any, *, ci_prob: float = 0.9, max_nodes: int
         the plot; the table lists the largest medians).
     title : str, optional
         Heading; by default names the target.
+    progress : bool or None, default None
+        A progress bar over the report's steps (scoring normal rows, then each anomaly). None: on
+        in a terminal or a notebook, off in CI and when standard error is redirected.
 
     Returns
     -------
@@ -102,8 +109,11 @@ def render_report(result: Any, scm: Any, *, ci_prob: float = 0.9, max_nodes: int
         f"{ci_prob:.0%} credible interval. <b>P(top)</b> is the posterior probability that a node is the "
         "largest contributor: check the nodes that together hold most of it first.</p>"),
     ]
-    normal = reference_it_scores_for(result, scm)  # once for all anomalies, on the result's scale
-    for pos, label in enumerate(result.anomalies):
+    steps = progress_bar(["normal rows", *result.anomalies], resolve(progress), "writing report")
+    steps = iter(steps)
+    next(steps)  # the IT scores of normal rows, once for all anomalies, on the result's scale
+    normal = reference_it_scores_for(result, scm)
+    for pos, label in enumerate(steps):
         rows = table[table["anomaly"] == label] if len(result.anomalies) > 1 else table
         ranked = rows.sort_values("prob_top", ascending=False)
         first = ranked.iloc[0]
@@ -152,7 +162,7 @@ def write_report(result: Any, scm: Any, path: str | Path, **kwargs: Any) -> Path
     path : str or pathlib.Path
         Where to write the HTML file.
     **kwargs
-        Passed to :func:`render_report` (``ci_prob``, ``max_nodes``, ``title``).
+        Passed to :func:`render_report` (``ci_prob``, ``max_nodes``, ``title``, ``progress``).
 
     Returns
     -------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ import torch
 
 from . import graph as graphs
 from ._progress import progress_bar
+from ._progress import resolve as resolve_progress
 from ._random import resolve_seed, seeded
 from .exceptions import ConfigError, GraphError, NotFittedError
 from .mechanisms import Mechanism
@@ -21,6 +23,8 @@ from .selection import discrete_kind, discrete_mechanism, select_mechanism
 from .validation import check_frame, check_positive_int, constant_columns
 
 __all__ = ["BayesianSCM"]
+
+_log = logging.getLogger(__name__)
 
 
 class BayesianSCM:
@@ -84,7 +88,7 @@ class BayesianSCM:
         return self
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, data: pd.DataFrame, *, seed: int | None = None, progress: bool = False) -> BayesianSCM:
+    def fit(self, data: pd.DataFrame, *, seed: int | None = None, progress: bool | None = None) -> BayesianSCM:
         """Fit every node's mechanism to normal-operation data.
 
         Parameters
@@ -93,8 +97,9 @@ class BayesianSCM:
             One column per graph node (no other columns), finite numeric values.
         seed : int, optional
             Seed of all randomness; the same seed gives identical draws.
-        progress : bool, default False
-            Show a progress bar over nodes.
+        progress : bool or None, default None
+            Show a progress bar over nodes. None: on in a terminal or a notebook, off in CI and
+            when standard error is redirected.
 
         Returns
         -------
@@ -105,6 +110,7 @@ class BayesianSCM:
         num_draws = check_positive_int(self.num_draws, "num_draws")
         if not (isinstance(self.constant_noise_scale, (int, float)) and self.constant_noise_scale > 0):
             raise ConfigError(f"constant_noise_scale must be a positive number, got {self.constant_noise_scale!r}")
+        progress = resolve_progress(progress)
         order = graphs.topological_order(graph)
         frame = check_frame(data, order, what="training data", min_rows=2)
         constant = set(constant_columns(frame, what="training data"))
@@ -136,6 +142,7 @@ class BayesianSCM:
                 if not _user_mechanism(self.mechanisms, node) and hasattr(mech, "constant_noise_scale"):
                     mech.constant_noise_scale = self.constant_noise_scale
                 mech.fit(y, pa, num_draws=num_draws, progress=progress, node=str(node))
+            _log.info("node %r: %s", node, mech.describe())
             fitted[node] = mech
         self._set_fitted_state(
             graph, fitted, nodes=order, num_draws=num_draws,

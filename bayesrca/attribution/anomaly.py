@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Hashable
 
@@ -12,7 +13,7 @@ import torch
 from .. import graph as graphs
 from .budget import memory_plan
 from .common import check_common_arguments, check_fitted_scm, check_num_mc_samples, check_player_frame, mc_std_error
-from .._progress import progress_bar
+from .._progress import counting, open_bar, resolve
 from .._random import seeded
 from ..counterfactual import (
     CounterfactualEngine,
@@ -26,6 +27,8 @@ from ..counterfactual.tails import MIN_TAIL_ESS, event_side
 from ..validation import check_positive_number
 
 __all__ = ["attribute_anomalies"]
+
+_log = logging.getLogger(__name__)
 
 _TAILS = ("auto", "analytic", "mc", "plain")
 
@@ -44,7 +47,7 @@ def attribute_anomalies(
     base_score: str = "median_cdf",
     max_elements: int = 2**25,
     max_memory_mb: float | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> AttributionResult:
     r"""Posterior contributions of the target's ancestors to each anomaly's IT outlier score.
 
@@ -100,8 +103,9 @@ def attribute_anomalies(
         :class:`~bayesrca.exceptions.ConfigError` with the smallest feasible budget. On the
         Monte Carlo path the fixed part grows with ``num_mc_samples`` x draws x players: lower
         ``num_mc_samples`` (or use fewer posterior draws) to fit a small budget.
-    progress : bool, default False
-        Show a progress bar over chunks of anomalies.
+    progress : bool or None, default None
+        Show a progress bar over the whole attribution (coalitions x anomalies evaluated). None:
+        on in a terminal or a notebook, off in CI and when standard error is redirected.
 
     Returns
     -------
@@ -148,8 +152,12 @@ def attribute_anomalies(
     mc_se = np.empty((len(frame), n))
     tail_ess = np.empty((num_draws, len(frame)))
     integrated = False  # did any chunk integrate a Gaussian part (conditional Monte Carlo)?
-    with torch.no_grad():
-        for first, start, stop in progress_bar(plan.chunks, progress, "attributing anomalies"):
+    work = sum(stop - first for first, _, stop in plan.chunks) * estimator.num_coalitions(n)
+    _log.info("attribution at %r: %d players, %s path, %s Shapley, %d chunk(s) of anomalies",
+              target_node, n, path, estimator.method, len(plan.chunks))
+    bar = open_bar(resolve(progress), work, "attributing anomalies", unit="coalition")
+    with torch.no_grad(), bar:
+        for first, start, stop in plan.chunks:
             rows = frame.iloc[first:stop]
             observed = {p: torch.tensor(rows[p].to_numpy()).unsqueeze(-1) for p in players}
             # every chunk starts from the same seed: the same fresh noise and the same permutations
@@ -167,7 +175,7 @@ def attribute_anomalies(
                     conditional=tail != "plain",
                 )
                 phi = shapley_values(
-                    engine,
+                    counting(engine, bar, stop - first),
                     n,
                     method=estimator,
                     generator=generator,

@@ -38,6 +38,7 @@ from pyro import poutine
 
 from .. import graph as graphs
 from .. import inference
+from .._progress import resolve as resolve_progress
 from .._random import child_seeds, seeded
 from ..counterfactual import fresh_noise_trace
 from ..counterfactual.handlers import SwapMechanism
@@ -72,7 +73,7 @@ def distribution_change(
     max_exact_players: int = 12,
     max_elements: int = 2**25,
     seed: int | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> ContributionResult:
     r"""Posterior contributions of mechanism changes to the change of the target's distribution.
 
@@ -117,8 +118,9 @@ def distribution_change(
         Bound on the elements of one intermediate tensor (coalitions x samples x draws).
     seed : int, optional
         Seed of all randomness (fits, change indicators, Monte Carlo, permutations).
-    progress : bool, default False
-        Show progress bars while fitting.
+    progress : bool or None, default None
+        Show progress bars while fitting. None: on in a terminal or a notebook, off in CI and
+        when standard error is redirected.
 
     Returns
     -------
@@ -146,6 +148,7 @@ def distribution_change(
     args = check_common_arguments(seed=seed, shapley=shapley, num_permutations=num_permutations,
                                   max_exact_players=max_exact_players, max_elements=max_elements)
     psi, quantity = _summary_function(summary, target_node)
+    progress = resolve_progress(progress)
     seeds = child_seeds(args.seed, 3 + 2 * len(players))
     sub = nx.DiGraph()
     sub.add_nodes_from(players)
