@@ -5,7 +5,7 @@ of every upstream node's contribution to an outlier's IT score, with credible in
 the probability that each node is the top root cause.
 """
 
-from .attribution import attribute_anomalies, distribution_change, intrinsic_causal_influence
+from .attribution import attribute_anomalies, attribute_mean_deviation, distribution_change, intrinsic_causal_influence
 from .exceptions import (
     BayesRCAError,
     BayesRCAWarning,
@@ -66,5 +66,6 @@ __all__ = [
     "TailEstimateWarning",
     "distribution_change",
     "intrinsic_causal_influence",
+    "attribute_mean_deviation",
     "ContributionResult",
 ]

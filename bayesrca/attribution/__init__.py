@@ -3,11 +3,14 @@ generic Shapley estimator (:func:`bayesrca.shapley.shapley_values`).
 
 * :func:`attribute_anomalies` — contributions to an outlier's IT score (Budhathoki et al., 2022);
 * :func:`distribution_change` — contributions of mechanism changes to a change of distribution;
-* :func:`intrinsic_causal_influence` — each noise's share of the target's variance.
+* :func:`intrinsic_causal_influence` — each noise's share of the target's variance;
+* :func:`attribute_mean_deviation` — contributions to an outlier's deviation from the mean (of its
+  value or of a score), DoWhy's ``attribute_mean_deviation=True``.
 """
 
 from .anomaly import attribute_anomalies
 from .change import change_log_bayes_factor, distribution_change
 from .influence import intrinsic_causal_influence
+from .mean_deviation import attribute_mean_deviation
 
-__all__ = ["attribute_anomalies", "change_log_bayes_factor", "distribution_change", "intrinsic_causal_influence"]
+__all__ = ["attribute_anomalies", "attribute_mean_deviation", "change_log_bayes_factor", "distribution_change", "intrinsic_causal_influence"]
