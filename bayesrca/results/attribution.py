@@ -165,6 +165,54 @@ class AttributionResult(PosteriorResult):
         table = self.summary(ci_prob, ci_kind=ci_kind)
         return table[table["rank_median"] <= k].reset_index(drop=True)
 
+    def pooled(self, anomalies: Sequence[Any] | None = None, *, label: Any = "window") -> AttributionResult:
+        r"""One attribution for several anomalous rows that share a root cause (an incident window).
+
+        Under the model the rows are independent, so the event "every row at least as extreme as
+        observed" has probability :math:`\prod_k P_k`: its IT score is the sum of the rows' IT
+        scores, and, coalition by coalition, :math:`v(S) = \sum_k v_k(S)` with the noise of S kept
+        at each row's own abducted value. Shapley values are linear in v, so the window's
+        contributions are the per-draw sums of the rows' contributions, and ``prob_top`` of the
+        result is the posterior probability that a node is the largest contributor to the whole
+        window: one posterior over the rows, not a vote of per-row answers.
+
+        Parameters
+        ----------
+        anomalies : sequence, optional
+            Labels of the rows to pool (default: all).
+        label : hashable, default "window"
+            The label of the pooled unit.
+
+        Returns
+        -------
+        AttributionResult
+            One anomaly, ``label``; ``method_info["pooled"]`` lists the pooled labels. The Monte
+            Carlo standard error is the sum of the rows' (a bound: the rows share random numbers).
+
+        Raises
+        ------
+        ConfigError
+            If a label is unknown or none is given.
+        """
+        labels = list(self._units) if anomalies is None else list(anomalies)
+        if not labels:
+            raise ConfigError("anomalies is empty; give at least one anomaly label to pool")
+        missing = [a for a in labels if a not in self._units]
+        if missing:
+            raise ConfigError(f"unknown anomaly labels {missing[:5]!r}; known: {list(self._units)[:10]!r}")
+        idx = [self._units.index(a) for a in labels]
+        info = dict(self._method_info)
+        info["pooled"] = [str(a) for a in labels]
+        return AttributionResult(
+            self._draws[:, idx].sum(1, keepdims=True),
+            self._its[:, idx].sum(1, keepdims=True),
+            nodes=self._nodes,
+            anomalies=[label],
+            target=self._target,
+            method_info=info,
+            mc_std_error=None if self._mc_se is None else self._mc_se[idx].sum(0, keepdims=True),
+        )
+
     def _idata_parts(self) -> tuple[dict, dict, dict]:
         variables, coords, _ = super()._idata_parts()
         variables["it_score"] = (self._its, ["anomaly"])
