@@ -4,44 +4,53 @@ Protocol (truth as in ``/work/shared/METHOD.md``, "The truth used to check calib
 
 * Graph: one Erdős–Rényi DAG with 6 nodes, ``simulate.random_dag(6, "er", rng(--graph-seed))``,
   and a target with 3-5 ancestors (``pick_target``); default seed 2: target X5, 5 players.
-* Settings (``--settings``): ``linear_gaussian`` (truth in closed form), ``linear_exponential``
-  and ``nonlinear_gaussian`` (truth by Monte Carlo, ``--truth-mc`` samples per coalition). Each
-  setting has ONE true SCM (``TrueSCM(..., seed=1)``) and ``--outliers`` fixed outliers: outlier k
-  is caused by ancestor k mod #ancestors (``TrueSCM.inject``, shift 3-4 noise sd or ``--shift LO HI``, true IT >=
-  log 100, seeded rng) and its exact contributions and IT score are computed once.
+* Settings (``--settings``): ``linear_gaussian``, ``linear_exponential``, ``nonlinear_gaussian``,
+  ``nonlinear_exponential``. Each has ONE true SCM (``TrueSCM(..., seed=1)``).
+* Bands (``--bands``): ``moderate`` (root cause's noise shifted 3-4 noise sd), ``far`` (8-10 sd)
+  or ``LO-HI``; ``--shift LO HI`` runs one band instead. Per setting and band ``--outliers`` fixed
+  outliers, outlier k caused by ancestor k mod #ancestors (``TrueSCM.inject``, true IT >= log 100,
+  seeded rng; the moderate band has the outliers of the earlier protocol).
+* Truth (``calibration_setup.exact_truth``): closed form for linear-Gaussian; otherwise the
+  importance-sampling estimator of ``calibration_truth.is_truth`` (``--truth-mc`` samples shared by
+  every coalition value, defensive mixture proposal with the TRUE noise laws, the target's noise
+  integrated in closed form), which reaches the e^-40 coalition values of far outliers that plain
+  Monte Carlo cannot, and reports its own standard errors (contributions, IT, mirror threshold).
+  Cells where the truth's error is not below 10 % of the interval width are flagged (``truth_ok``).
+  ``--truth-cache FILE`` keeps the truths between runs.
 * For every size n in ``--sizes`` and repeat r < ``--repeats``: a fresh training set of n rows
   (rng seeded by (seed, setting, n, r)); bayesrca ``BayesianSCM(graph, "auto",
-  num_draws).fit(train, seed=r)`` and ``attribute_anomalies(scm, target, outliers, seed=r,
-  num_mc_samples=--mc-samples)``. For every outlier and player: does the equal-tailed 90 %
-  interval (``summary(0.9)`` lower/upper) cover the truth; its width; |median - truth|; the same
-  for the IT score (``it_score_summary``).
+  num_draws).fit(train, seed=r)`` and one ``attribute_anomalies(scm, target, outliers, seed=r,
+  num_mc_samples=--mc-samples)`` over the outliers of every band. For every outlier and player:
+  does the equal-tailed 90 % interval (``summary(0.9)``) cover the truth; its width;
+  |median - truth|; the same for the IT score (``it_score_summary``).
 * DoWhy: for r < ``--dowhy-repeats`` and n in ``--dowhy-sizes``, ``harness.dowhy_runner.bootstrap``
   (``--dowhy-resamples`` refits on 75 % subsets, 5th-95th percentiles) on the same training set,
-  for the first ``--dowhy-outliers`` outliers (its ``confidence_intervals`` takes one per call).
-* prob_top reliability: pairs (prob_top, 1 if the player is the true top contributor) pooled over
-  settings, sizes, repeats and outliers, binned at 0, .1, .3, .5, .7, .9, 1.
-* Monte Carlo floor: off the closed-form path bayesrca floors v(S) at log(1/(M+1)) with M =
-  ``--mc-samples``; we report the fraction of the truth's v(S) below that floor per setting.
+  for the first ``--dowhy-outliers`` outliers of each band (one call per outlier).
+* prob_top: expected calibration error per setting (bins 0, .1, .3, .5, .7, .9, 1) with a 95 %
+  bootstrap interval over training sets, Brier score, and the pooled reliability table.
+* Monte Carlo floor: bayesrca's plain Monte Carlo path floors v(S) at log(1/(M+1)), M =
+  ``--mc-samples``; we report the fraction of the truth's v(S) below that floor per setting and band.
 
-Targets: bayesrca coverage in [0.85, 0.95] at every setting and size; mean width shrinking with n.
+Targets: bayesrca coverage in [0.85, 0.95] in every cell; mean width shrinking with n.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/calibration.py                   # default run, about an hour
-    .venv/bin/python benchmarks/calibration.py --dowhy-sizes 100 1000 10000 --dowhy-repeats 20  # > 1 day
+    .venv/bin/python benchmarks/calibration.py                   # full run, several hours on 2 cores
     .venv/bin/python benchmarks/calibration.py --smoke           # CI smoke test, < 60 s
-    .venv/bin/python benchmarks/calibration.py --settings linear_gaussian --sizes 100 1000 \\
-        --repeats 10 --dowhy-repeats 3                           # a medium check
+    .venv/bin/python benchmarks/calibration.py --sizes 100 1000 --repeats 6 --num-draws 50 \\
+        --mc-samples 1000 --outliers 3 --dowhy-repeats 0 --truth-cache benchmarks/results/calibration_truth_cache.json
+                                                                 # the medium run of docs/benchmarks.md (~25 min)
 
-Runtime (2 shared CPU cores): bayesrca ~3-20 s per repeat (180 repeats by default); a DoWhy
-bootstrap (10 refits per outlier) ~1 min per outlier for n <= 1000, but ~30 min for
-nonlinear_gaussian at n = 10000 (gradient-boosting refits), hence the defaults ``--dowhy-sizes 100
-1000``, ``--dowhy-outliers 1`` and 5 DoWhy repeats: the default run takes about an hour.
+Runtime (2 shared CPU cores): the truth ~10-40 s per outlier off the closed form at 10^6 samples
+(18 outliers by default, cached with ``--truth-cache``); bayesrca ~2-20 s per repeat; a DoWhy
+bootstrap (10 refits) ~1 min per outlier at n <= 1000 but ~30 min for nonlinear settings at n =
+10000 (gradient-boosting refits), hence ``--dowhy-sizes 100 1000`` and 2 DoWhy repeats by default.
 
 Outputs under ``--out`` (default ``benchmarks/results/``): ``calibration.{md,csv}`` (coverage
-tables), ``calibration_trials.csv`` (one row per repeat x outlier x node x method),
-``calibration_reliability.csv`` and ``calibration_{coverage,width,reliability}.png``;
-``--smoke`` writes ``calibration_smoke*`` files instead.
+tables), ``calibration_trials.csv`` (one row per repeat x outlier x node x method, with the
+truth's standard error), ``calibration_ece.csv``, ``calibration_truth.csv`` (truth errors and MC
+floor per setting and band), ``calibration_reliability.csv`` and
+``calibration_{coverage,width,reliability}.png``; ``--smoke`` writes ``calibration_smoke*`` files.
 """
 
 from __future__ import annotations
@@ -223,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_csv("calibration_ece", ece)
     out.write_csv("calibration_truth", floors)
     plot_curves(coverage, "coverage", out.path("calibration_coverage", ".png"), "90 % interval coverage", band=True)
-    plot_curves(coverage, "mean_width", out.path("calibration_width", ".png"), "mean interval width", band=False)
+    plot_curves(coverage, "median_width", out.path("calibration_width", ".png"), "median interval width", band=False)
     plot_reliability(reliability, out.path("calibration_reliability", ".png"))
 
     bayes_rows = coverage[coverage["method"] == "bayesrca"]
@@ -257,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         "### Targets\n\n" + "\n".join(targets),
         "### (a) Coverage per setting x band x size, bayesrca and DoWhy side by side\n\n"
         "Coverage of the truth by the 90 % interval over (repeat, outlier, player) pairs with its 95 % Wilson "
-        "interval; IT = coverage of the IT score; width = mean interval width; abs err = mean abs(median - truth) "
+        "interval; IT = coverage of the IT score; mean / median width of the intervals; abs err = mean abs(median - truth) "
         "(nats). truth_ok: 'yes' when the truth's own standard error is below 10 % of the interval width for >= 95 % "
         "of the pairs (else FLAG with that fraction): a flagged cell's coverage is not evidence.\n\n"
         + markdown_table(display_table(coverage, it_cov)),

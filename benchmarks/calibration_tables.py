@@ -35,12 +35,15 @@ def coverage_table(trials: pd.DataFrame, quantity: str) -> pd.DataFrame:
         rows.append({
             "setting": setting, "band": band, "size": size, "method": method, "repeats": g["repeat"].nunique(),
             "pairs": len(g), "coverage": hits / len(g), "wilson_lo": lo, "wilson_hi": hi,
-            "mean_width": g["width"].mean(), "mae_median": g["abs_err"].mean(),
+            "mean_width": g["width"].mean(), "median_width": g["width"].median(), "mae_median": g["abs_err"].mean(),
             "max_truth_se": g["truth_se"].max(), "truth_ok": "yes" if share >= TRUTH_SHARE else f"FLAG ({share:.2f})",
             "time_per_repeat_s": g.groupby("repeat")["time_s"].first().mean(),
             "analytic_engine": (g["engine"] == "analytic").mean() if method == "bayesrca" else np.nan,
         })
-    table = pd.DataFrame(rows).sort_values(["setting", "band", "method", "size"], kind="stable")
+    table = pd.DataFrame(rows)
+    order = {b: i for i, b in enumerate(dict.fromkeys(part["band"]))}  # bands in the order they were run
+    table = table.sort_values(["setting", "band", "method", "size"], kind="stable",
+                              key=lambda col: col.map(order) if col.name == "band" else col)
     shrinks = table.groupby(["setting", "band", "method"])["mean_width"].diff()
     in_band = table["coverage"].between(*BAND)
     met = np.where(in_band & ~(shrinks >= 0), "yes", "no")
@@ -62,13 +65,14 @@ def display_table(coverage: pd.DataFrame, it_cov: pd.DataFrame) -> pd.DataFrame:
         if key in it.index:
             i = it.loc[key]
             row["IT coverage [95 % CI]"] = fmt_ci(i["coverage"], i["wilson_lo"], i["wilson_hi"])
-        row.update({"width": rec.mean_width, "mean abs err": rec.mae_median, "truth_ok": rec.truth_ok})
+        row.update({"mean width": rec.mean_width, "median width": rec.median_width, "mean abs err": rec.mae_median,
+                    "truth_ok": rec.truth_ok})
         if key in dowhy.index:
             d = dowhy.loc[key]
             row.update({"DoWhy coverage [95 % CI]": fmt_ci(d["coverage"], d["wilson_lo"], d["wilson_hi"]),
-                        "DoWhy width": d["mean_width"], "DoWhy abs err": d["mae_median"]})
+                        "DoWhy mean width": d["mean_width"], "DoWhy abs err": d["mae_median"]})
         else:
-            row.update({"DoWhy coverage [95 % CI]": "not run", "DoWhy width": np.nan, "DoWhy abs err": np.nan})
+            row.update({"DoWhy coverage [95 % CI]": "not run", "DoWhy mean width": np.nan, "DoWhy abs err": np.nan})
         rows.append(row)
     return pd.DataFrame(rows)
 
