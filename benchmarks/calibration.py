@@ -82,9 +82,9 @@ from harness.tables import heading, markdown_table
 from harness.timing import Stopwatch, peak_rss_mib
 from simulate import pick_target, random_dag
 
-SMOKE = {"settings": ["linear_exponential"], "bands": ["moderate", "far"], "sizes": [200], "repeats": 2,
+SMOKE = {"settings": ["linear_exponential"], "bands": ["far"], "sizes": [200], "repeats": 2,
          "dowhy_repeats": 1, "dowhy_sizes": [200], "dowhy_outliers": 1, "dowhy_resamples": 2, "num_draws": 30,
-         "mc_samples": 300, "truth_mc": 100_000, "outliers": 1}
+         "mc_samples": 300, "truth_mc": 100_000, "outliers": 2}
 # DoWhy's bootstrap (one call per outlier, 10 refits each) costs minutes per repeat and hours at
 # n = 10000 with gradient-boosting refits: by default it runs on the first 2 training sets at n <= 1000.
 FULL = {"settings": list(SETTINGS), "bands": list(BANDS), "sizes": [100, 1000, 10000], "repeats": 20,
