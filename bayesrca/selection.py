@@ -25,11 +25,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .exceptions import BayesRCAError, ConvergenceWarning, DataError
-from .mechanisms import Mechanism, PoissonGLM
+from .averaging import WEIGHT_CUTOFF, WEIGHTINGS, model_weights, trim_weights
+from .exceptions import BayesRCAError, ConfigError, ConvergenceWarning, DataError
+from .mechanisms import LinearANM, Mechanism, PoissonGLM, SplineANM
 from .mechanisms.registry import default_candidates, discrete_class
 
-__all__ = ["default_candidates", "discrete_kind", "discrete_mechanism", "heldout_elpd", "select_mechanism"]
+__all__ = [
+    "default_candidates", "discrete_kind", "discrete_mechanism", "heldout_elpd", "nests", "parsimony_transfer",
+    "select_mechanism",
+]
 
 #: elpd differences below this many nats count as small whatever the number of held-out rows.
 SMALL_ELPD_DIFF = 4.0
@@ -103,6 +107,8 @@ def select_mechanism(
     min_scored_rows: int = 2000,
     threshold: float = 2.0,
     max_loss_per_row: float = 0.02,
+    weighting: str = "pseudo-bma+",
+    cutoff: float = WEIGHT_CUTOFF,
     node: str = "",
 ) -> tuple[Mechanism, pd.DataFrame]:
     """Pick one of ``candidates`` for a node; return the unfitted choice and the comparison table.
@@ -113,7 +119,20 @@ def select_mechanism(
     error and must not hide a misfit that costs every row (e.g. a linear fit of a clearly
     nonlinear mechanism). The comparison uses K-fold cross-validation over up to ``max_rows``
     rows, scoring folds until ``min_scored_rows`` rows are held out.
+
+    The table has one row per candidate: ``elpd`` and its standard error ``se``, ``elpd_diff``
+    and ``se_diff`` against the best, ``cost_class``, ``chosen`` (the single choice above) and
+    ``weight``, the candidate's model-averaging weight by ``weighting`` (``"pseudo-bma+"`` or
+    ``"stacking"``, :mod:`bayesrca.averaging`) from the same pointwise held-out densities, and
+    ``averaged_weight``, the weight ``BayesianSCM(averaging=...)`` gives it: the weight of a
+    family that nests a simpler candidate without predicting clearly better than it (the
+    closeness rule above) goes to the simpler one (:func:`parsimony_transfer`), then weights
+    below ``cutoff`` are dropped and the rest renormalised. The weights' bootstrap draws come
+    from ``rng`` after the cross-validation, so the single choice is the same whatever the
+    weighting.
     """
+    if weighting not in WEIGHTINGS:
+        raise ConfigError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     idx = rng.permutation(len(y))[: min(len(y), max_rows)]
     folds = np.array_split(idx, max(2, min(num_folds, len(idx) // 2)))
     # score folds until min_scored_rows rows are held out (by default all folds: one random split
@@ -149,6 +168,7 @@ def select_mechanism(
     if not np.isfinite(table["elpd"].iloc[best]):
         raise DataError(f"node {node!r}: no candidate mechanism could be fitted; check the column's values")
     diffs = [pointwise[best] - p for p in pointwise]
+    table["se"] = [float(np.sqrt(len(p)) * p.std()) if np.all(np.isfinite(p)) else np.nan for p in pointwise]
     table["elpd_diff"] = [float(d.sum()) if np.all(np.isfinite(d)) else np.inf for d in diffs]
     table["se_diff"] = [float(np.sqrt(len(d)) * d.std()) if np.all(np.isfinite(d)) else np.nan for d in diffs]
     # cheaper classes first: linear-Gaussian (closed-form tails), linear (one matrix product), nonlinear
@@ -167,7 +187,74 @@ def select_mechanism(
             chosen = top
             break
     table["chosen"] = [i == chosen for i in range(len(candidates))]
+    weights = model_weights(np.column_stack(pointwise), weighting, rng)
+    table["weight"] = weights
+    moved = parsimony_transfer(candidates, pointwise, weights, threshold=threshold, max_loss_per_row=max_loss_per_row)
+    table["averaged_weight"] = trim_weights(moved, cutoff)
     return candidates[chosen].clone(), table
+
+
+#: (simpler class, richer class) pairs whose feature maps are nested (a spline basis holds the
+#: linear term); every class nests itself.
+NESTED_CLASSES = frozenset({(LinearANM, SplineANM)})
+
+
+def nests(simple: Mechanism, rich: Mechanism) -> bool:
+    """True when ``simple`` is a special case of ``rich`` (and not the same family).
+
+    The regression functions are nested (same class, or a pair in :data:`NESTED_CLASSES`) and
+    so are the noises (the same family, or ``rich`` has the non-parametric bootstrap noise, which
+    can take any shape).
+    """
+    same_class = type(simple) is type(rich)
+    if not (same_class or (type(simple), type(rich)) in NESTED_CLASSES):
+        return False
+    ns, nr = getattr(simple, "noise", None), getattr(rich, "noise", None)
+    if ns is None or nr is None or (same_class and ns == nr):
+        return False
+    return ns == nr or nr == "bootstrap"
+
+
+def _complexity(mech: Mechanism) -> tuple[int, bool]:
+    return _cost_class(mech), getattr(mech, "noise", None) == "bootstrap"
+
+
+def parsimony_transfer(
+    candidates: Sequence[Mechanism], pointwise: Sequence[np.ndarray], weights: np.ndarray, *,
+    threshold: float, max_loss_per_row: float,
+) -> np.ndarray:
+    """Move the weight of each family that nests a simpler candidate it does not clearly beat.
+
+    A richer family (a spline, a bootstrap noise) that nests a simpler candidate (:func:`nests`)
+    gets weight when the held-out data cannot tell them apart, because it can imitate the simpler
+    one; averaging the two then changes the answer little and costs the richer family's
+    propagation. Its weight goes to the simplest such candidate it is not better than by the
+    selection's closeness rule (within ``threshold`` standard errors and a small difference).
+    Families are visited from the richest down, so weight flows along chains (spline/bootstrap
+    to linear/bootstrap to linear/gaussian). Non-nested families (a Gaussian and a log-normal
+    root; linear/bootstrap and spline/gaussian) keep their weights: there the data's indecision
+    is about different answers. The result depends on the candidates' descriptions, not their order.
+    """
+    w = np.array(weights, dtype=np.float64)
+    n = len(pointwise[0])
+    elpd = [float(p.sum()) for p in pointwise]
+    rank = [_complexity(c) for c in candidates]
+    names = [c.describe() for c in candidates]
+
+    def not_better(k: int, c: int) -> bool:
+        d = pointwise[k] - pointwise[c]
+        if not np.all(np.isfinite(d)):
+            return not np.all(np.isfinite(pointwise[k]))
+        diff, se = float(d.sum()), float(np.sqrt(n) * d.std())
+        return diff <= threshold * se and (diff <= SMALL_ELPD_DIFF or diff <= max_loss_per_row * n)
+
+    for k in sorted(range(len(candidates)), key=lambda i: (rank[i], names[i]), reverse=True):
+        targets = [c for c in range(len(candidates))
+                   if rank[c] < rank[k] and nests(candidates[c], candidates[k]) and not_better(k, c)]
+        if w[k] > 0 and targets:
+            c = min(targets, key=lambda i: (rank[i], -elpd[i], names[i]))
+            w[c], w[k] = w[c] + w[k], 0.0
+    return w
 
 
 def _cost_class(mech: Mechanism) -> int:
