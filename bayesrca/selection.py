@@ -223,17 +223,21 @@ def parsimony_transfer(
     candidates: Sequence[Mechanism], pointwise: Sequence[np.ndarray], weights: np.ndarray, *,
     threshold: float, max_loss_per_row: float,
 ) -> np.ndarray:
-    """Move the weight of each family that nests a simpler candidate it does not clearly beat.
+    """Move the weight of each family that nests a cheaper candidate it does not clearly beat.
 
     A richer family (a spline, a bootstrap noise) that nests a simpler candidate (:func:`nests`)
     gets weight when the held-out data cannot tell them apart, because it can imitate the simpler
-    one; averaging the two then changes the answer little and costs the richer family's
-    propagation. Its weight goes to the simplest such candidate it is not better than by the
-    selection's closeness rule (within ``threshold`` standard errors and a small difference).
-    Families are visited from the richest down, so weight flows along chains (spline/bootstrap
-    to linear/bootstrap to linear/gaussian). Non-nested families (a Gaussian and a log-normal
-    root; linear/bootstrap and spline/gaussian) keep their weights: there the data's indecision
-    is about different answers. The result depends on the candidates' descriptions, not their order.
+    one; averaging the two then changes the answer little but costs the richer family's price
+    (Monte Carlo propagation for a nonlinear family, the loss of the closed-form tails for a
+    non-Gaussian noise). So when the simpler candidate is in a cheaper cost class, the richer
+    family's weight goes to the cheapest such candidate it is not better than by the selection's
+    closeness rule (within ``threshold`` standard errors and a small difference). Families are
+    visited from the richest down, so weight flows along chains (spline/bootstrap to
+    linear/bootstrap to linear/gaussian). Families of the same cost class (a log-normal and a
+    bootstrap root; spline/gaussian and spline/bootstrap) and non-nested families (a Gaussian
+    and a log-normal root; linear/bootstrap and spline/gaussian) keep their weights: averaging
+    them costs nothing extra, or the data's indecision is about different answers. The result
+    depends on the candidates' descriptions, not their order.
     """
     w = np.array(weights, dtype=np.float64)
     n = len(pointwise[0])
@@ -250,7 +254,7 @@ def parsimony_transfer(
 
     for k in sorted(range(len(candidates)), key=lambda i: (rank[i], names[i]), reverse=True):
         targets = [c for c in range(len(candidates))
-                   if rank[c] < rank[k] and nests(candidates[c], candidates[k]) and not_better(k, c)]
+                   if rank[c][0] < rank[k][0] and nests(candidates[c], candidates[k]) and not_better(k, c)]
         if w[k] > 0 and targets:
             c = min(targets, key=lambda i: (rank[i], -elpd[i], names[i]))
             w[c], w[k] = w[c] + w[k], 0.0
