@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import math
 import warnings
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ._random import seeded
 from .averaging import WEIGHT_CUTOFF, WEIGHTINGS, model_weights, trim_weights
 from .exceptions import BayesRCAError, ConfigError, ConvergenceWarning, DataError
 from .mechanisms import LinearANM, Mechanism, PoissonGLM, SplineANM
@@ -145,15 +147,19 @@ def select_mechanism(
             break
     n_val = scored
     rows, pointwise = [], []
+    base_seed = int(rng.integers(2**32))
     for cand in candidates:
         lpd = np.empty(0)
+        # each candidate's posterior draws are seeded by its own description, so neither its
+        # held-out densities nor the weights depend on the order of the candidates
+        cand_seed = int(np.random.SeedSequence([base_seed, zlib.crc32(repr(cand).encode())]).generate_state(1)[0])
         try:
             for k, val in enumerate(used):
                 train = np.concatenate([f for j, f in enumerate(folds) if j != k])
                 trial = cand.clone()
                 if hasattr(trial, "num_atoms"):
                     trial.num_atoms = num_atoms
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), seeded(cand_seed + k):
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     trial.fit(y[train], parents[train], num_draws=num_draws, node=node)
                 lpd = np.concatenate([lpd, heldout_elpd(trial, y[val], parents[val])])

@@ -90,3 +90,129 @@ def test_bad_input_is_refused():
         stacking_weights(np.full((3, 2), -np.inf))
     with pytest.raises(ValueError, match="unknown weighting"):
         model_weights(np.zeros((3, 2)), "bma", np.random.default_rng(0))
+
+
+# -- end to end: BayesianSCM(mechanisms="auto") averages where the data cannot decide ----------------
+import networkx as nx  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import bayesrca as br  # noqa: E402
+from bayesrca._random import seeded  # noqa: E402
+from bayesrca.mechanisms import FamilyMixture  # noqa: E402
+from bayesrca.selection import default_candidates, select_mechanism  # noqa: E402
+
+
+def _weights(y, x, order=None, seed=0):
+    cands = default_candidates(y, x.shape[1] == 0)
+    if order is not None:
+        cands = [cands[i] for i in order]
+    with seeded(seed):
+        table = select_mechanism(cands, y, x, rng=np.random.default_rng(seed))[1]
+    return table.set_index("candidate")
+
+
+def test_selection_weights_sum_to_one_and_follow_the_candidates_not_their_order():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(200, 1))
+    y = 0.5 * x[:, 0] + rng.standard_t(4, 200)
+    a, b = _weights(y, x), _weights(y, x, order=[3, 1, 0, 2])
+    for t in (a, b):
+        assert t["weight"].sum() == pytest.approx(1.0) and t["averaged_weight"].sum() == pytest.approx(1.0)
+        assert {"elpd", "se", "elpd_diff", "se_diff", "weight", "averaged_weight"} <= set(t.columns)
+    # each candidate's posterior draws are seeded by its description: the same weights in any order
+    np.testing.assert_allclose(b.loc[a.index, "weight"], a["weight"], rtol=1e-12)
+    np.testing.assert_allclose(b.loc[a.index, "averaged_weight"], a["averaged_weight"], rtol=1e-12)
+
+
+def test_linear_gaussian_data_keep_one_gaussian_family_and_the_closed_form_path():
+    rng = np.random.default_rng(1)
+    n = 600
+    a = rng.normal(size=n)
+    b = 1.0 + 0.8 * a + rng.normal(0, 0.5, n)
+    c = -0.5 * b + 0.3 * a + rng.normal(0, 0.4, n)
+    graph = nx.DiGraph([("a", "b"), ("b", "c"), ("a", "c")])
+    scm = br.BayesianSCM(graph, num_draws=30).fit(pd.DataFrame({"a": a, "b": b, "c": c}), seed=0)
+    assert [scm.mechanisms_[n].describe() for n in "abc"] == ["root/gaussian", "linear/gaussian", "linear/gaussian"]
+    table = scm.selection_
+    gaussian = table["candidate"].isin(["root/gaussian", "linear/gaussian"])
+    assert (table.loc[gaussian, "averaged_weight"] == 1.0).all()
+    res = br.attribute_anomalies(scm, "c", pd.DataFrame({"a": [0.0], "b": [4.0], "c": [-1.0]}), seed=0)
+    assert res.method_info["engine"] == "analytic"
+
+
+def test_nonlinear_data_put_the_weight_on_the_spline():
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-2, 2, size=(400, 1))
+    y = np.sin(2.5 * x[:, 0]) + x[:, 0] ** 2 + rng.normal(0, 0.1, 400)
+    t = _weights(y, x)
+    assert t.loc[["spline/gaussian", "spline/bootstrap"], "averaged_weight"].sum() == pytest.approx(1.0)
+    assert t.loc[["linear/gaussian", "linear/bootstrap"], "weight"].max() < 1e-6
+
+
+def _near_identical_root(seed=0, n=300):
+    """A log-normal root with a small sd: a Gaussian fits it about as well, with other tails."""
+    rng = np.random.default_rng(seed)
+    x0 = rng.lognormal(2.0, 0.05, n)
+    frame = pd.DataFrame({"X0": x0, "X1": x0 + rng.normal(0, 0.3, n)})
+    anomaly = pd.DataFrame({"X0": [np.exp(2.0) * 1.3], "X1": [np.exp(2.0) * 1.3 + 0.5]})
+    return nx.DiGraph([("X0", "X1")]), frame, anomaly
+
+
+def test_near_identical_families_split_the_weight_and_the_intervals_cover_both_answers():
+    graph, frame, anomaly = _near_identical_root()
+    out, kw = {}, {"seed": 1, "num_mc_samples": 1000}
+    specs = {"mixture": "auto", "gaussian": br.RootDistribution("gaussian"), "lognormal": br.RootDistribution("lognormal")}
+    for name, spec in specs.items():
+        scm = br.BayesianSCM(graph, mechanisms={"X0": spec, "X1": "gaussian"}, num_draws=60).fit(frame, seed=0)
+        with pytest.warns(br.TailEstimateWarning) if name != "gaussian" else _nothing():
+            res = br.attribute_anomalies(scm, "X1", anomaly, **kw)
+        out[name] = res.contributions[:, 0, :]
+        if name == "mixture":
+            mix = scm.mechanisms_["X0"]
+            assert isinstance(mix, FamilyMixture)
+            w = mix.weight_table()
+            assert set(w) == {"root/gaussian", "root/lognormal"} and min(w.values()) > 0.2
+            np.testing.assert_allclose(res.contributions.sum(-1), res.it_scores, atol=1e-6)
+            assert "root/gaussian" in scm.summary().set_index("node").loc["X0", "weights"]
+    # the single families disagree clearly on X0's contribution ...
+    assert abs(np.median(out["gaussian"][:, 0]) - np.median(out["lognormal"][:, 0])) > 2.0
+    # ... and the averaged model's 90 % intervals contain both answers
+    for j in range(2):
+        lo, hi = np.quantile(out["mixture"][:, j], [0.05, 0.95])
+        for single in ("gaussian", "lognormal"):
+            assert lo <= np.median(out[single][:, j]) <= hi
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_averaging_can_be_switched_off_and_is_a_parameter():
+    graph, frame, _ = _near_identical_root()
+    off = br.BayesianSCM(graph, averaging="none", num_draws=20).fit(frame, seed=0)
+    assert not any(isinstance(m, FamilyMixture) for m in off.mechanisms_.values())
+    chosen = off.selection_.loc[off.selection_["chosen"], "candidate"].tolist()
+    assert [off.mechanisms_[n].describe() for n in off.nodes_] == chosen
+    assert off.get_params()["averaging"] == "none"
+    with pytest.raises(br.ConfigError, match="averaging"):
+        br.BayesianSCM(graph, averaging="bma").fit(frame, seed=0)
+    stacked = br.BayesianSCM(graph, averaging="stacking", num_draws=20).fit(frame, seed=0)
+    assert stacked.selection_["weight"].groupby(stacked.selection_["node"]).sum().to_numpy() == pytest.approx(1.0)
+
+
+def test_a_model_averaged_scm_round_trips_through_save_and_load(tmp_path):
+    graph, frame, anomaly = _near_identical_root()
+    scm = br.BayesianSCM(graph, num_draws=30).fit(frame, seed=0)
+    assert isinstance(scm.mechanisms_["X0"], FamilyMixture)
+    loaded = br.load(br.save(scm, tmp_path / "avg.bayesrca"))
+    assert loaded.averaging == "pseudo-bma+"
+    pd.testing.assert_frame_equal(loaded.selection_, scm.selection_)
+    with pytest.warns(br.TailEstimateWarning):
+        a = br.attribute_anomalies(scm, "X1", anomaly, seed=2, num_mc_samples=300)
+    with pytest.warns(br.TailEstimateWarning):
+        b = br.attribute_anomalies(loaded, "X1", anomaly, seed=2, num_mc_samples=300)
+    np.testing.assert_array_equal(a.contributions, b.contributions)
