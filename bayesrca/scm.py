@@ -42,8 +42,8 @@ class BayesianSCM:
     averaging : {"pseudo-bma+", "stacking", "none"}, default "pseudo-bma+"
         How ``"auto"`` nodes combine the candidate families. With a weighting
         (:mod:`bayesrca.averaging`) each family gets a weight from its held-out log predictive
-        densities; a richer family that does not predict clearly better than a cheaper one it
-        nests passes its weight on, weights below 5 % are dropped, and a node left with several
+        densities (a richer family that does not predict clearly better than a cheaper one it
+        nests is left out), weights below 5 % are dropped, and a node left with several
         families becomes a :class:`~bayesrca.mechanisms.FamilyMixture` (each posterior draw from
         one family, about ``weight * num_draws`` draws each), so the results' intervals include
         the uncertainty of the choice. A node whose data clearly support one family keeps that

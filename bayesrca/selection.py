@@ -33,7 +33,7 @@ from .mechanisms import LinearANM, Mechanism, PoissonGLM, SplineANM
 from .mechanisms.registry import default_candidates, discrete_class
 
 __all__ = [
-    "default_candidates", "discrete_kind", "discrete_mechanism", "heldout_elpd", "nests", "parsimony_transfer",
+    "default_candidates", "discrete_kind", "discrete_mechanism", "heldout_elpd", "nests", "redundant_families",
     "select_mechanism",
 ]
 
@@ -126,10 +126,10 @@ def select_mechanism(
     and ``se_diff`` against the best, ``cost_class``, ``chosen`` (the single choice above) and
     ``weight``, the candidate's model-averaging weight by ``weighting`` (``"pseudo-bma+"`` or
     ``"stacking"``, :mod:`bayesrca.averaging`) from the same pointwise held-out densities, and
-    ``averaged_weight``, the weight ``BayesianSCM(averaging=...)`` gives it: the weight of a
-    family that nests a simpler candidate without predicting clearly better than it (the
-    closeness rule above) goes to the simpler one (:func:`parsimony_transfer`), then weights
-    below ``cutoff`` are dropped and the rest renormalised. The weights' bootstrap draws come
+    ``averaged_weight``, the weight ``BayesianSCM(averaging=...)`` gives it: a family that nests
+    a cheaper candidate without predicting clearly better than it (the closeness rule above) is
+    ``redundant`` and left out (:func:`redundant_families`), the others are weighted afresh, and
+    weights below ``cutoff`` are dropped and the rest renormalised. The weights' bootstrap draws come
     from ``rng`` after the cross-validation, so the single choice is the same whatever the
     weighting.
     """
@@ -193,10 +193,13 @@ def select_mechanism(
             chosen = top
             break
     table["chosen"] = [i == chosen for i in range(len(candidates))]
-    weights = model_weights(np.column_stack(pointwise), weighting, rng)
-    table["weight"] = weights
-    moved = parsimony_transfer(candidates, pointwise, weights, threshold=threshold, max_loss_per_row=max_loss_per_row)
-    table["averaged_weight"] = trim_weights(moved, cutoff)
+    lpd = np.column_stack(pointwise)
+    table["weight"] = model_weights(lpd, weighting, rng)
+    redundant = redundant_families(candidates, pointwise, threshold=threshold, max_loss_per_row=max_loss_per_row)
+    averaged = np.zeros(len(candidates))
+    averaged[~redundant] = trim_weights(model_weights(lpd[:, ~redundant], weighting, rng), cutoff)
+    table["redundant"] = redundant
+    table["averaged_weight"] = averaged
     return candidates[chosen].clone(), table
 
 
@@ -221,35 +224,29 @@ def nests(simple: Mechanism, rich: Mechanism) -> bool:
     return ns == nr or nr == "bootstrap"
 
 
-def _complexity(mech: Mechanism) -> tuple[int, bool]:
-    return _cost_class(mech), getattr(mech, "noise", None) == "bootstrap"
-
-
-def parsimony_transfer(
-    candidates: Sequence[Mechanism], pointwise: Sequence[np.ndarray], weights: np.ndarray, *,
-    threshold: float, max_loss_per_row: float,
+def redundant_families(
+    candidates: Sequence[Mechanism], pointwise: Sequence[np.ndarray], *, threshold: float, max_loss_per_row: float,
 ) -> np.ndarray:
-    """Move the weight of each family that nests a cheaper candidate it does not clearly beat.
+    """Which candidates nest a cheaper candidate that they do not clearly beat (left out of averaging).
 
     A richer family (a spline, a bootstrap noise) that nests a simpler candidate (:func:`nests`)
     gets weight when the held-out data cannot tell them apart, because it can imitate the simpler
     one; averaging the two then changes the answer little but costs the richer family's price
     (Monte Carlo propagation for a nonlinear family, the loss of the closed-form tails for a
-    non-Gaussian noise). So when the simpler candidate is in a cheaper cost class, the richer
-    family's weight goes to the cheapest such candidate it is not better than by the selection's
-    closeness rule (within ``threshold`` standard errors and a small difference). Families are
-    visited from the richest down, so weight flows along chains (spline/bootstrap to
-    linear/bootstrap to linear/gaussian). Families of the same cost class (a log-normal and a
-    bootstrap root; spline/gaussian and spline/bootstrap) and non-nested families (a Gaussian
-    and a log-normal root; linear/bootstrap and spline/gaussian) keep their weights: averaging
-    them costs nothing extra, or the data's indecision is about different answers. The result
-    depends on the candidates' descriptions, not their order.
+    non-Gaussian noise). So a family is redundant when it nests a candidate of a cheaper cost
+    class and is not better than it by the selection's closeness rule (within ``threshold``
+    standard errors and a small difference); the averaging weights are computed without it.
+    Families of the same cost class (a log-normal and a bootstrap root; spline/gaussian and
+    spline/bootstrap) and non-nested families (a Gaussian and a log-normal root; linear/bootstrap
+    and spline/gaussian) are never redundant: averaging them costs nothing extra, or the data's
+    indecision is about different answers. The cheapest candidates are never redundant.
+
+    Returns
+    -------
+    ndarray of bool, shape (K,)
     """
-    w = np.array(weights, dtype=np.float64)
     n = len(pointwise[0])
-    elpd = [float(p.sum()) for p in pointwise]
-    rank = [_complexity(c) for c in candidates]
-    names = [c.describe() for c in candidates]
+    cost = [_cost_class(c) for c in candidates]
 
     def not_better(k: int, c: int) -> bool:
         d = pointwise[k] - pointwise[c]
@@ -258,13 +255,10 @@ def parsimony_transfer(
         diff, se = float(d.sum()), float(np.sqrt(n) * d.std())
         return diff <= threshold * se and (diff <= SMALL_ELPD_DIFF or diff <= max_loss_per_row * n)
 
-    for k in sorted(range(len(candidates)), key=lambda i: (rank[i], names[i]), reverse=True):
-        targets = [c for c in range(len(candidates))
-                   if rank[c][0] < rank[k][0] and nests(candidates[c], candidates[k]) and not_better(k, c)]
-        if w[k] > 0 and targets:
-            c = min(targets, key=lambda i: (rank[i], -elpd[i], names[i]))
-            w[c], w[k] = w[c] + w[k], 0.0
-    return w
+    return np.array([
+        any(cost[c] < cost[k] and nests(candidates[c], candidates[k]) and not_better(k, c) for c in range(len(candidates)))
+        for k in range(len(candidates))
+    ])
 
 
 def _cost_class(mech: Mechanism) -> int:

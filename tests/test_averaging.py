@@ -216,3 +216,23 @@ def test_a_model_averaged_scm_round_trips_through_save_and_load(tmp_path):
     with pytest.warns(br.TailEstimateWarning):
         b = br.attribute_anomalies(loaded, "X1", anomaly, seed=2, num_mc_samples=300)
     np.testing.assert_array_equal(a.contributions, b.contributions)
+
+
+def test_a_rich_family_that_does_not_beat_a_cheaper_one_it_nests_is_left_out():
+    from bayesrca.mechanisms import LinearANM, RootDistribution, SplineANM
+    from bayesrca.selection import nests, redundant_families
+
+    assert nests(LinearANM("gaussian"), SplineANM("gaussian")) and nests(LinearANM("gaussian"), SplineANM("bootstrap"))
+    assert nests(RootDistribution("lognormal"), RootDistribution("bootstrap"))
+    assert not nests(RootDistribution("gaussian"), RootDistribution("lognormal"))
+    assert not nests(LinearANM("bootstrap"), SplineANM("gaussian")) and not nests(SplineANM("gaussian"), LinearANM("gaussian"))
+    cands = [LinearANM("gaussian"), LinearANM("bootstrap"), SplineANM("gaussian"), SplineANM("bootstrap")]
+    rng = np.random.default_rng(0)
+    base = rng.normal(-1.0, 0.3, 500)
+    # the spline with Gaussian noise is clearly best; the bootstrap families are worse than linear/gaussian
+    pointwise = [base, base - 0.2, base + 0.3, base - 0.1]
+    kw = {"threshold": 2.0, "max_loss_per_row": 0.02}
+    assert redundant_families(cands, pointwise, **kw).tolist() == [False, True, False, True]
+    # on linear data the spline does not beat the linear fit it nests: only linear/gaussian remains
+    pointwise = [base, base - 0.2, base + rng.normal(0, 0.01, 500), base - 0.1]
+    assert redundant_families(cands, pointwise, **kw).tolist() == [False, True, True, True]
