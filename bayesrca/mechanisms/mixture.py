@@ -31,7 +31,7 @@ from .noise import split_gaussian
 __all__ = ["FamilyMixture", "DrawSelection", "allocate_draws", "split_gaussian_part", "has_additive_noise"]
 
 
-def allocate_draws(weights: Sequence[float], num_draws: int) -> torch.Tensor:
+def allocate_draws(weights: Sequence[float] | np.ndarray, num_draws: int) -> torch.Tensor:
     """Component of each of ``num_draws`` draws: largest-remainder counts, randomly permuted.
 
     Component k gets ``floor(num_draws * w_k)`` draws or one more (the ones with the largest
@@ -164,7 +164,7 @@ class FamilyMixture(Mechanism):
         self.components_ = fitted
         self.weights_ = torch.as_tensor(w)
         self.assignment_ = allocate_draws(w, num_draws)
-        diags = [c.diagnostics_ for c in fitted]
+        diags = [dict(getattr(c, "diagnostics_", {})) for c in fitted]
         info: dict[str, Any] = {"inference": "+".join(str(d.get("inference", "?")) for d in diags),
                                 "exact": all(bool(d.get("exact", False)) for d in diags)}
         for key, pick in (("rhat_max", max), ("ess_min", min)):
