@@ -202,3 +202,21 @@ def test_a_mixture_of_linear_gaussian_families_keeps_the_closed_form_path():
     first = scm.mechanisms_["b"].assignment_ == 0
     same = np.isclose(res.it_scores[first.numpy()], ref.it_scores[first.numpy()], rtol=0.3)
     assert same.mean() > 0.8
+
+
+def test_the_linearisation_reads_each_draws_own_coefficients():
+    from bayesrca.counterfactual.ops import linearize
+
+    graph, frame, _ = _chain_data()
+    frame = frame.assign(c=0.4 * frame["b"] + 0.2 * np.random.default_rng(3).normal(size=len(frame)))
+    mix = FamilyMixture([LinearANM("gaussian"), LinearANM("bootstrap")], [0.5, 0.5])
+    scm = br.BayesianSCM(graph, mechanisms={"a": "gaussian", "b": mix, "c": "gaussian"}, num_draws=D).fit(frame, seed=0)
+    assert scm.mechanisms_["b"].is_linear and choose_engine(scm, ["a", "b", "c"]) == "mc"
+    offset, coef = linearize(scm, ["a", "b", "c"])
+    m = scm.mechanisms_["b"]
+    for k, comp in enumerate(m.components_):
+        idx = m.assignment_ == k
+        # b = intercept_k + coef_k * a + N_b under draw s of family k
+        torch.testing.assert_close(coef["b"][idx, 0], comp.coef_[idx, 0])
+        torch.testing.assert_close(coef["b"][idx, 1], torch.ones(int(idx.sum()), dtype=torch.float64))
+        torch.testing.assert_close(offset["b"][idx], comp.intercept_[idx] + comp.coef_[idx, 0] * scm.mechanisms_["a"].intercept_[idx])
