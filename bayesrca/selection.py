@@ -13,6 +13,10 @@ product; nonlinear: propagation per coalition), and the best candidate of the ch
 elpd is within ``threshold`` standard errors of the overall best, and at most ``max_loss_per_row``
 nats per held-out row below it, is chosen, in the spirit of the one-standard-error rule used with
 PSIS-LOO model comparison.
+
+The same pointwise held-out densities give every candidate a model-averaging weight
+(:mod:`bayesrca.averaging`); :class:`~bayesrca.BayesianSCM` averages over the families by default
+(``averaging="pseudo-bma+"``) and keeps the single choice with ``averaging="none"``.
 """
 
 from __future__ import annotations
