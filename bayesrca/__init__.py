@@ -21,6 +21,7 @@ from .exceptions import (
 from .mechanisms import (
     BernoulliGLM,
     CategoricalGLM,
+    FamilyMixture,
     LinearANM,
     Mechanism,
     PoissonGLM,
@@ -54,6 +55,7 @@ __all__ = [
     "BernoulliGLM",
     "CategoricalGLM",
     "PoissonGLM",
+    "FamilyMixture",
     "BayesRCAError",
     "GraphError",
     "DataError",

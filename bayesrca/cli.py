@@ -2,7 +2,8 @@
 
 ::
 
-    bayesrca fit --graph GRAPH --data TRAIN.csv -o model.bayesrca [--mechanisms auto] [--draws 200] [--seed 0]
+    bayesrca fit --graph GRAPH --data TRAIN.csv -o model.bayesrca [--mechanisms auto] [--averaging pseudo-bma+]
+                 [--draws 200] [--seed 0]
     bayesrca attribute model.bayesrca --anomalies ANOM.csv --target NODE [--format table|json|csv] [-o FILE]
         [--report report.html]
 
@@ -133,6 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--data", required=True, help="CSV of normal operation, one column per node")
     fit.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.bayesrca)")
     fit.add_argument("--mechanisms", default="auto", choices=["auto", "linear", "gaussian", "spline"])
+    fit.add_argument("--averaging", default="pseudo-bma+", choices=["pseudo-bma+", "stacking", "none"],
+                     help="'auto' nodes: average over families where the data cannot decide (default pseudo-bma+)")
     fit.add_argument("--draws", type=int, default=200, help="posterior draws per node")
     fit.add_argument("--seed", type=int, default=0, help="random seed (same seed, same numbers)")
     fit.add_argument("--quiet", action="store_true", help="no progress bars, no warnings")
@@ -157,7 +160,8 @@ def _fit(args: argparse.Namespace) -> str:
     graph = read_graph(args.graph)
     data = _read_table(args.data, "data")
     try:
-        scm = BayesianSCM(graph, mechanisms=args.mechanisms, num_draws=args.draws).fit(data, seed=args.seed, progress=False if args.quiet else None)
+        scm = BayesianSCM(graph, mechanisms=args.mechanisms, averaging=args.averaging, num_draws=args.draws)
+        scm = scm.fit(data, seed=args.seed, progress=False if args.quiet else None)
     except DataError as err:
         raise _naming_file(err, "data", args.data) from err
     try:

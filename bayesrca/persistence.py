@@ -38,8 +38,8 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MECHANISM_CLASSES", "save", "load",
 
 FORMAT_NAME = "bayesrca-scm"
 #: (major, minor): a reader accepts any minor of its own major version.
-FORMAT_VERSION = (1, 0)
-_TENSOR, _ARRAY = "__tensor__", "__array__"
+FORMAT_VERSION = (1, 1)  # 1.1: mechanisms nested in parameters and state (FamilyMixture)
+_TENSOR, _ARRAY, _MECHANISM = "__tensor__", "__array__", "__mechanism__"
 
 
 def save(scm: BayesianSCM, path: str | Path) -> Path:
@@ -78,14 +78,9 @@ def save(scm: BayesianSCM, path: str | Path) -> Path:
     mechanisms = []
     for i, node in enumerate(scm.nodes_):
         mech = scm.mechanisms_[node]
-        name = type(mech).__name__
-        if MECHANISM_CLASSES.get(name) is not type(mech):
-            raise ConfigError(
-                f"node {node!r} uses {name}, which is not a built-in bayesrca mechanism; only "
-                f"{sorted(MECHANISM_CLASSES)} can be saved"
-            )
-        state = {k: _encode(v, f"mech{i}/{k}", arrays) for k, v in mech.fitted_state().items()}
-        mechanisms.append({"node": node, "class": name, "params": mech.get_params(), "state": state})
+        _check_builtin(mech, node)
+        entry = _encode_mechanism(mech, f"mech{i}", arrays)
+        mechanisms.append({"node": node, **entry})
     frame = scm.training_data_
     arrays["training_data"] = frame.to_numpy(dtype=np.float64)
     manifest = {
@@ -94,6 +89,7 @@ def save(scm: BayesianSCM, path: str | Path) -> Path:
         "bayesrca_version": _version(),
         "graph": {"nodes": nodes, "edges": [list(e) for e in scm.graph_.edges]},
         "params": {"num_draws": scm.num_draws, "constant_noise_scale": scm.constant_noise_scale,
+                   "averaging": scm.averaging,
                    "mechanisms": scm.mechanisms if isinstance(scm.mechanisms, str) else None},
         "fitted": {"nodes": list(scm.nodes_), "parents": [list(scm.parents_[n]) for n in scm.nodes_],
                    "num_draws": scm.num_draws_, "seed": scm.seed_,
@@ -162,11 +158,7 @@ def _rebuild(manifest: dict, arrays: dict[str, np.ndarray]) -> BayesianSCM:
         raise ValueError("the stored graph does not match its fingerprint")
     mechanisms: dict[Hashable, Mechanism] = {}
     for entry in manifest["mechanisms"]:
-        mech_cls = MECHANISM_CLASSES.get(entry["class"])
-        if mech_cls is None:
-            raise ValueError(f"unknown mechanism class {entry['class']!r}")
-        state = {key: _decode(value, arrays) for key, value in entry["state"].items()}
-        mechanisms[entry["node"]] = mech_cls.from_fitted_state(entry["params"], state)
+        mechanisms[entry["node"]] = _decode_mechanism(entry, arrays)
     selection = manifest.get("selection")
     scm = BayesianSCM.from_fitted_state(
         graph,
@@ -177,7 +169,9 @@ def _rebuild(manifest: dict, arrays: dict[str, np.ndarray]) -> BayesianSCM:
         seed=fitted["seed"],
         selection=pd.read_json(io.StringIO(json.dumps(selection)), orient="split") if selection else None,
         params={"mechanisms": params["mechanisms"], "num_draws": params["num_draws"],
-                "constant_noise_scale": params["constant_noise_scale"]},
+                "constant_noise_scale": params["constant_noise_scale"],
+                # files written before model averaging (format 1.0) chose one family per node
+                "averaging": params.get("averaging", "none")},
     )
     if [list(scm.parents_[n]) for n in scm.nodes_] != fitted["parents"]:
         raise ValueError("the parents' order differs from the one the model was fitted with")
@@ -189,8 +183,38 @@ save_scm = save
 load_scm = load
 
 
+def _check_builtin(mech: Mechanism, node: Any) -> None:
+    name = type(mech).__name__
+    if MECHANISM_CLASSES.get(name) is not type(mech):
+        raise ConfigError(
+            f"node {node!r} uses {name}, which is not a built-in bayesrca mechanism; only "
+            f"{sorted(MECHANISM_CLASSES)} can be saved"
+        )
+
+
+def _encode_mechanism(mech: Mechanism, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Class name, constructor parameters and (when fitted) learned state of a mechanism."""
+    params = {k: _encode(v, f"{key}/params/{k}", arrays) for k, v in mech.get_params().items()}
+    state = {k: _encode(v, f"{key}/{k}", arrays) for k, v in mech.fitted_state().items()} if mech.is_fitted else None
+    return {"class": type(mech).__name__, "params": params, "state": state}
+
+
+def _decode_mechanism(entry: dict, arrays: dict[str, np.ndarray]) -> Mechanism:
+    mech_cls = MECHANISM_CLASSES.get(entry["class"])
+    if mech_cls is None:
+        raise ValueError(f"unknown mechanism class {entry['class']!r}")
+    params = {key: _decode(value, arrays) for key, value in entry["params"].items()}
+    if entry["state"] is None:
+        return mech_cls(**params)
+    state = {key: _decode(value, arrays) for key, value in entry["state"].items()}
+    return mech_cls.from_fitted_state(params, state)
+
+
 def _encode(value: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:
     """JSON for scalars and containers; tensors and arrays go to ``arrays`` under ``key``."""
+    if isinstance(value, Mechanism):  # the components of a FamilyMixture
+        _check_builtin(value, key)
+        return {_MECHANISM: _encode_mechanism(value, key, arrays)}
     if isinstance(value, torch.Tensor):
         arrays[key] = value.detach().cpu().numpy()
         return {_TENSOR: key}
@@ -220,6 +244,8 @@ def _decode(value: Any, arrays: dict[str, np.ndarray]) -> Any:
             return tuple(_decode(v, arrays) for v in value["__tuple__"])
         if "__list__" in value:
             return [_decode(v, arrays) for v in value["__list__"]]
+        if _MECHANISM in value:
+            return _decode_mechanism(value[_MECHANISM], arrays)
         raise ValueError(f"unknown encoded value {sorted(value)}")
     return value
 

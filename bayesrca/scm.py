@@ -17,7 +17,9 @@ from ._progress import progress_bar
 from ._progress import resolve as resolve_progress
 from ._random import resolve_seed, seeded
 from .exceptions import ConfigError, GraphError, NotFittedError
+from .averaging import WEIGHTINGS
 from .mechanisms import Mechanism
+from .mechanisms.mixture import FamilyMixture
 from .mechanisms.registry import FAMILY_NAMES, check_position, default_candidates, family_mechanism
 from .selection import discrete_kind, discrete_mechanism, select_mechanism
 from .validation import check_frame, check_positive_int, constant_columns
@@ -41,6 +43,16 @@ class BayesianSCM:
         and ``"spline"`` apply one family to every node. A mapping overrides single nodes
         (values: a shorthand, ``"auto"`` or a :class:`~bayesrca.mechanisms.Mechanism`); nodes
         not in the mapping are chosen automatically.
+    averaging : {"pseudo-bma+", "stacking", "none"}, default "pseudo-bma+"
+        How ``"auto"`` nodes combine the candidate families. With a weighting
+        (:mod:`bayesrca.averaging`) each family gets a weight from its held-out log predictive
+        densities (a richer family that does not predict clearly better than a cheaper one it
+        nests is left out), weights below 5 % are dropped, and a node left with several
+        families becomes a :class:`~bayesrca.mechanisms.FamilyMixture` (each posterior draw from
+        one family, about ``weight * num_draws`` draws each), so the results' intervals include
+        the uncertainty of the choice. A node whose data clearly support one family keeps that
+        family alone. ``"none"`` keeps the single cheapest adequate family per node (the choice
+        of :func:`~bayesrca.selection.select_mechanism`).
     num_draws : int, default 200
         Posterior draws kept per node; draw s of the SCM combines draw s of every node.
     constant_noise_scale : float, default 1e-3
@@ -57,16 +69,18 @@ class BayesianSCM:
         graph: nx.DiGraph,
         mechanisms: Any = "auto",
         *,
+        averaging: str = "pseudo-bma+",
         num_draws: int = 200,
         constant_noise_scale: float = 1e-3,
     ) -> None:
         self.graph = graph
         self.mechanisms = mechanisms
+        self.averaging = averaging
         self.num_draws = num_draws
         self.constant_noise_scale = constant_noise_scale
 
     # -- scikit-learn parameter protocol (so that sklearn.base.clone works) ------------------
-    _PARAM_NAMES = ("graph", "mechanisms", "num_draws", "constant_noise_scale")
+    _PARAM_NAMES = ("graph", "mechanisms", "averaging", "num_draws", "constant_noise_scale")
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor parameters by name (scikit-learn convention; ``deep`` is accepted, unused)."""
@@ -111,6 +125,9 @@ class BayesianSCM:
         if not (isinstance(self.constant_noise_scale, (int, float)) and self.constant_noise_scale > 0):
             raise ConfigError(f"constant_noise_scale must be a positive number, got {self.constant_noise_scale!r}")
         progress = resolve_progress(progress)
+        if self.averaging not in WEIGHTINGS + ("none",):
+            raise ConfigError(f"averaging must be one of {WEIGHTINGS + ('none',)}, got {self.averaging!r}")
+        weighting = "pseudo-bma+" if self.averaging == "none" else self.averaging
         order = graphs.topological_order(graph)
         frame = check_frame(data, order, what="training data", min_rows=2)
         constant = set(constant_columns(frame, what="training data"))
@@ -133,14 +150,19 @@ class BayesianSCM:
                 if discrete is not None:  # booleans and (not overdispersed) counts
                     mech = discrete
                 elif spec == "auto" and node not in constant and len(frame) >= 40:
-                    mech, table = select_mechanism(default_candidates(y, not parents), y, pa, rng=rng, node=str(node))
+                    candidates = default_candidates(y, not parents)
+                    mech, table = select_mechanism(candidates, y, pa, rng=rng, weighting=weighting, node=str(node))
                     tables.append(table)
+                    if self.averaging != "none":
+                        mech = _averaged(candidates, table["averaged_weight"].to_numpy())
                 elif spec == "auto":
                     mech = default_candidates(y, not parents)[0]
                 else:
                     mech = spec
-                if not _user_mechanism(self.mechanisms, node) and hasattr(mech, "constant_noise_scale"):
-                    mech.constant_noise_scale = self.constant_noise_scale
+                if not _user_mechanism(self.mechanisms, node):
+                    for part in mech.components if isinstance(mech, FamilyMixture) else [mech]:
+                        if hasattr(part, "constant_noise_scale"):
+                            part.constant_noise_scale = self.constant_noise_scale
                 mech.fit(y, pa, num_draws=num_draws, progress=progress, node=str(node))
             _log.info("node %r: %s", node, mech.describe())
             fitted[node] = mech
@@ -188,7 +210,7 @@ class BayesianSCM:
         selection : pandas.DataFrame, optional
             The model-selection table (``selection_``); default empty.
         params : mapping, optional
-            Constructor parameters (``mechanisms``, ``num_draws``, ``constant_noise_scale``);
+            Constructor parameters (``mechanisms``, ``averaging``, ``num_draws``, ``constant_noise_scale``);
             ``mechanisms`` defaults to unfitted clones of ``fitted_mechanisms`` and
             ``num_draws`` to ``num_draws``.
 
@@ -320,13 +342,21 @@ class BayesianSCM:
 
     # -- reporting ----------------------------------------------------------------------------
     def summary(self) -> pd.DataFrame:
-        """One row per node: parents, chosen mechanism, inference engine and its diagnostics."""
+        """One row per node: parents, mechanism, family weights, inference engine and its diagnostics.
+
+        ``weights`` lists the families the node averages over with their weights (one family
+        with weight 1 unless the node is a :class:`~bayesrca.mechanisms.FamilyMixture`); the
+        held-out comparison of every candidate is in ``selection_``.
+        """
         self.check_fitted()
         rows = []
         for node in self.nodes_:
             mech = self.mechanisms_[node]
             diag = {k: v for k, v in mech.diagnostics_.items() if np.isscalar(v)}
-            rows.append({"node": node, "parents": list(self.parents_[node]), "mechanism": mech.describe(), **diag})
+            table = mech.weight_table() if isinstance(mech, FamilyMixture) else {mech.describe(): 1.0}
+            weights = ", ".join(f"{name} {w:.2f}" for name, w in table.items())
+            rows.append({"node": node, "parents": list(self.parents_[node]), "mechanism": mech.describe(),
+                         "weights": weights, **diag})
         return pd.DataFrame(rows)
 
     def _repr_html_(self) -> str:
@@ -345,7 +375,16 @@ class BayesianSCM:
     def __repr__(self) -> str:
         state = "fitted" if hasattr(self, "mechanisms_") else "not fitted"
         n = self.graph.number_of_nodes() if isinstance(self.graph, nx.DiGraph) else "?"
-        return f"BayesianSCM({n} nodes, mechanisms={self.mechanisms!r}, num_draws={self.num_draws}, {state})"
+        avg = "" if self.averaging == "pseudo-bma+" else f", averaging={self.averaging!r}"
+        return f"BayesianSCM({n} nodes, mechanisms={self.mechanisms!r}{avg}, num_draws={self.num_draws}, {state})"
+
+
+def _averaged(candidates: Sequence[Mechanism], weights: np.ndarray) -> Mechanism:
+    """The candidates with positive weight: one alone, or a :class:`FamilyMixture` of several."""
+    kept = [(c, float(w)) for c, w in zip(candidates, weights) if w > 0]
+    if len(kept) == 1:
+        return kept[0][0].clone()
+    return FamilyMixture([c.clone() for c, _ in kept], [w for _, w in kept])
 
 
 def _user_mechanism(spec: Any, node: Hashable) -> bool:

@@ -13,9 +13,8 @@ from .counterfactual import tails
 from ._random import resolve_seed, seeded
 from .counterfactual import abduct_noise, fresh_noise_trace, linearize
 from .exceptions import ConfigError
-from .mechanisms.additive import AdditiveNoiseModel
 from .mechanisms.base import noise_site
-from .mechanisms.noise import split_gaussian
+from .mechanisms.mixture import has_additive_noise, split_gaussian_part
 from .results.scores import CONDITIONINGS, ScoreResult
 from .validation import check_frame, check_positive_int
 
@@ -123,8 +122,8 @@ def outlier_scores(
                     # conditional Monte Carlo on the node's own Gaussian noise (if it has one), so
                     # extreme rows are not capped near log(num_mc_samples)
                     mech = scm.mechanisms_[n]
-                    sd = split_gaussian(mech.noise_distribution())[1]
-                    if not isinstance(mech, AdditiveNoiseModel):
+                    sd = split_gaussian_part(mech.noise_distribution())[1]
+                    if not has_additive_noise(mech):
                         sd = torch.zeros_like(sd)
                     centres = values[n] - trace.nodes[noise_site(n)]["value"] * (sd > 0)
                     scores[n] = tails.conditional_thresholds(values[n], centres, sd, observed[n], base_score)[2]

@@ -13,23 +13,33 @@ product; nonlinear: propagation per coalition), and the best candidate of the ch
 elpd is within ``threshold`` standard errors of the overall best, and at most ``max_loss_per_row``
 nats per held-out row below it, is chosen, in the spirit of the one-standard-error rule used with
 PSIS-LOO model comparison.
+
+The same pointwise held-out densities give every candidate a model-averaging weight
+(:mod:`bayesrca.averaging`); :class:`~bayesrca.BayesianSCM` averages over the families by default
+(``averaging="pseudo-bma+"``) and keeps the single choice with ``averaging="none"``.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .exceptions import BayesRCAError, ConvergenceWarning, DataError
-from .mechanisms import Mechanism, PoissonGLM
+from ._random import seeded
+from .averaging import WEIGHT_CUTOFF, WEIGHTINGS, model_weights, trim_weights
+from .exceptions import BayesRCAError, ConfigError, ConvergenceWarning, DataError
+from .mechanisms import LinearANM, Mechanism, PoissonGLM, SplineANM
 from .mechanisms.registry import default_candidates, discrete_class
 
-__all__ = ["default_candidates", "discrete_kind", "discrete_mechanism", "heldout_elpd", "select_mechanism"]
+__all__ = [
+    "default_candidates", "discrete_kind", "discrete_mechanism", "heldout_elpd", "nests", "redundant_families",
+    "select_mechanism",
+]
 
 #: elpd differences below this many nats count as small whatever the number of held-out rows.
 SMALL_ELPD_DIFF = 4.0
@@ -103,6 +113,8 @@ def select_mechanism(
     min_scored_rows: int = 2000,
     threshold: float = 2.0,
     max_loss_per_row: float = 0.02,
+    weighting: str = "pseudo-bma+",
+    cutoff: float = WEIGHT_CUTOFF,
     node: str = "",
 ) -> tuple[Mechanism, pd.DataFrame]:
     """Pick one of ``candidates`` for a node; return the unfitted choice and the comparison table.
@@ -113,7 +125,20 @@ def select_mechanism(
     error and must not hide a misfit that costs every row (e.g. a linear fit of a clearly
     nonlinear mechanism). The comparison uses K-fold cross-validation over up to ``max_rows``
     rows, scoring folds until ``min_scored_rows`` rows are held out.
+
+    The table has one row per candidate: ``elpd`` and its standard error ``se``, ``elpd_diff``
+    and ``se_diff`` against the best, ``cost_class``, ``chosen`` (the single choice above) and
+    ``weight``, the candidate's model-averaging weight by ``weighting`` (``"pseudo-bma+"`` or
+    ``"stacking"``, :mod:`bayesrca.averaging`) from the same pointwise held-out densities, and
+    ``averaged_weight``, the weight ``BayesianSCM(averaging=...)`` gives it: a family that nests
+    a cheaper candidate without predicting clearly better than it (the closeness rule above) is
+    ``redundant`` and left out (:func:`redundant_families`), the others are weighted afresh, and
+    weights below ``cutoff`` are dropped and the rest renormalised. The weights' bootstrap draws come
+    from ``rng`` after the cross-validation, so the single choice is the same whatever the
+    weighting.
     """
+    if weighting not in WEIGHTINGS:
+        raise ConfigError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     idx = rng.permutation(len(y))[: min(len(y), max_rows)]
     folds = np.array_split(idx, max(2, min(num_folds, len(idx) // 2)))
     # score folds until min_scored_rows rows are held out (by default all folds: one random split
@@ -126,15 +151,19 @@ def select_mechanism(
             break
     n_val = scored
     rows, pointwise = [], []
+    base_seed = int(rng.integers(2**32))
     for cand in candidates:
         lpd = np.empty(0)
+        # each candidate's posterior draws are seeded by its own description, so neither its
+        # held-out densities nor the weights depend on the order of the candidates
+        cand_seed = int(np.random.SeedSequence([base_seed, zlib.crc32(repr(cand).encode())]).generate_state(1)[0])
         try:
             for k, val in enumerate(used):
                 train = np.concatenate([f for j, f in enumerate(folds) if j != k])
                 trial = cand.clone()
                 if hasattr(trial, "num_atoms"):
                     trial.num_atoms = num_atoms
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), seeded(cand_seed + k):
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     trial.fit(y[train], parents[train], num_draws=num_draws, node=node)
                 lpd = np.concatenate([lpd, heldout_elpd(trial, y[val], parents[val])])
@@ -149,6 +178,7 @@ def select_mechanism(
     if not np.isfinite(table["elpd"].iloc[best]):
         raise DataError(f"node {node!r}: no candidate mechanism could be fitted; check the column's values")
     diffs = [pointwise[best] - p for p in pointwise]
+    table["se"] = [float(np.sqrt(len(p)) * p.std()) if np.all(np.isfinite(p)) else np.nan for p in pointwise]
     table["elpd_diff"] = [float(d.sum()) if np.all(np.isfinite(d)) else np.inf for d in diffs]
     table["se_diff"] = [float(np.sqrt(len(d)) * d.std()) if np.all(np.isfinite(d)) else np.nan for d in diffs]
     # cheaper classes first: linear-Gaussian (closed-form tails), linear (one matrix product), nonlinear
@@ -167,7 +197,72 @@ def select_mechanism(
             chosen = top
             break
     table["chosen"] = [i == chosen for i in range(len(candidates))]
+    lpd = np.column_stack(pointwise)
+    table["weight"] = model_weights(lpd, weighting, rng)
+    redundant = redundant_families(candidates, pointwise, threshold=threshold, max_loss_per_row=max_loss_per_row)
+    averaged = np.zeros(len(candidates))
+    averaged[~redundant] = trim_weights(model_weights(lpd[:, ~redundant], weighting, rng), cutoff)
+    table["redundant"] = redundant
+    table["averaged_weight"] = averaged
     return candidates[chosen].clone(), table
+
+
+#: (simpler class, richer class) pairs whose feature maps are nested (a spline basis holds the
+#: linear term); every class nests itself.
+NESTED_CLASSES = frozenset({(LinearANM, SplineANM)})
+
+
+def nests(simple: Mechanism, rich: Mechanism) -> bool:
+    """True when ``simple`` is a special case of ``rich`` (and not the same family).
+
+    The regression functions are nested (same class, or a pair in :data:`NESTED_CLASSES`) and
+    so are the noises (the same family, or ``rich`` has the non-parametric bootstrap noise, which
+    can take any shape).
+    """
+    same_class = type(simple) is type(rich)
+    if not (same_class or (type(simple), type(rich)) in NESTED_CLASSES):
+        return False
+    ns, nr = getattr(simple, "noise", None), getattr(rich, "noise", None)
+    if ns is None or nr is None or (same_class and ns == nr):
+        return False
+    return ns == nr or nr == "bootstrap"
+
+
+def redundant_families(
+    candidates: Sequence[Mechanism], pointwise: Sequence[np.ndarray], *, threshold: float, max_loss_per_row: float,
+) -> np.ndarray:
+    """Which candidates nest a cheaper candidate that they do not clearly beat (left out of averaging).
+
+    A richer family (a spline, a bootstrap noise) that nests a simpler candidate (:func:`nests`)
+    gets weight when the held-out data cannot tell them apart, because it can imitate the simpler
+    one; averaging the two then changes the answer little but costs the richer family's price
+    (Monte Carlo propagation for a nonlinear family, the loss of the closed-form tails for a
+    non-Gaussian noise). So a family is redundant when it nests a candidate of a cheaper cost
+    class and is not better than it by the selection's closeness rule (within ``threshold``
+    standard errors and a small difference); the averaging weights are computed without it.
+    Families of the same cost class (a log-normal and a bootstrap root; spline/gaussian and
+    spline/bootstrap) and non-nested families (a Gaussian and a log-normal root; linear/bootstrap
+    and spline/gaussian) are never redundant: averaging them costs nothing extra, or the data's
+    indecision is about different answers. The cheapest candidates are never redundant.
+
+    Returns
+    -------
+    ndarray of bool, shape (K,)
+    """
+    n = len(pointwise[0])
+    cost = [_cost_class(c) for c in candidates]
+
+    def not_better(k: int, c: int) -> bool:
+        d = pointwise[k] - pointwise[c]
+        if not np.all(np.isfinite(d)):
+            return not np.all(np.isfinite(pointwise[k]))
+        diff, se = float(d.sum()), float(np.sqrt(n) * d.std())
+        return diff <= threshold * se and (diff <= SMALL_ELPD_DIFF or diff <= max_loss_per_row * n)
+
+    return np.array([
+        any(cost[c] < cost[k] and nests(candidates[c], candidates[k]) and not_better(k, c) for c in range(len(candidates)))
+        for k in range(len(candidates))
+    ])
 
 
 def _cost_class(mech: Mechanism) -> int:

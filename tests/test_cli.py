@@ -191,3 +191,14 @@ def test_version_and_help_with_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["attribute", "--help"])
     assert "(default: 2000)" in capsys.readouterr().out
+
+
+def test_fit_passes_the_averaging_choice(files):
+    import bayesrca as br
+
+    model = files / "avg.bayesrca"
+    code = main(["fit", "--graph", str(files / "graph.csv"), "--data", str(files / "train.csv"), "-o", str(model),
+                 "--averaging", "none", "--draws", "10", "--quiet"])
+    assert code == EXIT_OK
+    scm = br.load(model)
+    assert scm.averaging == "none" and not any(isinstance(m, br.FamilyMixture) for m in scm.mechanisms_.values())

@@ -27,7 +27,7 @@ import torch
 from pyro.poutine.messenger import Messenger
 
 from ..mechanisms.base import MECHANISM_EFFECT, NOISE_ROLE, Mechanism
-from ..mechanisms.noise import split_gaussian
+from ..mechanisms.mixture import split_gaussian_part
 
 __all__ = ["AbductNoise", "KeepNoise", "DropGaussianPart", "SwapMechanism", "abduct", "keep_noise"]
 
@@ -89,7 +89,7 @@ class KeepNoise(Messenger):
 class DropGaussianPart(Messenger):
     """Sample only the non-Gaussian part ``R`` of the noise ``N = R + sd * eps`` of ``nodes``.
 
-    See :func:`bayesrca.mechanisms.noise.split_gaussian`. The caller adds the Gaussian part back,
+    See :func:`bayesrca.mechanisms.noise.split_gaussian` (per draw for a model-averaged node). The caller adds the Gaussian part back,
     either as a sample or, for conditional Monte Carlo, by integrating it analytically.
 
     Parameters
@@ -104,7 +104,7 @@ class DropGaussianPart(Messenger):
 
     def _pyro_sample(self, msg) -> None:
         if _is_noise(msg) and msg["value"] is None and msg["infer"]["node"] in self.nodes:
-            msg["fn"] = split_gaussian(msg["fn"])[0]
+            msg["fn"] = split_gaussian_part(msg["fn"])[0]
 
 
 class SwapMechanism(Messenger):

@@ -26,9 +26,8 @@ from .counting import RARE_HITS, conditional_log_tails, log_probs, sorted_hits
 from .decomposition import TargetDecomposition
 from .handlers import KeepNoise
 from .ops import fresh_noise_trace
-from ..mechanisms.additive import AdditiveNoiseModel
 from ..mechanisms.base import noise_site
-from ..mechanisms.noise import split_gaussian
+from ..mechanisms.mixture import has_additive_noise, split_gaussian_part
 
 __all__ = ["SORTED_MIN_ANOMALIES", "MonteCarloTails"]
 
@@ -85,7 +84,7 @@ class MonteCarloTails:
         self.num_mc_samples, self.max_elements = num_mc_samples, max_elements
         num_draws, players, target, rest = scm.num_draws_, parts.players, parts.target, parts.rest
         additive = list(rest)
-        if not rest and isinstance(scm.mechanisms_[target], AdditiveNoiseModel):
+        if not rest and has_additive_noise(scm.mechanisms_[target]):
             additive = [target]
         if not conditional:  # plain Monte Carlo: every noise sampled, the p-value rule throughout
             additive = []
@@ -93,7 +92,7 @@ class MonteCarloTails:
         coef_of = dict(zip(rest, cast(torch.Tensor, a).T)) if rest else {target: torch.ones(num_draws, dtype=torch.float64)}
         self.gauss_var = torch.zeros(num_draws, len(players), dtype=torch.float64)  # (D, n)
         for p in additive:
-            sd = split_gaussian(scm.mechanisms_[p].noise_distribution())[1]
+            sd = split_gaussian_part(scm.mechanisms_[p].noise_distribution())[1]
             self.gauss_var[:, players.index(p)] = (coef_of[p] * sd) ** 2
         self.eps = torch.randn(num_mc_samples, num_draws, dtype=torch.float64)  # (M, D)
         self.trace = fresh_noise_trace(scm, players, num_mc_samples, dim=-3, drop_gaussian=additive)

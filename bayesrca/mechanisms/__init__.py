@@ -4,6 +4,7 @@ from .additive import AdditiveNoiseModel
 from .base import Mechanism, noise_site
 from .discrete import BernoulliGLM, CategoricalGLM, DiscreteGLM, PoissonGLM
 from .linear import LinearANM
+from .mixture import FamilyMixture
 from .noise import ResidualKDE
 from .root import RootDistribution
 from .spline import SplineANM
@@ -18,6 +19,7 @@ __all__ = [
     "BernoulliGLM",
     "PoissonGLM",
     "CategoricalGLM",
+    "FamilyMixture",
     "ResidualKDE",
     "noise_site",
 ]

@@ -25,6 +25,7 @@ from .additive import AdditiveNoiseModel
 from .base import Mechanism
 from .discrete import BernoulliGLM, CategoricalGLM, DiscreteGLM, PoissonGLM
 from .linear import LinearANM
+from .mixture import FamilyMixture
 from .root import RootDistribution
 from .spline import SplineANM
 
@@ -48,7 +49,7 @@ CONTINUOUS_CLASSES: tuple[type[Mechanism], ...] = (LinearANM, SplineANM, RootDis
 DISCRETE_CLASSES: tuple[type[Mechanism], ...] = (BernoulliGLM, PoissonGLM, CategoricalGLM)
 #: Every built-in class by name: the only classes a saved model may name.
 MECHANISM_CLASSES: Mapping[str, type[Mechanism]] = MappingProxyType(
-    {c.__name__: c for c in CONTINUOUS_CLASSES + DISCRETE_CLASSES}
+    {c.__name__: c for c in CONTINUOUS_CLASSES + DISCRETE_CLASSES + (FamilyMixture,)}
 )
 #: The class modelling each discrete column kind found by :func:`bayesrca.selection.discrete_kind`.
 DISCRETE_KIND_CLASSES: Mapping[str, type[DiscreteGLM]] = MappingProxyType({"binary": BernoulliGLM, "count": PoissonGLM})
@@ -137,6 +138,10 @@ def check_position(mech: Mechanism, node: Hashable, is_root: bool) -> None:
     ConfigError
         If the mechanism does not fit the node's position in the graph.
     """
+    if isinstance(mech, FamilyMixture):  # model averaging: every component must fit
+        for part in mech.components:
+            check_position(part, node, is_root)
+        return
     if getattr(mech, "any_position", False) or is_root == is_root_mechanism(mech):
         return
     want = "a RootDistribution" if is_root else "a non-root mechanism (LinearANM, SplineANM)"

@@ -235,7 +235,7 @@ def test_online_shop_with_discrete_columns_runs_end_to_end():
     scm = br.BayesianSCM(graph, num_draws=20).fit(typed, seed=0)
     assert isinstance(scm.mechanisms_["Shopping Event?"], BernoulliGLM)
     kinds = {n: scm.mechanisms_[n].family for n in ("Page Views", "Sold Units")}
-    assert set(kinds.values()) <= {"poisson", "linear", "spline", "root"}
+    assert set(kinds.values()) <= {"poisson", "linear", "spline", "root", "mixture"}
     row = typed.iloc[[-1]].copy()
     row["Page Views"] = int(typed["Page Views"].max() * 1.5)
     res = br.attribute_anomalies(scm, "Profit", row, seed=0, num_mc_samples=500)

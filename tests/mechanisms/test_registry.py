@@ -22,6 +22,7 @@ from bayesrca.mechanisms import (
     BernoulliGLM,
     CategoricalGLM,
     DiscreteGLM,
+    FamilyMixture,
     LinearANM,
     Mechanism,
     PoissonGLM,
@@ -59,7 +60,8 @@ def _unknown_name_message_lists(err: pytest.ExceptionInfo, names) -> None:
 # the class table
 # ---------------------------------------------------------------------------------------------
 def test_mechanism_classes_name_every_builtin_class_by_its_own_name():
-    assert set(registry.MECHANISM_CLASSES.values()) == ALL_CLASSES
+    # the families, plus the model-averaging mixture of them
+    assert set(registry.MECHANISM_CLASSES.values()) == ALL_CLASSES | {FamilyMixture}
     assert all(name == cls.__name__ for name, cls in registry.MECHANISM_CLASSES.items())
     assert all(issubclass(cls, Mechanism) for cls in registry.MECHANISM_CLASSES.values())
     assert set(registry.CONTINUOUS_CLASSES) | set(registry.DISCRETE_CLASSES) == ALL_CLASSES
@@ -245,11 +247,13 @@ def _every_class_scm() -> br.BayesianSCM:
         "B": (rng.random(n) < 1 / (1 + np.exp(-r))).astype(np.int64),
         "P": rng.poisson(np.exp(0.5 + 0.3 * r)),
         "C": rng.integers(0, 3, n),
+        "M": np.tanh(r) + 0.3 * rng.normal(size=n),
     })
-    graph = nx.DiGraph([("R", c) for c in "LSBPC"])
+    graph = nx.DiGraph([("R", c) for c in "LSBPCM"])
     mechanisms = {
         "R": RootDistribution("gaussian"), "L": LinearANM("bootstrap"), "S": SplineANM("gaussian"),
         "B": BernoulliGLM(), "P": PoissonGLM(), "C": CategoricalGLM(),
+        "M": FamilyMixture([LinearANM("gaussian"), SplineANM("bootstrap")], [0.6, 0.4]),
     }
     return br.BayesianSCM(graph, mechanisms=mechanisms, num_draws=NUM_DRAWS).fit(frame, seed=0)
 
@@ -278,7 +282,16 @@ def test_persistence_restores_every_registered_class(tmp_path):
     loaded = br.load(br.save(scm, tmp_path / "all.bayesrca"))
     for node, mech in scm.mechanisms_.items():
         back = loaded.mechanisms_[node]
-        assert type(back) is type(mech) and back.get_params() == mech.get_params()
+        assert type(back) is type(mech) and back.describe() == mech.describe()
+        if isinstance(mech, FamilyMixture):  # nested mechanisms: compare their params and states
+            assert [repr(c) for c in back.get_params()["components"]] == [repr(c) for c in mech.components]
+            for c, d in zip(mech.components_, back.components_):
+                assert type(c) is type(d) and c.get_params() == d.get_params()
+                _assert_same_state(c.fitted_state(), d.fitted_state())
+            _assert_same_state({k: v for k, v in mech.fitted_state().items() if k != "components_"},
+                               {k: v for k, v in back.fitted_state().items() if k != "components_"})
+            continue
+        assert back.get_params() == mech.get_params()
         _assert_same_state(mech.fitted_state(), back.fitted_state())
     pd.testing.assert_frame_equal(scm.sample(30, seed=3), loaded.sample(30, seed=3))
 

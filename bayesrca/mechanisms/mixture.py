@@ -1,0 +1,288 @@
+r"""Model averaging over mechanism families, one family per posterior draw.
+
+:class:`FamilyMixture` holds several fitted mechanisms of one node (each fitted on all training
+data with D posterior draws) and assigns every posterior draw s to one of them,
+:math:`k(s)`, with about :math:`D w_k` draws for component k. Draw s of the node is then draw s
+of component :math:`k(s)`: its value, noise, abduction and density. Over the draws this is a
+sample of the model-averaged posterior :math:`\sum_k w_k\, p(\theta_k \mid \text{data}, M_k)`,
+so every posterior summary downstream (contributions, intervals, P(top)) averages over the
+families with weights w, without any change to the attribution code.
+
+The allocation is deterministic given the weights and the random state: the counts follow the
+largest-remainder rule (each :math:`\lfloor D w_k \rfloor` or one more, summing to D), then the
+draws are permuted at random so that the families of different nodes are not aligned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyro
+import torch
+from pyro.distributions import TorchDistribution, constraints
+
+from ..exceptions import ConfigError
+from .additive import AdditiveNoiseModel
+from .base import Mechanism
+from .noise import split_gaussian
+
+__all__ = ["FamilyMixture", "DrawSelection", "allocate_draws", "split_gaussian_part", "has_additive_noise"]
+
+
+def allocate_draws(weights: Sequence[float] | np.ndarray, num_draws: int) -> torch.Tensor:
+    """Component of each of ``num_draws`` draws: largest-remainder counts, randomly permuted.
+
+    Component k gets ``floor(num_draws * w_k)`` draws or one more (the ones with the largest
+    remainders, ties to the heavier, then earlier, component); the order of the draws comes
+    from torch's random state (seed it with :func:`bayesrca._random.seeded`).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(num_draws,)`` int64 component indices.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    exact = num_draws * w / w.sum()
+    counts = np.floor(exact).astype(np.int64)
+    order = sorted(range(len(w)), key=lambda k: (-(exact[k] - counts[k]), -w[k], k))
+    for k in order[: num_draws - int(counts.sum())]:
+        counts[k] += 1
+    labels = torch.repeat_interleave(torch.arange(len(w)), torch.as_tensor(counts))
+    return labels[torch.randperm(num_draws)]
+
+
+def _select(assignment: torch.Tensor, values: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per draw (the last dimension) the value of the draw's component."""
+    out = values[0]
+    for k in range(1, len(values)):
+        out = torch.where(assignment == k, values[k], out)
+    return out
+
+
+class DrawSelection(TorchDistribution):
+    """The noise of a :class:`FamilyMixture`: draw s follows component ``assignment[s]``.
+
+    Sampling, ``log_prob``, ``cdf`` and the moments evaluate every component and keep, per draw
+    (the last batch dimension), the one the draw is assigned to. Values outside a component's
+    support (a negative value under a log-normal) give NaN there, which is never selected.
+
+    Parameters
+    ----------
+    components : sequence of TorchDistribution
+        Each with batch shape ``(..., D)``.
+    assignment : torch.Tensor
+        ``(D,)`` component index per draw.
+    batch_shape : torch.Size, optional
+        Broadcast batch shape (used by plates through :meth:`expand`).
+    """
+
+    arg_constraints: dict = {}
+    support = constraints.real
+    has_rsample = False
+
+    def __init__(self, components: Sequence[TorchDistribution], assignment: torch.Tensor, batch_shape=None,
+                 validate_args=None) -> None:
+        self.components = list(components)
+        self.assignment = assignment
+        if batch_shape is None:
+            batch_shape = torch.broadcast_shapes(*(c.batch_shape for c in self.components), assignment.shape)
+        super().__init__(torch.Size(batch_shape), torch.Size(), validate_args=False)
+
+    def expand(self, batch_shape, _instance=None) -> DrawSelection:
+        return DrawSelection([c.expand(batch_shape) for c in self.components], self.assignment, torch.Size(batch_shape))
+
+    def _pick(self, values: Sequence[torch.Tensor]) -> torch.Tensor:
+        return _select(self.assignment, values).expand(self.batch_shape)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self._pick([c.mean for c in self.components])
+
+    @property
+    def variance(self) -> torch.Tensor:
+        return self._pick([c.variance for c in self.components])
+
+    @property
+    def stddev(self) -> torch.Tensor:
+        return self._pick([c.stddev for c in self.components])
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        with torch.no_grad():
+            return _select(self.assignment, [c.sample(sample_shape) for c in self.components])
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return _select(self.assignment, [c.log_prob(value) for c in self.components])
+
+    def cdf(self, value: torch.Tensor) -> torch.Tensor:
+        return _select(self.assignment, [c.cdf(value) for c in self.components])
+
+
+class FamilyMixture(Mechanism):
+    """A node modelled by several families at once, each posterior draw by one of them.
+
+    Parameters
+    ----------
+    components : sequence of Mechanism
+        The families (unfitted; :meth:`fit` fits a clone of each on all the training data with
+        the model's number of draws). All must fit the node's position (root or not).
+    weights : sequence of float
+        Non-negative weight per component (normalised in :meth:`fit`); e.g. pseudo-BMA+ or
+        stacking weights from :func:`bayesrca.selection.select_mechanism`.
+
+    Attributes
+    ----------
+    components_ : list of Mechanism
+        The fitted components.
+    weights_ : torch.Tensor
+        ``(K,)`` normalised weights.
+    assignment_ : torch.Tensor
+        ``(D,)`` the component of each posterior draw (:func:`allocate_draws`).
+    """
+
+    family = "mixture"
+
+    def __init__(self, components: Sequence[Mechanism] = (), weights: Sequence[float] = ()) -> None:
+        self.components = components
+        self.weights = weights
+
+    def _check_params(self) -> tuple[list[Mechanism], np.ndarray]:
+        comps = list(self.components)
+        if not comps or not all(isinstance(c, Mechanism) for c in comps):
+            raise ConfigError(f"FamilyMixture needs a non-empty list of Mechanism components, got {self.components!r}")
+        if any(isinstance(c, FamilyMixture) for c in comps):
+            raise ConfigError("FamilyMixture components cannot be mixtures themselves")
+        w = np.asarray(list(self.weights), dtype=np.float64)
+        if w.shape != (len(comps),) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+            raise ConfigError(f"FamilyMixture needs one finite non-negative weight per component (not all 0), got {self.weights!r}")
+        return comps, w / w.sum()
+
+    def fit(self, y: np.ndarray, parents: np.ndarray, *, num_draws: int, progress: bool = False, node: str = "") -> FamilyMixture:
+        comps, w = self._check_params()
+        fitted = [c.clone().fit(y, parents, num_draws=num_draws, progress=progress, node=node) for c in comps]
+        self.components_ = fitted
+        self.weights_ = torch.as_tensor(w)
+        self.assignment_ = allocate_draws(w, num_draws)
+        diags = [dict(getattr(c, "diagnostics_", {})) for c in fitted]
+        info: dict[str, Any] = {"inference": "+".join(str(d.get("inference", "?")) for d in diags),
+                                "exact": all(bool(d.get("exact", False)) for d in diags)}
+        for key, pick in (("rhat_max", max), ("ess_min", min)):
+            values = [d[key] for d in diags if np.isscalar(d.get(key))]
+            if values:
+                info[key] = pick(values)
+        self.diagnostics_ = info
+        self.num_draws_ = int(num_draws)
+        return self
+
+    # -- per-draw selection ----------------------------------------------------------------------
+    def _parts(self) -> list[Mechanism]:
+        self._check_fitted()
+        return self.components_
+
+    def noise_distribution(self) -> DrawSelection:
+        # component distributions are built without argument validation: each is evaluated on
+        # every draw's value, also outside its support (e.g. a log-normal at a negative value)
+        with pyro.validation_enabled(False):
+            return DrawSelection([c.noise_distribution() for c in self._parts()], self.assignment_)
+
+    def forward(self, noise: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
+        return _select(self.assignment_, [c.forward(noise, parents) for c in self._parts()])
+
+    def abduct(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
+        return _select(self.assignment_, [c.abduct(value, parents) for c in self._parts()])
+
+    def log_prob(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
+        with pyro.validation_enabled(False):
+            return _select(self.assignment_, [c.log_prob(value, parents) for c in self._parts()])
+
+    def log_abs_det_jacobian(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
+        return _select(self.assignment_, [c.log_abs_det_jacobian(value, parents) for c in self._parts()])
+
+    def check_values(self, values: np.ndarray, node: str = "") -> None:
+        for c in self._parts():
+            c.check_values(values, node)
+
+    def design(self, y: np.ndarray, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The working regression of the heaviest component (see :meth:`Mechanism.design`)."""
+        return self._heaviest().design(y, parents)
+
+    @property
+    def prior_g(self) -> float:
+        """The coefficient prior scale of the heaviest component (used with :meth:`design`)."""
+        return float(getattr(self._heaviest(), "prior_g"))
+
+    def _heaviest(self) -> Mechanism:
+        parts = self._parts()
+        return parts[int(torch.argmax(self.weights_))]
+
+    # -- properties that hold only when they hold for every component ------------------------------
+    def _members(self) -> list[Mechanism]:
+        return self.components_ if self.is_fitted else list(self.components)
+
+    @property  # type: ignore[override]
+    def is_linear(self) -> bool:
+        """True when every component is linear (then the node is linear under every draw)."""
+        return all(c.is_linear for c in self._members())
+
+    @property  # type: ignore[override]
+    def invertible(self) -> bool:
+        """True when every component's noise is a deterministic function of the value."""
+        return all(c.invertible for c in self._members())
+
+    @property
+    def noise_is_gaussian(self) -> bool:
+        """True when every component's noise is Gaussian (the closed-form tails then apply)."""
+        self._check_fitted()
+        return all(bool(getattr(c, "noise_is_gaussian", False)) for c in self.components_)
+
+    @property
+    def any_position(self) -> bool:
+        """True when every component may stand at a root or a non-root node."""
+        return all(bool(getattr(c, "any_position", False)) for c in self._members())
+
+    @property
+    def noise(self) -> str | None:
+        """The components' common noise family, or None when they differ."""
+        families = {getattr(c, "noise", None) for c in self._members()}
+        return families.pop() if len(families) == 1 else None
+
+    def describe(self) -> str:
+        if not self.is_fitted:
+            return self.family
+        parts = ", ".join(f"{c.describe()} {float(w):.2f}" for c, w in zip(self.components_, self.weights_))
+        return f"mixture({parts})"
+
+    def weight_table(self) -> dict[str, float]:
+        """Component description to weight (fitted)."""
+        self._check_fitted()
+        return {c.describe(): float(w) for c, w in zip(self.components_, self.weights_)}
+
+    def get_params(self) -> dict[str, Any]:
+        return {"components": list(self.components), "weights": [float(w) for w in self.weights]}
+
+    def clone(self) -> FamilyMixture:
+        return FamilyMixture([c.clone() for c in self.components], list(self.weights))
+
+
+def split_gaussian_part(noise: TorchDistribution) -> tuple[TorchDistribution, torch.Tensor]:
+    """:func:`~bayesrca.mechanisms.noise.split_gaussian`, also per draw for a :class:`DrawSelection`.
+
+    A draw whose component has a Gaussian part keeps it (its rest is the component's rest), the
+    other draws have none; conditional Monte Carlo then integrates the Gaussian draws in closed
+    form as it does for a single Gaussian family.
+    """
+    if not isinstance(noise, DrawSelection):
+        return split_gaussian(noise)
+    parts = [split_gaussian(c) for c in noise.components]
+    rest = DrawSelection([r for r, _ in parts], noise.assignment, noise.batch_shape)
+    sd = _select(noise.assignment, [s.to(torch.float64) for _, s in parts]).expand(noise.batch_shape)
+    return rest, sd
+
+
+def has_additive_noise(mech: Mechanism) -> bool:
+    """True when the node's value is ``f(PA) + N`` under every draw (an additive-noise model or a
+    mixture of them), so a Gaussian part of N can be integrated in closed form."""
+    if isinstance(mech, FamilyMixture):
+        return all(isinstance(c, AdditiveNoiseModel) for c in mech._members())
+    return isinstance(mech, AdditiveNoiseModel)
