@@ -220,13 +220,13 @@ class FamilyMixture(Mechanism):
     def _members(self) -> list[Mechanism]:
         return self.components_ if self.is_fitted else list(self.components)
 
-    @property  # type: ignore[override]
-    def is_linear(self) -> bool:
+    @property
+    def is_linear(self) -> bool:  # type: ignore[override]
         """True when every component is linear (then the node is linear under every draw)."""
         return all(c.is_linear for c in self._members())
 
-    @property  # type: ignore[override]
-    def invertible(self) -> bool:
+    @property
+    def invertible(self) -> bool:  # type: ignore[override]
         """True when every component's noise is a deterministic function of the value."""
         return all(c.invertible for c in self._members())
 
