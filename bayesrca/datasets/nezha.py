@@ -155,6 +155,7 @@ def robust_z(values: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
         median = np.nanmedian(ref, axis=0)
         scale = MAD_SCALE * np.nanmedian(np.abs(ref - median), axis=0)
         scale = np.where(scale > 0, scale, np.nanstd(ref, axis=0))
+        scale = np.where(np.nanmax(ref, axis=0) > np.nanmin(ref, axis=0), scale, 0.0)  # round-off of constants
         median = np.where(np.isnan(median), 0.0, median)
         dev = x - median
         flat = np.where(dev == 0, 0.0, np.sign(dev) * np.inf)
