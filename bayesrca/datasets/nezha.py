@@ -36,7 +36,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from ..exceptions import BayesRCAError, ConfigError, DataError
+from ..exceptions import BayesRCAError, BayesRCAWarning, ConfigError, DataError
 
 __all__ = ["NezhaCase", "NezhaSystem", "load_nezha", "nezha_systems", "robust_z"]
 
@@ -61,7 +61,8 @@ class NezhaCase:
     filled : pandas.DataFrame
         Boolean mask of the cells of ``frame`` that were NaN in the file.
     row : int
-        Position in ``frame`` of the analysed row: where the target's robust z is largest.
+        Position in ``frame`` of the analysed row: where the target's robust z (against the observed
+        normal values) is largest; 0 when the target is missing throughout the window.
     metrics : pandas.DataFrame
         The window with every (node, metric) column of the file, unfilled.
     info : dict
@@ -195,6 +196,11 @@ def load_nezha(
         cause or target is not a graph node, an empty window); the message names the file.
     ConfigError
         If ``nan_policy`` is unknown or ``case_ids`` names a case not in ``cases.csv``.
+
+    Warns
+    -----
+    BayesRCAWarning
+        If a case's ``target_metric`` is not ``metric`` (its frame still holds ``metric``).
     """
     root = Path(system_dir)
     if not (isinstance(nan_policy, str) and nan_policy in NAN_POLICIES) and not _is_number(nan_policy):
@@ -216,6 +222,14 @@ def load_nezha(
             raise ConfigError(f"case_ids not in {root / 'cases.csv'}: {unknown[:8]}")
         table = table[table["case_id"].isin(list(case_ids))]
     cases = [_read_case(root, record, nodes, metric, raw_normal, fill) for record in table.to_dict("records")]
+    other = [c.case_id for c in cases if c.target_metric != metric]
+    if other:
+        warnings.warn(
+            f"{root / 'cases.csv'}: {len(other)} cases name a target metric other than {metric!r} (e.g. "
+            f"{other[0]!r}); their frames hold {metric!r}, and the analysed row is where its target value is largest",
+            BayesRCAWarning,
+            stacklevel=2,
+        )
     return NezhaSystem(
         name=root.name,
         metric=metric,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bayesrca.datasets import load_nezha, nezha_systems, robust_z
-from bayesrca.exceptions import ConfigError, DataError
+from bayesrca.exceptions import BayesRCAWarning, ConfigError, DataError
 
 SHIPPED = Path(__file__).resolve().parents[2] / "examples" / "data" / "nezha"
 OB = SHIPPED / "online_boutique"
@@ -101,7 +101,8 @@ def test_bad_policy_metric_and_case_ids_are_rejected(tmp_path):
     assert load_nezha(root, case_ids=[]).cases == []
     with pytest.raises(DataError, match="no 'rps' column"):
         load_nezha(root, metric="rps")
-    assert load_nezha(root, metric="cpu").normal["db"].eq(1.0).all()
+    with pytest.warns(BayesRCAWarning, match="target metric other than 'cpu'"):
+        assert load_nezha(root, metric="cpu").normal["db"].eq(1.0).all()
 
 
 @pytest.mark.parametrize("name", ["graph.csv", "normal.csv", "cases.csv", "cases/c1.csv"])
