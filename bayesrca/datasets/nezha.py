@@ -135,9 +135,9 @@ def robust_z(values: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """Robust z of ``values`` against ``reference``, column by column.
 
     ``(x - median) / (1.4826 * MAD)`` with the median and MAD of the non-missing reference values;
-    where the MAD is 0 the standard deviation is used instead. A constant column scores 0 where ``x`` equals its median and +-inf
-    elsewhere (a column without reference values counts as constant 0). Missing
-    ``values`` give NaN.
+    where the MAD is 0 the standard deviation is used instead. A constant column scores 0 where
+    ``x`` equals its median and +-inf elsewhere (a column without reference values counts as
+    constant 0). Missing ``values`` give NaN.
 
     Parameters
     ----------
