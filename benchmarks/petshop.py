@@ -25,10 +25,9 @@ import sys
 import warnings
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 import pandas as pd
-from harness import cli, dowhy_runner
+from harness import baselines, cli, dowhy_runner
 from harness.logs import quiet
 from harness.outputs import ROOT, Outputs, git_revision
 from harness.tables import heading, markdown_table
@@ -67,10 +66,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # -- methods: each returns a fit function (scenario -> state) and a rank function ----------------
-def candidates(graph: nx.DiGraph, target: str) -> list[str]:
-    return sorted(nx.ancestors(graph, target)) + [target]
-
-
 def bayesrca_method(mechanisms: str, draws: int, seed: int):
     def fit(scenario):
         with warnings.catch_warnings():
@@ -86,39 +81,19 @@ def bayesrca_method(mechanisms: str, draws: int, seed: int):
     return fit, rank
 
 
-def mad_scorer(normal: pd.DataFrame):
-    """MAD anomaly score per node, fitted on the observed (not filled) normal values, as upstream.
-
-    A column whose MAD is 0 scores infinity on any deviation from its median (DoWhy's
-    ``MedianDeviationScorer``); a column that is constant scores its absolute deviation from the
-    mean and is anomalous when that is > 0 (upstream's fallback). A missing value scores 0.
-    """
-    median, mean, std = normal.median(), normal.mean(), normal.std(ddof=0)
-    mad = (normal - median).abs().median()
-
-    def score(row: pd.Series) -> tuple[pd.Series, pd.Series]:
-        dev = (row - median).abs()
-        value = (dev / mad.where(mad > 0)).where(mad > 0, np.where(dev > 0, np.inf, 0.0))
-        value = value.where(std > 0, (row - mean).abs())
-        flag = (value > MAD_THRESHOLD).where(std > 0, value > 0) & row.notna()
-        return value.fillna(0.0), flag.astype(bool)
-
-    return score
-
-
 def traversal_method():
-    """The upstream anomaly-traversal baseline, re-implemented from its description.
+    """The upstream anomaly-traversal baseline (:func:`harness.baselines.anomaly_traversal`).
 
-    Anomalous nodes without anomalous parents are root-cause candidates; a candidate is kept when
-    a path of anomalous nodes leads from it to the target, and scored by the largest sum of
-    anomaly scores along such a path.
+    MAD scores of the observed normal values (:func:`harness.baselines.mad_scorer`, > 5 is
+    anomalous); the analysed row moves forward from row 2 to the first row where the target is
+    anomalous.
     """
 
     def fit(scenario):
-        return mad_scorer(scenario.normal.where(~scenario.normal_filled))
+        return baselines.mad_scorer(scenario.normal.where(~scenario.normal_filled), MAD_THRESHOLD)
 
     def rank(scorer, scenario, issue):
-        graph, target = scenario.graph, issue.target_node
+        target = issue.target_node
         observed = issue.frame.where(~issue.filled)
         row_index = issue.row
         for i in range(issue.row, len(observed)):  # move forward to the first anomalous target row
@@ -126,19 +101,7 @@ def traversal_method():
                 row_index = i
                 break
         scores, anomalous = scorer(observed.iloc[row_index])
-        rows = []
-        if anomalous[target]:
-            sub = graph.subgraph([n for n in graph if anomalous[n]])
-            best = {target: float(scores[target])}  # largest score sum of an anomalous path to the target
-            for node in reversed(list(nx.topological_sort(sub))):
-                reach = [best[c] for c in sub.successors(node) if c in best]
-                if node != target and reach:
-                    best[node] = float(scores[node]) + max(reach)
-            for node, value in best.items():
-                if not any(True for _ in sub.predecessors(node)):
-                    rows.append((node, value))
-        table = pd.DataFrame(rows, columns=["node", "median"]).sort_values("median", ascending=False, kind="stable")
-        return table.assign(lower=np.nan, upper=np.nan, prob_top=np.nan), {"row": row_index}
+        return baselines.anomaly_traversal(scenario.graph, target, scores, anomalous), {"row": row_index}
 
     return fit, rank
 
@@ -176,14 +139,7 @@ def make_methods(args) -> dict:
 
 
 # -- scoring ---------------------------------------------------------------------------------------
-def topk_credit(table: pd.DataFrame, column: str, truth: str, k: int) -> float:
-    """Top-k recall credit of one ranking, ties counted fractionally."""
-    scores = table.set_index("node")[column].astype(float)
-    if truth not in scores.index or np.isnan(scores[truth]):
-        return 0.0
-    greater = int((scores > scores[truth]).sum())
-    equal = int((scores == scores[truth]).sum())
-    return float(np.clip((k - greater) / equal, 0.0, 1.0))
+topk_credit = baselines.topk_credit
 
 
 def evaluate(args, partial: Path | None = None) -> tuple[pd.DataFrame, list[dict], list[str]]:

@@ -11,6 +11,9 @@ Each benchmark runs in its own process (so each one's peak memory is its own), i
   budgets (``max_memory_mb``), peak RSS per run;
 * ``petshop.py``: top-1 / top-3 recall on the PetShop microservice issues (real data), bayesrca
   vs the anomaly-traversal baseline vs DoWhy;
+* ``nezha.py``: top-1 / top-3 recall on the Nezha microservice faults (real data; the smoke run
+  uses the 5-case subset shipped in ``examples/data/nezha``), bayesrca vs score ordering,
+  anomaly traversal, smooth traversal and DoWhy;
 * ``change.py``: distribution change and intrinsic causal influence (recall, coverage of 90 %
   intervals against exact truths on linear-Gaussian SCMs; DoWhy's supply-chain and microservice
   data), bayesrca vs DoWhy;
@@ -47,6 +50,7 @@ SCRIPTS = {
     "scale": "scale.py",
     "memory": "memory.py",
     "petshop": "petshop.py",
+    "nezha": "nezha.py",
     "change": "change.py",
     "extreme": "extreme.py",
 }

@@ -10,6 +10,8 @@
 * :mod:`harness.logs`: progress messages, silenced or recorded warnings;
 * :mod:`harness.plots`: headless matplotlib and figure saving;
 * :mod:`harness.bayes_runner`: timed bayesrca fits and attributions, the untimed warm-up;
+* :mod:`harness.baselines`: the score- and graph-based root-cause baselines of the real-data
+  benchmarks (score ordering, anomaly traversal, smooth traversal) and top-k credit with ties;
 * :mod:`harness.dowhy_runner`: the DoWhy baseline (fit, attribution, bootstrap, distribution
   change, intrinsic causal influence). DoWhy is a benchmark extra only
   (``pip install -e ".[bench]"``); it is imported inside the functions.

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import bayesrca as br
 from bayesrca.cli import read_graph
-from bayesrca.datasets import load_petshop
+from bayesrca.datasets import load_nezha, load_petshop
 from bayesrca.exceptions import BayesRCAError, NotFittedError
 
 FAST = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -200,3 +200,56 @@ def test_petshop_loader_on_damaged_folders(tmp_path_factory, data, fuzz_counter)
             return
     assert not scenario.normal.isna().to_numpy().any()
     assert list(scenario.normal.columns) == list(scenario.graph.nodes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Nezha loader on damaged system folders
+# ---------------------------------------------------------------------------------------------
+def _nezha_table(values: dict, start: str) -> pd.DataFrame:
+    columns = pd.MultiIndex.from_tuples([(n, m) for n in values for m in ("latency", "cpu")], names=["node", "metric"])
+    rows = len(next(iter(values.values())))
+    data = [[values[n][i] if m == "latency" else 1.0 for n, m in columns] for i in range(rows)]
+    index = pd.Index(pd.date_range(start, periods=rows, freq="min").strftime("%Y-%m-%d %H:%M"), name="minute_utc")
+    return pd.DataFrame(data, columns=columns, index=index)
+
+
+def _write_nezha(root) -> None:
+    """A valid tiny system: db -> api -> site, one case."""
+    (root / "cases").mkdir(parents=True)
+    (root / "graph.csv").write_text("cause,effect,calls_observed\ndb,api,1\napi,site,2\n")
+    rng = np.random.default_rng(0)
+    normal = {n: list(rng.normal(1.0, 0.1, 30)) for n in ("site", "api", "db")}
+    normal["db"][3] = np.nan
+    _nezha_table(normal, "2024-01-01 00:00").to_csv(root / "normal.csv")
+    _nezha_table({n: [1.0, 1.1, 2.0, 1.0, np.nan] for n in ("site", "api", "db")}, "2024-01-02 00:00").to_csv(
+        root / "cases" / "c1.csv")
+    (root / "cases.csv").write_text("case_id,fault_type,root_cause,target,target_metric\nc1,cpu,db,site,latency\n")
+
+
+NEZHA_FILES = ["graph.csv", "normal.csv", "cases.csv", "cases/c1.csv"]
+NEZHA_DAMAGES = [d for d in DAMAGES if d not in ("gzip_ok", "gzip_truncated", "json_shape")]
+
+
+@FAST
+@given(data=st.data())
+def test_nezha_loader_on_damaged_folders(tmp_path_factory, data, fuzz_counter):
+    fuzz_counter["datasets.load_nezha"] += 1
+    root = tmp_path_factory.mktemp("nezha") / "tiny"
+    _write_nezha(root)
+    for _ in range(data.draw(st.integers(1, 2))):
+        name = data.draw(st.sampled_from(NEZHA_FILES))
+        if (root / name).is_file() and (root / name).stat().st_size:  # a second damage needs something to damage
+            _damage(root / name, data.draw(st.sampled_from(NEZHA_DAMAGES)), data)
+    metric = data.draw(st.sampled_from(["latency", "cpu", "bogus"]))
+    nan_policy = data.draw(st.sampled_from(["median", "mean", 1.0, "bad"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            system = load_nezha(root, metric, nan_policy=nan_policy)
+        except BayesRCAError as err:
+            assert str(err)  # our exception, with a message
+            return
+    assert not system.normal.isna().to_numpy().any()
+    assert set(system.normal.columns) == set(system.graph.nodes)
+    for case in system.cases:
+        assert not case.frame.isna().to_numpy().any() and 0 <= case.row < len(case.frame)
