@@ -25,24 +25,31 @@ allocated to components deterministically, in the same proportions in each half 
 (the halves still measure the Monte Carlo error), and every transformed sample is a base sample
 of the model moved (common random numbers across coalitions and anomalies).
 
-For a coalition S the kept coordinates are overwritten by the abducted noise, so the weight of
-sample m is the ratio of the free coordinates' densities,
+Every coalition uses the same samples and the same weight, that of the whole vector,
 
 .. math::
 
-    w_S(m) = 1 \Big/ \Big(1 + \sum_{j \in J \setminus S} \sum_c \alpha_{jc}\,(r_{jc}(z_{jm}) - 1)\Big),
+    w(m) = p(z_m) / q_k(z_m) = 1 \Big/ \Big(1 + \sum_{j \in J} \sum_c \alpha_{jc}\,(r_{jc}(z_{jm}) - 1)\Big),
     \qquad r_{jc} = p^{(j, c)}_j / p_j,
 
-one product of the coalition masks with a ``(J, M)`` table per anomaly and draw, bounded by
-:math:`1/\alpha_0`. ``(1/M) \sum_m w_m 1[\text{event}]`` (or :math:`w_m \Phi_m` where a
-Gaussian part is integrated) is unbiased; its Kish ESS and the delta-method standard error of its
-log are reported with every value.
+bounded by :math:`1/\alpha_0` (no weight degeneracy however many players). For a coalition S the
+kept coordinates are overwritten by the abducted noise; their sampled values are integrated out
+under p by the weight, so :math:`\frac1M \sum_m w(m) 1[\text{event}_S(m)]` (or :math:`w\,\Phi_m`
+where a Gaussian part is integrated) is unbiased for every S. The alternative, weights of the
+free coordinates only (:math:`1/(1 + \sum_{j \notin S} \ldots)`, Rao-Blackwellised), has lower
+variance for coalitions that keep a moved player, but those events are rarely rare, and it gives
+coalitions that differ in one player different weights: their difference, a Shapley marginal
+contribution, then carries the full Monte Carlo noise of both, and a null player no longer gets
+exactly 0. With one weight for all coalitions the marginal contributions keep common random
+numbers. Each value carries the Kish ESS of its terms and the delta-method standard error of its
+log (:func:`log_se`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Sequence
+from typing import cast
 
 import torch
 from pyro.distributions import Normal, StudentT, constraints
@@ -154,8 +161,8 @@ class NoiseProposal:
         self.centre = {n: torch.nan_to_num(d.mean.to(torch.float64), 0.0) for n, d in self.dists.items()}
         keep = rare.reshape(-1, 1)
         self.delta = {n: torch.where(keep, abducted[n] - self.centre[n], 0.0) for n in self.nodes}  # (K, D)
-        self.excess: torch.Tensor | None = None  # (D, K, J, M), set by fit
-        self.anomaly_excess: torch.Tensor | None = None  # (K, D, J)
+        self.log_w = torch.zeros(0)  # (D, K, M), set by fit
+        self.anomaly_log_w = torch.zeros(0)  # (K, D)
 
     def _selects(self, node: Hashable) -> list[torch.Tensor]:
         j = self.nodes.index(node)
@@ -186,23 +193,21 @@ class NoiseProposal:
         return out
 
     def fit(self, noise: dict, abducted: dict) -> NoiseProposal:
-        """The weight tables from the proposal's draws ``noise[node]`` ``(M, K, D)`` and the abducted noise."""
+        """The weights from the proposal's draws ``noise[node]`` ``(M, K, D)`` and the abducted noise."""
         num_k, num_d = self.rare.shape[0], next(iter(abducted.values())).shape[-1]
-        per_node = [self._excess(n, noise[n].to(torch.float64).expand(-1, num_k, num_d)) for n in self.nodes]
-        self.excess = torch.stack(per_node, -1).permute(2, 1, 3, 0).contiguous()  # (D, K, J, M)
-        at = [self._excess(n, abducted[n].to(torch.float64).unsqueeze(0))[0] for n in self.nodes]
-        self.anomaly_excess = torch.stack(at, -1)  # (K, D, J)
+        excess = sum(self._excess(n, noise[n].to(torch.float64).expand(-1, num_k, num_d)) for n in self.nodes)
+        self.log_w = -torch.log1p(cast(torch.Tensor, excess)).permute(2, 1, 0).contiguous()  # (D, K, M)
+        at = sum(self._excess(n, abducted[n].to(torch.float64).unsqueeze(0))[0] for n in self.nodes)
+        self.anomaly_log_w = -torch.log1p(cast(torch.Tensor, at))  # (K, D)
         return self
 
-    def log_weights(self, free: torch.Tensor) -> torch.Tensor:
-        """``(D, c, K, M)`` log weights of the samples for coalitions whose free players in J are ``free`` ``(c, J)``."""
-        assert self.excess is not None
-        return -torch.log1p(torch.einsum("cj,dkjm->dckm", free.to(torch.float64), self.excess))
+    def log_weights(self, num_coalitions: int) -> torch.Tensor:
+        """``(D, c, K, M)``: the samples' log weights, the same for every coalition."""
+        return self.log_w.unsqueeze(1).expand(-1, num_coalitions, -1, -1)
 
-    def anomaly_log_weights(self, free: torch.Tensor) -> torch.Tensor:
-        """``(c, K, D)``: the weight of the anomaly's own noise (the p-value rule's extra sample)."""
-        assert self.anomaly_excess is not None
-        return -torch.log1p(torch.einsum("cj,kdj->ckd", free.to(torch.float64), self.anomaly_excess))
+    def anomaly_log_weights(self, num_coalitions: int) -> torch.Tensor:
+        """``(c, K, D)``: the log weight of the anomaly's own noise (the p-value rule's extra sample)."""
+        return self.anomaly_log_w.unsqueeze(0).expand(num_coalitions, -1, -1)
 
 
 def log_se(ess: torch.Tensor, num_samples: int) -> torch.Tensor:

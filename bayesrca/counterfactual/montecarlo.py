@@ -134,7 +134,6 @@ class MonteCarloTails:
         self.bounds = (self.lo - self.mid, self.hi - self.mid)
         self.eps32 = self.eps.T.float().reshape(num_draws, 1, 1, num_mc_samples)
         self.proposal: imp.NoiseProposal | None = None
-        self.inflate_idx: list[int] = []
         if conditional and importance:
             self._propose(x, base_score, additive)
         self._free_effect()
@@ -153,12 +152,11 @@ class MonteCarloTails:
             self.scm, parts.players, num_m, dim=-3, propose={n: proposal.transform(n) for n in nodes}, base=self.trace
         )
         noise = {n: self.trace.nodes[noise_site(n)]["value"].reshape(num_m, -1, self.scm.num_draws_) for n in nodes}
-        self.proposal, self.inflate_idx = proposal.fit(noise, parts.abducted), inflate
+        self.proposal = proposal.fit(noise, parts.abducted)
         self.fresh32 = {noise_site(p): self.trace.nodes[noise_site(p)]["value"].float() for p in parts.upstream}
         centres = self.trace.nodes["_RETURN"]["value"][parts.target]
         centres = centres.reshape(num_m, -1, self.scm.num_draws_).expand(-1, parts.num_anomalies, -1)
-        everyone = torch.ones(1, len(inflate), dtype=torch.float64)
-        log_w, log_wx = proposal.log_weights(everyone)[:, 0], proposal.anomaly_log_weights(everyone)[0]
+        log_w, log_wx = proposal.log_w, proposal.anomaly_log_w
         lo, hi, it, ess = imp.weighted_thresholds(centres, self.gauss_var.sum(-1).sqrt(), self.eps, x, log_w, log_wx, base_score)
         keep = rare.reshape(-1, 1)
         self.lo, self.hi = torch.where(keep, lo, self.lo), torch.where(keep, hi, self.hi)
@@ -294,9 +292,8 @@ class MonteCarloTails:
                     ess[rows] = hits.sum(-1).permute(1, 2, 0).double()
                     conditional_log_tails(hits, sd, lambda d, c, k: dev[d, c, k], self.bounds, rows, rare, ess_out=ess)
                     continue
-                free_j = (~masks[rows][:, self.inflate_idx]).to(torch.float64)
-                log_w = proposal.log_weights(free_j)  # (D, c, K, M)
-                weight[rows] = proposal.anomaly_log_weights(free_j)
+                log_w = proposal.log_weights(len(rows))  # (D, c, K, M)
+                weight[rows] = proposal.anomaly_log_weights(len(rows))
                 top = torch.where(full >= 0, log_w, -math.inf).amax(-1, keepdim=True).nan_to_num(neginf=0.0)
                 scale[rows] = top[..., 0].permute(1, 2, 0)
                 w = (log_w - top).clamp_(max=0.0).float().exp_()  # <= 1 in the event
