@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Sequence
-from typing import cast
 
 import torch
 from pyro.distributions import Normal, StudentT, constraints
@@ -180,25 +179,33 @@ class NoiseProposal:
 
         return move
 
-    def _excess(self, node: Hashable, value: torch.Tensor) -> torch.Tensor:
-        r"""``sum_c alpha_jc (r_jc(value) - 1)`` for values ``(M, K, D)``, zero for anomalies not rare."""
-        dist, centre, a = self.dists[node], self.centre[node], self.alpha[self.nodes.index(node)]
+    def _log_terms(self, node: Hashable, value: torch.Tensor) -> torch.Tensor:
+        """``log alpha_jc + log r_jc(value)`` for values ``(M, K, D)``: ``(M, K', D, 3)`` for the K' rare anomalies."""
+        dist, centre = self.dists[node], self.centre[node]
         rare = self.rare.nonzero().squeeze(-1)
         v, delta = value[:, rare], self.delta[node][rare]
         base, plus, minus, scaled = _log_densities(dist, [v, v - delta, v + delta, centre + (v - centre) / self.scale])
-        log_r = [plus - base, minus - base, scaled - math.log(self.scale) - base]
-        part = sum(a[i] * torch.expm1(lr) for i, lr in enumerate(log_r))
-        out = torch.zeros_like(value)
-        out[:, rare] = torch.nan_to_num(part, posinf=1e300)
+        log_r = torch.stack([plus - base, minus - base, scaled - math.log(self.scale) - base], -1)
+        return self.alpha[self.nodes.index(node)].log() + log_r
+
+    def _log_weights(self, values: dict) -> torch.Tensor:
+        """``-log(alpha_0 + sum_jc alpha_jc r_jc)`` in log space (ratios of e^1000 do not overflow), ``(M, K, D)``;
+        exactly 0 for the anomalies that are not rare."""
+        terms = [self._log_terms(n, values[n]) for n in self.nodes]
+        shape = terms[0].shape[:-1]
+        defensive = torch.full(shape + (1,), math.log(max(1.0 - float(self.alpha.sum()), 1e-300)), dtype=torch.float64)
+        log_denominator = torch.logsumexp(torch.cat([defensive, *terms], -1), -1)
+        out = torch.zeros(values[self.nodes[0]].shape, dtype=torch.float64)
+        out[:, self.rare.nonzero().squeeze(-1)] = -log_denominator
         return out
 
     def fit(self, noise: dict, abducted: dict) -> NoiseProposal:
         """The weights from the proposal's draws ``noise[node]`` ``(M, K, D)`` and the abducted noise."""
         num_k, num_d = self.rare.shape[0], next(iter(abducted.values())).shape[-1]
-        excess = sum(self._excess(n, noise[n].to(torch.float64).expand(-1, num_k, num_d)) for n in self.nodes)
-        self.log_w = -torch.log1p(cast(torch.Tensor, excess)).permute(2, 1, 0).contiguous()  # (D, K, M)
-        at = sum(self._excess(n, abducted[n].to(torch.float64).unsqueeze(0))[0] for n in self.nodes)
-        self.anomaly_log_w = -torch.log1p(cast(torch.Tensor, at))  # (K, D)
+        self.log_w = self._log_weights(
+            {n: noise[n].to(torch.float64).expand(-1, num_k, num_d) for n in self.nodes}
+        ).permute(2, 1, 0).contiguous()  # (D, K, M)
+        self.anomaly_log_w = self._log_weights({n: abducted[n].to(torch.float64).unsqueeze(0) for n in self.nodes})[0]  # (K, D)
         return self
 
     def log_weights(self, num_coalitions: int) -> torch.Tensor:
@@ -236,6 +243,7 @@ def _weighted_empirical(values, log_w, x, log_wx, base_score):
     """
     side, num_m = tails.event_side(base_score), values.shape[-1]
     v, order = values.sort(-1)
+    v = v.contiguous()
     lw = log_w.gather(-1, order)
     below, above = _log_cumulative(lw)
     below2, above2 = _log_cumulative(2 * lw)
