@@ -12,7 +12,9 @@ per anomaly and posterior draw s. Everything comes from the one SCM program and 
 * one tail estimator with a common interface (``__call__(masks) -> (C, K, D, E)``, ``it_score``,
   ``lo``, ``hi``, ``integrated``): closed-form Gaussian tails when every player is
   linear-Gaussian (:class:`~bayesrca.counterfactual.analytic.AnalyticTails`), else plain or
-  conditional Monte Carlo (:class:`~bayesrca.counterfactual.montecarlo.MonteCarloTails`);
+  conditional Monte Carlo, with importance sampling toward rare events
+  (:class:`~bayesrca.counterfactual.montecarlo.MonteCarloTails`,
+  :mod:`~bayesrca.counterfactual.importance`);
 * the engine itself, which picks the estimator (:func:`choose_engine`) and sets the values that
   are exact whatever the estimator: ``v = 0`` when no free player moves X_t, ``v = -IT`` when no
   kept player does.
@@ -45,7 +47,7 @@ def choose_engine(scm, players: Sequence[Hashable], tail: str = "auto") -> str:
         A fitted model.
     players : sequence
         The target's ancestors and itself.
-    tail : {"auto", "analytic", "mc", "plain"}
+    tail : {"auto", "analytic", "mc", "conditional", "plain"}
         The requested tail estimator; ``"auto"`` takes the closed form where it is exact.
 
     Returns
@@ -65,7 +67,7 @@ def choose_engine(scm, players: Sequence[Hashable], tail: str = "auto") -> str:
             "tail='analytic' needs linear mechanisms with Gaussian noise on the target and all its ancestors; "
             "use tail='auto'"
         )
-    return "analytic" if gaussian and tail in ("auto", "analytic") else "mc"  # "mc", "plain": Monte Carlo
+    return "analytic" if gaussian and tail in ("auto", "analytic") else "mc"  # "mc", "conditional", "plain": Monte Carlo
 
 
 class CounterfactualEngine:
