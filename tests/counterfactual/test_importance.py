@@ -18,11 +18,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.special import log_ndtr, logsumexp
 
 import bayesrca as br
 from bayesrca.counterfactual import CounterfactualEngine
-from bayesrca.counterfactual.importance import NoiseProposal, log_se
+from bayesrca.counterfactual import tails
+from bayesrca.counterfactual.importance import NoiseProposal, log_se, weighted_thresholds
 from bayesrca.mechanisms.additive import AdditiveNoiseModel
 
 FUNCTIONS = {
@@ -202,3 +205,25 @@ def test_proposal_allocation_and_weights():
     proposal.fit(moved, abducted)
     assert float(proposal.log_w.max()) <= -math.log(0.3) + 1e-9
     assert bool((proposal.log_w[:, 1] == 0).all())  # weight exactly 1 where no proposal is used
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), base_score=st.sampled_from(["median_cdf", "upper", "lower", "mean_deviation"]))
+def test_unit_weights_reproduce_the_unweighted_estimator(seed, base_score):
+    """With every weight 1 the weighted thresholds and p-value rule are those of the model's own samples."""
+    gen = torch.Generator().manual_seed(seed)
+    num_m, num_d = 101, 3
+    reference = torch.randn(num_m, num_d, generator=gen, dtype=torch.float64).exp()  # skewed
+    x = torch.tensor([[4.0], [0.05], [1.0]], dtype=torch.float64)
+    lo, hi, it = tails.empirical_thresholds(reference, x, base_score)
+    zero_sd = torch.zeros(num_d, dtype=torch.float64)
+    log_w = torch.zeros(num_d, 3, num_m, dtype=torch.float64)
+    lo_w, hi_w, it_w, ess = weighted_thresholds(
+        reference.unsqueeze(1).expand(-1, 3, -1), zero_sd, torch.zeros(num_m, num_d, dtype=torch.float64), x, log_w,
+        torch.zeros(3, num_d, dtype=torch.float64), base_score,
+    )
+    torch.testing.assert_close(it_w, it)
+    if base_score != "mean_deviation":
+        torch.testing.assert_close(lo_w, lo)
+        torch.testing.assert_close(hi_w, hi)
+    assert bool((ess <= num_m).all())
