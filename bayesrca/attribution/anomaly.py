@@ -9,6 +9,7 @@ from collections.abc import Hashable
 import numpy as np
 import pandas as pd
 import torch
+from pyro.distributions import constraints
 
 from .. import graph as graphs
 from .budget import memory_plan
@@ -23,6 +24,7 @@ from ..counterfactual import (
 from ..exceptions import ConfigError, DataError, ExtrapolationWarning, TailEstimateWarning
 from ..results import AttributionResult
 from ..shapley import ShapleyOptions, shapley_values
+from ..counterfactual.importance import log_se
 from ..counterfactual.tails import MIN_TAIL_ESS, event_side
 from ..validation import check_positive_number
 
@@ -30,7 +32,7 @@ __all__ = ["attribute_anomalies"]
 
 _log = logging.getLogger(__name__)
 
-_TAILS = ("auto", "analytic", "mc", "plain")
+_TAILS = ("auto", "analytic", "mc", "conditional", "plain")
 
 
 def attribute_anomalies(
@@ -77,14 +79,18 @@ def attribute_anomalies(
         Permutations for ``shapley="permutation"`` (default ``max(2n, 32)``).
     max_exact_players : int, default 12
         Largest number of players for which ``"auto"`` enumerates all coalitions.
-    tail : {"auto", "analytic", "mc", "plain"}
+    tail : {"auto", "analytic", "mc", "conditional", "plain"}
         ``"auto"`` uses closed-form Gaussian tails where every ancestor is linear-Gaussian and
         Monte Carlo otherwise; ``"mc"`` forces Monte Carlo. Monte Carlo integrates the Gaussian
         part of every Gaussian noise that enters the target additively in closed form wherever
         an event is rare (fewer than
         ``bayesrca.counterfactual.RARE_HITS`` samples in it), so IT scores and contributions of
-        extreme outliers are not capped near ``log(num_mc_samples)``. ``"plain"`` is plain Monte
-        Carlo with the ``(count + 1) / (M + 1)`` rule (capped, as in DoWhy), for comparison.
+        extreme outliers are not capped near ``log(num_mc_samples)``, and for an anomaly whose
+        event is rare (IT score above log 100 in some draw) draws the other noises from an
+        importance-sampling proposal toward the event (:mod:`bayesrca.counterfactual.importance`),
+        every value with its ESS and Monte Carlo error. ``"conditional"`` is the same without
+        importance sampling, ``"plain"`` is plain Monte Carlo with the ``(count + 1) / (M + 1)``
+        rule (capped, as in DoWhy); both for comparison.
     base_score : str, default "median_cdf"
         Base score tau of the IT score: ``"median_cdf"`` (two-sided quantile score, DoWhy's
         default), ``"mean_deviation"``, ``"median_deviation"``, ``"upper"`` (only large values are
@@ -138,7 +144,10 @@ def attribute_anomalies(
     estimator = args.shapley.resolve(n)  # the concrete Shapley method, as reported
     plan = memory_plan(
         path=path,
-        sorted_path=path == "mc" and not nonlinear_closure(scm, players),
+        # the sorted path shares samples across anomalies; an importance-sampling proposal (for
+        # non-Gaussian noise, which is sampled) is per anomaly, so it is planned for the direct path
+        sorted_path=path == "mc" and not nonlinear_closure(scm, players)
+        and not (tail in ("auto", "mc") and any(_sampled_on_r(scm, p) for p in players)),
         num_anomalies=len(frame),
         num_draws=num_draws,
         num_players=n,
@@ -151,7 +160,8 @@ def attribute_anomalies(
     it_scores = np.empty((num_draws, len(frame)))
     mc_se = np.empty((len(frame), n))
     tail_ess = np.empty((num_draws, len(frame)))
-    integrated = False  # did any chunk integrate a Gaussian part (conditional Monte Carlo)?
+    value_ess = np.empty((num_draws, len(frame)))
+    integrated = importance = False  # did any chunk integrate a Gaussian part (conditional Monte Carlo)?
     work = sum(stop - first for first, _, stop in plan.chunks) * estimator.num_coalitions(n)
     _log.info("attribution at %r: %d players, %s path, %s Shapley, %d chunk(s) of anomalies",
               target_node, n, path, estimator.method, len(plan.chunks))
@@ -173,6 +183,7 @@ def attribute_anomalies(
                     base_score=base_score,
                     max_elements=plan.max_elements,
                     conditional=tail != "plain",
+                    importance=tail in ("auto", "mc"),
                 )
                 phi = shapley_values(
                     counting(engine, bar, stop - first),
@@ -185,8 +196,10 @@ def attribute_anomalies(
             contributions[:, start:stop] = phi[skip:, :, 0].permute(1, 0, 2).numpy()
             it_scores[:, start:stop] = engine.it_score[skip:].T.numpy()
             tail_ess[:, start:stop] = engine.tail_ess[skip:].T.numpy()
+            value_ess[:, start:stop] = engine.value_ess[skip:].T.numpy()
             mc_se[start:stop] = mc_std_error(phi[skip:])
             integrated = integrated or engine.integrated
+            importance = importance or engine.importance
             del engine, phi  # before the next chunk's engine is built
     info = {
         "engine": path,
@@ -195,13 +208,15 @@ def attribute_anomalies(
         "num_mc_samples": 0 if path == "analytic" else num_mc_samples,
         # conditional Monte Carlo needs a Gaussian noise entering the target additively; without
         # one (e.g. bootstrap noise throughout) the Monte Carlo path is plain
-        "tail": "closed form" if path == "analytic" else ("conditional Monte Carlo" if integrated else "plain Monte Carlo"),
+        "tail": "closed form" if path == "analytic" else (
+            ("importance sampling + " if importance else "") + ("conditional Monte Carlo" if integrated else "plain Monte Carlo")
+        ),
         "seed": args.seed,
         "base_score": base_score,
     }
     if max_memory_mb is not None:
         info["max_memory_mb"] = max_memory_mb
-    info.update(_check_tail_ess(tail_ess, list(frame.index), num_mc_samples))
+    info.update(_check_tail_ess(tail_ess, value_ess, list(frame.index), num_mc_samples))
     return AttributionResult(
         contributions,
         it_scores,
@@ -213,29 +228,46 @@ def attribute_anomalies(
     )
 
 
-def _check_tail_ess(tail_ess: np.ndarray, anomalies: list, num_mc_samples: int) -> dict:
-    """``method_info`` entries on the effective samples behind the IT scores, and the warning.
+def _sampled_on_r(scm, node) -> bool:
+    """A linear node's noise is sampled (not Gaussian) with support on the real line: importance sampling may move it."""
+    mech = scm.mechanisms_[node]
+    return not getattr(mech, "noise_is_gaussian", False) and mech.noise_distribution().support is constraints.real
 
-    ``tail_ess`` is ``(D, K)``. An anomaly is flagged when, in more than 10 % of the posterior
-    draws, its IT score rests on fewer than :data:`~bayesrca.counterfactual.tails.MIN_TAIL_ESS`
-    effective samples.
+
+def _check_tail_ess(tail_ess: np.ndarray, value_ess: np.ndarray, anomalies: list, num_mc_samples: int) -> dict:
+    """``method_info`` entries on the effective samples behind the IT scores and coalition values, and the warning.
+
+    ``tail_ess`` (IT scores) and ``value_ess`` (the smallest over the estimated coalition values)
+    are ``(D, K)``. An anomaly is flagged when, in more than 10 % of the posterior draws, its IT
+    score or one of its coalition values rests on fewer than
+    :data:`~bayesrca.counterfactual.tails.MIN_TAIL_ESS` effective samples. ``value_mc_se_max`` is
+    the delta-method Monte Carlo standard error of that least-supported log-probability
+    (:func:`~bayesrca.counterfactual.importance.log_se`), median over draws.
     """
     if np.isinf(tail_ess).all():  # closed form
         return {}
-    low = (tail_ess < MIN_TAIL_ESS).mean(axis=0)  # (K,): share of draws with too few samples
+    low = ((tail_ess < MIN_TAIL_ESS) | (value_ess < MIN_TAIL_ESS)).mean(axis=0)  # (K,): share of draws with too few samples
     ess_min = tail_ess.min(axis=0)
+    value_min = np.minimum(value_ess, tail_ess).min(axis=0)
+    se = log_se(torch.from_numpy(np.minimum(value_ess, tail_ess)), num_mc_samples).numpy()
     bad = [a for a, share in zip(anomalies, low) if share > 0.1]
     if bad:
         warnings.warn(
-            f"the IT score of {len(bad)} anomal{'y' if len(bad) == 1 else 'ies'} (e.g. {bad[0]!r}) rests on fewer "
-            f"than {MIN_TAIL_ESS:.0f} effective Monte Carlo samples: it is at the Monte Carlo floor (a lower "
-            "bound) or was reached through a few far samples of an upstream ancestor (it can be far too high); "
+            f"the IT score or coalition values of {len(bad)} anomal{'y' if len(bad) == 1 else 'ies'} (e.g. {bad[0]!r}) "
+            f"rest on fewer than {MIN_TAIL_ESS:.0f} effective Monte Carlo samples: at the Monte Carlo floor (a lower "
+            "bound), or reached through a few far samples (the estimate can be far off); "
             "its contributions are not to be trusted. Raise num_mc_samples, or use Gaussian noise on the target "
-            "and linear mechanisms upstream (closed form). See method_info['tail_ess_min'] and ['unreliable_tail'].",
+            "and linear mechanisms upstream (closed form). See method_info['tail_ess_min'], ['value_ess_min'] "
+            "and ['unreliable_tail'].",
             TailEstimateWarning,
             stacklevel=3,
         )
-    return {"tail_ess_min": [round(float(e), 2) for e in ess_min], "unreliable_tail": bad}
+    return {
+        "tail_ess_min": [round(float(e), 2) for e in ess_min],
+        "value_ess_min": [round(float(e), 2) for e in value_min],
+        "value_mc_se_max": [round(float(e), 4) for e in np.median(se, axis=0)],
+        "unreliable_tail": bad,
+    }
 
 
 # Memory model of one call, in bytes (measured on CPU with benchmarks/memory.py, with head room):

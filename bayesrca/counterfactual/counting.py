@@ -77,13 +77,17 @@ def conditional_log_tails(
     bounds: tuple[torch.Tensor, torch.Tensor],
     rows: torch.Tensor,
     out: torch.Tensor,
+    *,
+    log_weights: torch.Tensor | None = None,
+    ess_out: torch.Tensor | None = None,
 ) -> None:
     """Conditional Monte Carlo for the rare (coalition, anomaly, draw) cases of a chunk.
 
     Parameters
     ----------
     hits : torch.Tensor
-        ``(D, c, K, 2)``: samples in the event per half of the samples.
+        ``(D, c, K, 2)``: samples in the event per half of the samples (their Kish ESS under
+        importance weights).
     sd : torch.Tensor
         ``(c, D)``: sd of the coalitions' free Gaussian parts.
     centres_of : callable
@@ -97,27 +101,46 @@ def conditional_log_tails(
         ``(C, K, D, 3)``: where either half has fewer than :data:`RARE_HITS` hits and the coalition
         has a free Gaussian part (``sd > 0``), ``out[rows[c], k, d]`` receives the log-probability
         from :func:`bayesrca.counterfactual.tails.mixture_log_tail`.
+    log_weights : torch.Tensor, optional
+        ``(D, c, K, M)``: importance weights of the samples (:mod:`bayesrca.counterfactual.importance`).
+    ess_out : torch.Tensor, optional
+        ``(C, K, D)``: receives the Kish ESS of the integrated terms of the rare cases.
     """
     rare = (hits.amin(-1) < RARE_HITS) & (sd.T > 0).reshape(sd.shape[1], -1, 1)
     if not bool(rare.any()):
         return
     d, c, k = rare.nonzero(as_tuple=True)
     rel_lo, rel_hi = bounds
-    out[rows[c], k, d] = tails.mixture_log_tail(centres_of(d, c, k), sd[c, d], rel_lo[k, d], rel_hi[k, d])
+    lw = None if log_weights is None else log_weights[d, c, k]
+    est, ess = tails.mixture_log_tail(centres_of(d, c, k), sd[c, d], rel_lo[k, d], rel_hi[k, d], return_ess=True, log_weights=lw)
+    out[rows[c], k, d] = est
+    if ess_out is not None:
+        ess_out[rows[c], k, d] = ess
 
 
-def log_probs(count: torch.Tensor, free_sd: torch.Tensor, rare: torch.Tensor, num_m: int) -> torch.Tensor:
+def log_probs(
+    count: torch.Tensor, free_sd: torch.Tensor, rare: torch.Tensor, num_m: int,
+    log_scale: torch.Tensor | None = None, anomaly_log_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``(C, K, D, 3)`` log-probabilities from event counts ``(C, K, D, 2)`` per half of the samples.
 
     For all ``num_m`` samples and for each half: ``log(count / n)`` where the coalition has a free
     Gaussian part (``free_sd`` ``(C, D)`` > 0; rare cases come from conditional Monte Carlo in
     ``rare``, NaN elsewhere), else the p-value rule ``log((count + 1) / (n + 1))``, which never
-    gives log 0. Counts are exact integers in float32 up to 2**24 samples.
+    gives log 0. Counts are exact integers in float32 up to 2**24 samples. Under importance
+    weights (``log_scale`` and ``anomaly_log_weight`` given, ``(C, K, D)`` each) the counts are
+    sums of weights divided by ``exp(log_scale)`` (weights of e^-700 do not fit a float), and the
+    anomaly counts with its own weight instead of 1; the arithmetic is then in log space.
     """
     half_m = num_m // 2
     totals = torch.tensor([num_m, half_m, num_m - half_m], dtype=torch.float32)
     counts = torch.cat([count.sum(-1, keepdim=True), count], -1)
     gaussian = (free_sd > 0).unsqueeze(1).unsqueeze(-1)  # (C, 1, D, 1)
+    if log_scale is not None and anomaly_log_weight is not None:
+        log_count = counts.double().log() + log_scale.unsqueeze(-1)
+        plain = torch.logaddexp(log_count, anomaly_log_weight.unsqueeze(-1)) - (totals.double() + 1).log()
+        probs = torch.where(gaussian, log_count - totals.double().log(), plain).clamp(max=0.0)
+        return torch.where(rare.isnan(), probs, rare)
     probs = torch.where(gaussian, counts / totals, (counts + 1) / (totals + 1))
     probs = probs.clamp_(max=1.0).log_().double()
     return torch.where(rare.isnan(), probs, rare)

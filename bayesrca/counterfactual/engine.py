@@ -12,7 +12,9 @@ per anomaly and posterior draw s. Everything comes from the one SCM program and 
 * one tail estimator with a common interface (``__call__(masks) -> (C, K, D, E)``, ``it_score``,
   ``lo``, ``hi``, ``integrated``): closed-form Gaussian tails when every player is
   linear-Gaussian (:class:`~bayesrca.counterfactual.analytic.AnalyticTails`), else plain or
-  conditional Monte Carlo (:class:`~bayesrca.counterfactual.montecarlo.MonteCarloTails`);
+  conditional Monte Carlo, with importance sampling toward rare events
+  (:class:`~bayesrca.counterfactual.montecarlo.MonteCarloTails`,
+  :mod:`~bayesrca.counterfactual.importance`);
 * the engine itself, which picks the estimator (:func:`choose_engine`) and sets the values that
   are exact whatever the estimator: ``v = 0`` when no free player moves X_t, ``v = -IT`` when no
   kept player does.
@@ -45,7 +47,7 @@ def choose_engine(scm, players: Sequence[Hashable], tail: str = "auto") -> str:
         A fitted model.
     players : sequence
         The target's ancestors and itself.
-    tail : {"auto", "analytic", "mc", "plain"}
+    tail : {"auto", "analytic", "mc", "conditional", "plain"}
         The requested tail estimator; ``"auto"`` takes the closed form where it is exact.
 
     Returns
@@ -65,7 +67,7 @@ def choose_engine(scm, players: Sequence[Hashable], tail: str = "auto") -> str:
             "tail='analytic' needs linear mechanisms with Gaussian noise on the target and all its ancestors; "
             "use tail='auto'"
         )
-    return "analytic" if gaussian and tail in ("auto", "analytic") else "mc"  # "mc", "plain": Monte Carlo
+    return "analytic" if gaussian and tail in ("auto", "analytic") else "mc"  # "mc", "conditional", "plain": Monte Carlo
 
 
 class CounterfactualEngine:
@@ -93,6 +95,9 @@ class CounterfactualEngine:
         Integrate the Gaussian part of the noises that enter X_t additively in closed form where
         an event is rare (conditional Monte Carlo, no floor on probabilities); False gives plain
         Monte Carlo with the ``(count + 1) / (M + 1)`` rule, capped near ``log(M + 1)``.
+    importance : bool, optional
+        With ``conditional``: importance sampling of the sampled noises toward the events of the
+        anomalies whose event is rare (:mod:`bayesrca.counterfactual.importance`).
 
     Raises
     ------
@@ -112,6 +117,7 @@ class CounterfactualEngine:
         base_score: str = "median_cdf",
         max_elements: int = 2**25,
         conditional: bool = True,
+        importance: bool = True,
     ) -> None:
         tails.event_side(base_score)
         if path not in PATHS:
@@ -127,8 +133,11 @@ class CounterfactualEngine:
         else:
             self.estimator = MonteCarloTails(
                 scm, parts, x, base_score=base_score, num_mc_samples=num_mc_samples,
-                max_elements=max_elements, conditional=conditional,
+                max_elements=max_elements, conditional=conditional, importance=importance,
             )
+        #: ``(K, D)``: the smallest ESS behind any estimated coalition value so far (``inf``: none,
+        #: or closed form); values set exactly (``v = 0``, ``v = -IT``) do not count
+        self.value_ess = torch.full(x.shape[:1] + (scm.num_draws_,), float("inf"), dtype=torch.float64)
 
     @property
     def it_score(self) -> torch.Tensor:
@@ -155,6 +164,11 @@ class CounterfactualEngine:
         """Whether a Gaussian part is integrated by conditional Monte Carlo."""
         return self.estimator.integrated
 
+    @property
+    def importance(self) -> bool:
+        """Whether some anomaly's noises are drawn from an importance-sampling proposal."""
+        return getattr(self.estimator, "proposal", None) is not None
+
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
         """``v(S)`` for masks of shape ``(C, n)``: a tensor ``(C, K, D, E)`` of log-probabilities.
 
@@ -163,6 +177,7 @@ class CounterfactualEngine:
         Monte Carlo error at no extra cost.
         """
         out = self.estimator(masks)
+        ess = getattr(self.estimator, "last_ess", None)  # (C, K, D) on the Monte Carlo path
         # no free player moves X_t: the kept noises reproduce x_t, which lies in the event (v = 0, as
         # for the full set); left to the tails, the zero spread would give log 1/2 or -inf from rounding
         moves = self.moves.T.to(torch.float64)  # (n, D)
@@ -176,4 +191,8 @@ class CounterfactualEngine:
         if len(rows):
             it = -self.it_score.to(out.dtype)  # (K, D)
             out[rows, :, :, 0] = torch.where(inert[rows].unsqueeze(1), it, out[rows, :, :, 0])
+        if ess is not None and len(ess):
+            exact = (full | inert).unsqueeze(1)  # (C, 1, D)
+            estimated = torch.where(exact, torch.full_like(ess, float("inf")), ess)
+            self.value_ess = torch.minimum(self.value_ess, estimated.amin(0))
         return out

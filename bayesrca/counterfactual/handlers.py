@@ -11,6 +11,8 @@ One small handler per idea, composable with Pyro's own (``condition``, ``replay`
   (common random numbers);
 * :class:`DropGaussianPart` samples only the non-Gaussian part of some noise sites, whose
   Gaussian part the caller integrates in closed form (conditional Monte Carlo);
+* :class:`ProposeNoise` draws some noise sites from a proposal instead of their distribution (a
+  draw of the distribution, transformed), for importance sampling of rare events;
 * :class:`SwapMechanism` computes some nodes with other mechanisms (and their own noise) where a
   mask is True: the SCM whose mechanisms changed (distribution change).
 
@@ -29,7 +31,7 @@ from pyro.poutine.messenger import Messenger
 from ..mechanisms.base import MECHANISM_EFFECT, NOISE_ROLE, Mechanism
 from ..mechanisms.mixture import split_gaussian_part
 
-__all__ = ["AbductNoise", "KeepNoise", "DropGaussianPart", "SwapMechanism", "abduct", "keep_noise"]
+__all__ = ["AbductNoise", "KeepNoise", "DropGaussianPart", "ProposeNoise", "SwapMechanism", "abduct", "keep_noise"]
 
 
 def _is_noise(msg) -> bool:
@@ -105,6 +107,31 @@ class DropGaussianPart(Messenger):
     def _pyro_sample(self, msg) -> None:
         if _is_noise(msg) and msg["value"] is None and msg["infer"]["node"] in self.nodes:
             msg["fn"] = split_gaussian_part(msg["fn"])[0]
+
+
+class ProposeNoise(Messenger):
+    """Draw the noise of ``nodes`` from a proposal: a draw ``z`` of the site's distribution, transformed.
+
+    ``z`` is the value an inner handler gave the site (e.g. ``poutine.replay`` of a trace of fresh
+    noise, so the proposal reuses those draws: common random numbers) or else a fresh draw. The
+    caller owns the transform and the importance weights that undo it
+    (:class:`bayesrca.counterfactual.importance.NoiseProposal`).
+
+    Parameters
+    ----------
+    transforms : mapping of node to callable
+        ``transforms[node](z)`` maps a draw of the node's noise distribution to a draw of the
+        proposal (it may add batch dimensions, e.g. one per anomaly).
+    """
+
+    def __init__(self, transforms: Mapping[object, Callable[[torch.Tensor], torch.Tensor]]) -> None:
+        super().__init__()
+        self.transforms = transforms
+
+    def _pyro_sample(self, msg) -> None:
+        if _is_noise(msg) and msg["infer"]["node"] in self.transforms:
+            z = msg["value"] if msg["value"] is not None else msg["fn"].sample()
+            msg["value"] = self.transforms[msg["infer"]["node"]](z)
 
 
 class SwapMechanism(Messenger):

@@ -12,15 +12,22 @@ The free Gaussian parts of a coalition add up to one Gaussian of variance
 :math:`\sum_j a_j^2 sd_j^2`: sampled (one shared :math:`\epsilon` per sample) for the event counts,
 integrated analytically where the event is rare (:func:`~bayesrca.counterfactual.counting.conditional_log_tails`),
 so probabilities reach far below 1/M.
+
+Importance sampling (``importance=True``): for an anomaly whose event is rare under the model
+(IT score above :data:`~bayesrca.counterfactual.importance.RARE_IT` in some draw), the sampled
+noises are drawn from a defensive mixture proposal toward its event and every count or integrated
+term carries its importance weight (:mod:`bayesrca.counterfactual.importance`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import cast
 
 import torch
 from pyro import poutine
 
+from . import importance as imp
 from . import tails
 from .counting import RARE_HITS, conditional_log_tails, log_probs, sorted_hits
 from .decomposition import TargetDecomposition
@@ -58,6 +65,9 @@ class MonteCarloTails:
         Integrate the Gaussian part of the noises that enter X_t additively in closed form where
         an event is rare (conditional Monte Carlo, no floor on probabilities); False gives plain
         Monte Carlo with the ``(count + 1) / (M + 1)`` rule, capped near ``log(M + 1)``.
+    importance : bool, default True
+        With ``conditional``: importance sampling of the sampled noises for anomalies whose event
+        is rare (:mod:`bayesrca.counterfactual.importance`).
 
     Attributes
     ----------
@@ -71,13 +81,18 @@ class MonteCarloTails:
         it cannot be trusted.
     gauss_var : torch.Tensor
         ``(D, n)``: variance of each player's Gaussian part in X_t that is integrated (0: none).
+    proposal : NoiseProposal or None
+        The importance-sampling proposal, None where no anomaly needs one.
+    last_ess : torch.Tensor
+        ``(C, K, D)``: Kish ESS behind each value of the last call (samples in the event without
+        weights).
     """
 
     path = "mc"
 
     def __init__(
         self, scm, parts: TargetDecomposition, x: torch.Tensor, *, base_score: str, num_mc_samples: int,
-        max_elements: int, conditional: bool,
+        max_elements: int, conditional: bool, importance: bool = True,
     ) -> None:
         self.scm, self.parts = scm, parts
         self.side = tails.event_side(base_score)
@@ -116,10 +131,56 @@ class MonteCarloTails:
         self.mid = {"two": (self.lo + self.hi) / 2, "upper": self.hi, "lower": self.lo}[self.side]  # (K, D)
         # the event's bounds relative to mid, exact (for conditional Monte Carlo), (K, D) each
         self.bounds = (self.lo - self.mid, self.hi - self.mid)
-        free_noises = [self.trace.nodes[noise_site(p)]["value"].reshape(num_mc_samples, -1) for p in rest]
-        z = torch.stack(free_noises, -1) if free_noises else torch.zeros(num_mc_samples, num_draws, 0, dtype=torch.float64)
-        self.free_effect = (z * cast(torch.Tensor, a)).permute(1, 2, 0).float().contiguous() if rest else z.permute(1, 2, 0).float()
         self.eps32 = self.eps.T.float().reshape(num_draws, 1, 1, num_mc_samples)
+        self.proposal: imp.NoiseProposal | None = None
+        if conditional and importance:
+            self._propose(x, base_score, additive)
+        self._free_effect()
+        self.last_ess = torch.empty(0)
+
+    def _propose(self, x: torch.Tensor, base_score: str, additive: list) -> None:
+        """Redraw the sampled noises from the proposal for the anomalies whose event is rare."""
+        parts, num_m = self.parts, self.num_mc_samples
+        inflate = imp.inflatable_players(self.scm, parts.players, self.gauss_var)
+        rare = (self.it_score > imp.RARE_IT).any(-1)
+        if not inflate or not bool(rare.any()):
+            return
+        nodes = [parts.players[i] for i in inflate]
+        proposal = imp.NoiseProposal(self.scm, nodes, parts.abducted, rare, num_m)
+        self.trace = fresh_noise_trace(
+            self.scm, parts.players, num_m, dim=-3, propose={n: proposal.transform(n) for n in nodes}, base=self.trace
+        )
+        noise = {n: self.trace.nodes[noise_site(n)]["value"].reshape(num_m, -1, self.scm.num_draws_) for n in nodes}
+        self.proposal = proposal.fit(noise, parts.abducted)
+        self.fresh32 = {noise_site(p): self.trace.nodes[noise_site(p)]["value"].float() for p in parts.upstream}
+        centres = self.trace.nodes["_RETURN"]["value"][parts.target]
+        centres = centres.reshape(num_m, -1, self.scm.num_draws_).expand(-1, parts.num_anomalies, -1)
+        log_w, log_wx = proposal.log_w, proposal.anomaly_log_w
+        lo, hi, it, ess = imp.weighted_thresholds(centres, self.gauss_var.sum(-1).sqrt(), self.eps, x, log_w, log_wx, base_score)
+        keep = rare.reshape(-1, 1)
+        self.lo, self.hi = torch.where(keep, lo, self.lo), torch.where(keep, hi, self.hi)
+        self.it_score, self.tail_ess = torch.where(keep, it, self.it_score), torch.where(keep, ess, self.tail_ess)
+        # the event's geometry, as in __init__, for the new thresholds
+        num_draws = self.scm.num_draws_
+        finite_abs = [torch.where(t.isfinite(), t.abs(), torch.zeros_like(t)) for t in (self.lo, self.hi)]
+        tol = 1e-5 * torch.maximum(*finite_abs) + 1e-12
+        self.tol = tol.T.float().reshape(num_draws, 1, -1, 1)
+        self.half = ((self.hi - self.lo) / 2).T.float().reshape(num_draws, 1, -1, 1) - self.tol
+        self.mid = {"two": (self.lo + self.hi) / 2, "upper": self.hi, "lower": self.lo}[self.side]
+        self.bounds = (self.lo - self.mid, self.hi - self.mid)
+
+    def _free_effect(self) -> None:
+        """The linear players' free part per sample: ``(D, R, M)``, or ``(D, K, R, M)`` under a proposal."""
+        num_m, num_draws, rest = self.num_mc_samples, self.scm.num_draws_, self.parts.rest
+        values = [self.trace.nodes[noise_site(p)]["value"].reshape(num_m, -1, num_draws) for p in rest]
+        if not rest:
+            self.free_effect = torch.zeros(num_draws, 0, num_m, dtype=torch.float32)
+            return
+        per_anomaly = any(v.shape[1] > 1 for v in values)
+        num_k = self.parts.num_anomalies if per_anomaly else 1
+        z = torch.stack([v.expand(-1, num_k, -1) for v in values], -1) * cast(torch.Tensor, self.parts.coef)  # (M, k, D, R)
+        effect = z.permute(2, 1, 3, 0).float().contiguous()  # (D, k, R, M)
+        self.free_effect = effect if per_anomaly else effect[:, 0].contiguous()
 
     @property
     def integrated(self) -> bool:
@@ -142,30 +203,42 @@ class MonteCarloTails:
             rest_patterns, rest_inverse = torch.unique(keep, dim=0, return_inverse=True)
         else:  # no linear players (the target is nonlinear): one empty pattern; unique() rejects 0 columns
             rest_patterns, rest_inverse = keep[:1], torch.zeros(len(keep), dtype=torch.long)
-        if not self.parts.upstream and self.parts.num_anomalies >= SORTED_MIN_ANOMALIES:
+        sorted_path = self.proposal is None and not self.parts.upstream
+        if sorted_path and self.parts.num_anomalies >= SORTED_MIN_ANOMALIES:
             pattern_sd = ((1 - rest_patterns) @ self.gauss_var[:, self.parts.rest_idx].T).sqrt()
-            count, rare = self._sorted_counts(rest_patterns, pattern_sd)
+            count, rare, ess = self._sorted_counts(rest_patterns, pattern_sd)
+            self.last_ess = ess[rest_inverse]
             return log_probs(count[rest_inverse], free_sd, rare[rest_inverse], self.num_mc_samples)
-        count, rare = self._direct_counts(masks, free_sd, rest_patterns, rest_inverse)
-        return log_probs(count, free_sd, rare, self.num_mc_samples)
+        count, rare, self.last_ess, scale, weight = self._direct_counts(masks, free_sd, rest_patterns, rest_inverse)
+        return log_probs(count, free_sd, rare, self.num_mc_samples, scale, weight)
 
     def _centre(self, patterns: torch.Tensor) -> torch.Tensor:
         """``(D, P, K)`` float32: the event's centre minus X_t's kept linear part, per rest pattern."""
         centre = (self.mid - self.parts.offset) - torch.einsum("cj,kdj->ckd", patterns, self.parts.kept_effect)
         return centre.permute(2, 0, 1).float()
 
-    def _direct_counts(self, masks, free_sd, rest_patterns, rest_inverse) -> tuple[torch.Tensor, torch.Tensor]:
+    def _direct_counts(self, masks, free_sd, rest_patterns, rest_inverse):
         """Event counts ``(C, K, D, 2)`` per half, every sample compared with every anomaly's event;
-        rare cases from conditional Monte Carlo (``(C, K, D, 3)``, NaN elsewhere)."""
+        rare cases from conditional Monte Carlo (``(C, K, D, 3)``, NaN elsewhere); the ESS
+        ``(C, K, D)``; under a proposal (else None) the counts' log scale and the anomaly's log
+        weight, ``(C, K, D)`` each.
+
+        Under a proposal the counts are sums of importance weights divided by the largest weight in
+        the event (weights of e^-700 do not fit a float32), and rare cases integrate weighted terms."""
+        proposal = self.proposal
         num_draws, num_k, num_m = self.scm.num_draws_, self.parts.num_anomalies, self.num_mc_samples
         half_m = num_m // 2
         sizes = torch.tensor([half_m, num_m - half_m], dtype=torch.float32)
         count = torch.empty(masks.shape[0], num_k, num_draws, 2, dtype=torch.float32)  # per half of the samples
         rare = torch.full((masks.shape[0], num_k, num_draws, 3), float("nan"), dtype=torch.float64)
-        step = max(1, self.max_elements // (2 * num_draws * num_k * num_m))
+        ess = torch.empty(masks.shape[0], num_k, num_draws, dtype=torch.float64)
+        weight = None if proposal is None else torch.empty(masks.shape[0], num_k, num_draws, dtype=torch.float64)
+        scale = None if proposal is None else torch.empty_like(weight)
+        step = max(1, self.max_elements // ((2 if proposal is None else 6) * num_draws * num_k * num_m))
         buf = torch.empty(num_draws, step, num_k, num_m, dtype=torch.float32)  # centre of X_t - mid
         buf_full = torch.empty_like(buf)  # ... plus the sampled Gaussian part
         buf_free = torch.empty(num_draws, step, num_m, dtype=torch.float32)
+        per_anomaly = self.free_effect.dim() == 4  # (D, K, R, M): the linear players' noise follows a proposal
 
         def linear_part(patterns: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
             """(D, P, K, M): free linear part minus the event centre, for rest patterns ``patterns``.
@@ -174,8 +247,10 @@ class MonteCarloTails:
             allocations of this size cost more than the arithmetic.
             """
             mask = (1 - patterns).float().expand(num_draws, -1, -1)
-            free = torch.matmul(mask, self.free_effect, out=None if out is None else buf_free[:, : len(patterns)])
             centre = self._centre(patterns).unsqueeze(-1)  # (D, P, K, 1)
+            if per_anomaly:
+                return torch.sub(torch.einsum("dpr,dkrm->dpkm", mask, self.free_effect), centre, out=out)
+            free = torch.matmul(mask, self.free_effect, out=None if out is None else buf_free[:, : len(patterns)])
             if out is None:
                 return free.unsqueeze(2) - centre
             return torch.sub(free.unsqueeze(2), centre, out=out)
@@ -210,12 +285,31 @@ class MonteCarloTails:
                 else:
                     full.neg_().add_(self.tol)
                 full.sign_()  # +1 inside the event, -1 outside (0 on the boundary counts 1/2)
-                halves = full[..., : 2 * half_m].unflatten(-1, (2, half_m)).sum(-1)  # (D, c, K, 2)
-                if num_m % 2:  # the odd sample out joins the second half
-                    halves[..., 1] += full[..., -1]
-                hits = (halves + sizes) / 2
+                if proposal is None:
+                    hits = (by_half(full) + sizes) / 2
+                    count[rows] = hits.permute(1, 2, 0, 3)
+                    ess[rows] = hits.sum(-1).permute(1, 2, 0).double()
+                    conditional_log_tails(hits, sd, lambda d, c, k: dev[d, c, k], self.bounds, rows, rare, ess_out=ess)
+                    continue
+                log_w = proposal.log_weights(len(rows))  # (D, c, K, M)
+                weight[rows] = proposal.anomaly_log_weights(len(rows))
+                top = torch.where(full >= 0, log_w, -math.inf).amax(-1, keepdim=True).nan_to_num(neginf=0.0)
+                scale[rows] = top[..., 0].permute(1, 2, 0)
+                w = (log_w - top).clamp_(max=0.0).float().exp_()  # <= 1 in the event
+                terms = full.add_(1).mul_(0.5).mul_(w)  # w * 1[event]
+                hits, hits2 = by_half(terms), by_half(terms.mul_(w))
                 count[rows] = hits.permute(1, 2, 0, 3)
-                conditional_log_tails(hits, sd, lambda d, c, k: dev[d, c, k], self.bounds, rows, rare)
+                ess[rows] = (hits.sum(-1).double() ** 2 / hits2.sum(-1).double()).nan_to_num(nan=0.0).permute(1, 2, 0)
+                half_ess = (hits**2 / hits2).nan_to_num(nan=0.0)
+                conditional_log_tails(half_ess, sd, lambda d, c, k: dev[d, c, k], self.bounds, rows, rare,
+                                      log_weights=log_w, ess_out=ess)
+
+        def by_half(values: torch.Tensor) -> torch.Tensor:
+            """(D, c, K, 2): sums over each half of the samples."""
+            halves = values[..., : 2 * half_m].unflatten(-1, (2, half_m)).sum(-1)
+            if num_m % 2:  # the odd sample out joins the second half
+                halves[..., 1] += values[..., -1]
+            return halves
 
         if not self.parts.upstream:
             count_into(torch.arange(masks.shape[0]), None)
@@ -226,19 +320,20 @@ class MonteCarloTails:
                 terms = self._upstream_term(patterns[start : start + per_pattern])  # (P, D, 1, K, M)
                 for i, term in enumerate(terms):
                     count_into(torch.nonzero(inverse == start + i).squeeze(-1), term)
-        return count, rare
+        return count, rare, ess, scale, weight
 
-    def _sorted_counts(self, patterns: torch.Tensor, pattern_sd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _sorted_counts(self, patterns: torch.Tensor, pattern_sd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Event counts ``(P, K, D, 2)`` per half of the samples, for many anomalies at once.
 
         For an all-linear model the free part of ``X_t`` does not depend on the anomaly, so each
         pattern's samples are sorted once (:func:`~bayesrca.counterfactual.counting.sorted_hits`).
         Rare cases are re-estimated by conditional Monte Carlo (second output, ``(P, K, D, 3)``,
-        NaN elsewhere).
+        NaN elsewhere); the third output is the ESS ``(P, K, D)``.
         """
         num_draws, num_k, num_m = self.scm.num_draws_, self.parts.num_anomalies, self.num_mc_samples
         count = torch.empty(len(patterns), num_k, num_draws, 2, dtype=torch.float32)
         rare = torch.full((len(patterns), num_k, num_draws, 3), float("nan"), dtype=torch.float64)
+        ess = torch.empty(len(patterns), num_k, num_draws, dtype=torch.float64)
         step = max(1, self.max_elements // (num_draws * (2 * num_m + 4 * num_k)))
         half, tol = self.half.squeeze(-1), self.tol.squeeze(-1)  # (D, 1, K)
         for start in range(0, len(patterns), step):
@@ -250,10 +345,11 @@ class MonteCarloTails:
             centre = self._centre(pat).contiguous()  # (D, p, K)
             hits = sorted_hits(free, centre, half, tol, self.side)  # (D, p, K, 2)
             count[start : start + step] = hits.permute(1, 2, 0, 3)
+            ess[start : start + step] = hits.sum(-1).permute(1, 2, 0).double()
             rows = torch.arange(start, start + len(pat))
             centres_of = lambda d, c, k: centres[d, c] - centre[d, c, k].unsqueeze(-1)  # noqa: E731
-            conditional_log_tails(hits, sd, centres_of, self.bounds, rows, rare)
-        return count, rare
+            conditional_log_tails(hits, sd, centres_of, self.bounds, rows, rare, ess_out=ess)
+        return count, rare, ess
 
     def _upstream_term(self, patterns: torch.Tensor) -> torch.Tensor:
         """``sum_k b_k X_k`` (or ``X_t`` if the target is upstream) per pattern: ``(P, D, 1, K, M)``."""

@@ -20,7 +20,7 @@ import torch
 from pyro import poutine
 
 from ..mechanisms.base import noise_site
-from .handlers import AbductNoise, DropGaussianPart
+from .handlers import AbductNoise, DropGaussianPart, ProposeNoise
 
 __all__ = ["abduct_noise", "fresh_noise_trace", "linearize", "nonlinear_closure"]
 
@@ -46,7 +46,10 @@ def abduct_noise(scm, nodes: Sequence[Hashable], observed: Mapping[Hashable, tor
     return {n: cast(torch.Tensor, trace.nodes[noise_site(n)]["value"]).expand(-1, scm.num_draws_) for n in nodes}
 
 
-def fresh_noise_trace(scm, nodes: Sequence[Hashable], num_samples: int, dim: int, drop_gaussian: Sequence = ()):
+def fresh_noise_trace(
+    scm, nodes: Sequence[Hashable], num_samples: int, dim: int, drop_gaussian: Sequence = (), *,
+    propose: Mapping | None = None, base=None,
+):
     """Trace of the program with fresh noise: a plate of ``num_samples`` at ``dim``.
 
     Parameters
@@ -62,6 +65,12 @@ def fresh_noise_trace(scm, nodes: Sequence[Hashable], num_samples: int, dim: int
     drop_gaussian : sequence, optional
         Nodes whose noise sites carry only their non-Gaussian part
         (:class:`~bayesrca.counterfactual.handlers.DropGaussianPart`).
+    propose : mapping, optional
+        Node to a transform of its noise draws: those sites are drawn from a proposal
+        (:class:`~bayesrca.counterfactual.handlers.ProposeNoise`, importance sampling).
+    base : pyro.poutine.Trace, optional
+        A trace of this function to reuse: its noise draws are replayed (before ``propose``
+        transforms them), so the proposal's samples are the base samples transformed.
 
     Returns
     -------
@@ -73,7 +82,10 @@ def fresh_noise_trace(scm, nodes: Sequence[Hashable], num_samples: int, dim: int
         with pyro.plate("mc", num_samples, dim=dim):
             return scm.program(nodes)
 
-    return poutine.trace(DropGaussianPart(drop_gaussian)(model)).get_trace()
+    fn = DropGaussianPart(drop_gaussian)(model) if base is None else poutine.replay(model, trace=base)
+    if propose:
+        fn = ProposeNoise(propose)(fn)
+    return poutine.trace(fn).get_trace()
 
 
 def linearize(scm, nodes: Sequence[Hashable], inputs: Sequence[Hashable] = ()):

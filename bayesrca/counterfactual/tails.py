@@ -149,14 +149,17 @@ def _log_mean_exp(terms: torch.Tensor) -> torch.Tensor:
 
 @overload
 def mixture_log_tail(
-    centres: torch.Tensor, sd: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, *, return_ess: Literal[False] = ...
+    centres: torch.Tensor, sd: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, *, return_ess: Literal[False] = ...,
+    log_weights: torch.Tensor | None = ...,
 ) -> torch.Tensor: ...
 @overload
 def mixture_log_tail(
-    centres: torch.Tensor, sd: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, *, return_ess: Literal[True]
+    centres: torch.Tensor, sd: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, *, return_ess: Literal[True],
+    log_weights: torch.Tensor | None = ...,
 ) -> tuple[torch.Tensor, torch.Tensor]: ...
 def mixture_log_tail(
-    centres: torch.Tensor, sd: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, *, return_ess: bool = False
+    centres: torch.Tensor, sd: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, *, return_ess: bool = False,
+    log_weights: torch.Tensor | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     r"""``log P(Y <= lo or Y >= hi)`` for ``Y = C + sd * eps`` by conditional Monte Carlo.
 
@@ -178,6 +181,10 @@ def mixture_log_tail(
         :math:`(\sum_m w_m)^2 / \sum_m w_m^2`). Near 1 the estimate rests on one sampled centre:
         the event is reached through samples the M draws barely cover (e.g. an upstream
         nonlinear ancestor far in its tail), and the estimate cannot be trusted.
+    log_weights : torch.Tensor, optional
+        Shape ``(P, M)``: log importance weights of the centres (they were drawn from a proposal,
+        :mod:`bayesrca.counterfactual.importance`); the terms become :math:`w_m \Phi_m` and the
+        estimate, :math:`\frac1M \sum_m w_m \Phi_m`, stays unbiased.
 
     Returns
     -------
@@ -198,6 +205,8 @@ def mixture_log_tail(
     if right or terms is None:
         upper = torch.special.log_ndtr(centres * inv_sd.to(dtype) - (hi * inv_sd).to(dtype))
         terms = upper if terms is None else torch.logaddexp(terms, upper)
+    if log_weights is not None:
+        terms = terms + log_weights.to(dtype)
     half = max(centres.shape[-1] // 2, 1)
     first, second = (terms[:, :half], terms[:, half:]) if centres.shape[-1] > 1 else (terms, terms)
     parts = [_log_mean_exp(terms), _log_mean_exp(first), _log_mean_exp(second)]
@@ -209,7 +218,9 @@ def mixture_log_tail(
     return out, torch.nan_to_num(ess, nan=0.0)
 
 
-def mixture_thresholds(centres: torch.Tensor, sd: torch.Tensor, x: torch.Tensor, *, iterations: int = 16):
+def mixture_thresholds(
+    centres: torch.Tensor, sd: torch.Tensor, x: torch.Tensor, *, iterations: int = 16, log_weights: torch.Tensor | None = None
+):
     r"""Median-CDF thresholds of ``x`` under the mixture ``Y = C + sd * eps`` (see :func:`mixture_log_tail`).
 
     The mirror threshold solves :math:`F(y) = 1 - F(x)` (or :math:`1 - F(y) = F(x)`) on the log
@@ -225,6 +236,9 @@ def mixture_thresholds(centres: torch.Tensor, sd: torch.Tensor, x: torch.Tensor,
         Shape ``(P,)``.
     iterations : int
         Most Newton/bisection steps (it stops once every step is below 1e-10 sd).
+    log_weights : torch.Tensor, optional
+        Shape ``(P, M)``: log importance weights of the centres (see :func:`mixture_log_tail`);
+        F is then the weighted mixture :math:`\frac1M \sum_m w_m \Phi((y - c_m)/sd)`.
 
     Returns
     -------
@@ -235,14 +249,15 @@ def mixture_thresholds(centres: torch.Tensor, sd: torch.Tensor, x: torch.Tensor,
     x = x.to(torch.float64)
     sd = sd.to(torch.float64).clamp(min=torch.finfo(torch.float64).tiny)
     half_log_2pi = 0.5 * math.log(2 * math.pi)
+    log_w = torch.zeros_like(centres) if log_weights is None else log_weights.to(torch.float64)
 
     def log_cdf(y: torch.Tensor, sign: torch.Tensor, slope: bool = False):
         """log F(y) (sign 1) or log(1 - F(y)) (sign -1), and optionally its derivative in y."""
         z = sign.unsqueeze(-1) * (y.unsqueeze(-1) - centres) / sd.unsqueeze(-1)
-        value = _log_mean_exp(torch.special.log_ndtr(z))
+        value = _log_mean_exp(torch.special.log_ndtr(z) + log_w)
         if not slope:
             return value
-        log_density = _log_mean_exp(-0.5 * z**2 - half_log_2pi) - torch.log(sd)
+        log_density = _log_mean_exp(-0.5 * z**2 - half_log_2pi + log_w) - torch.log(sd)
         return value, sign * torch.exp(log_density - value)
 
     ones = torch.ones_like(x)

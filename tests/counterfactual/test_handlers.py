@@ -97,3 +97,19 @@ def test_swap_mechanism_computes_masked_nodes_with_the_other_mechanism(models):
     torch.testing.assert_close(everywhere(swap(base))()["A"], plain["A"])
     nowhere = SwapMechanism({"A": scm.mechanisms_["A"]}, {"A": alt}, {"A": torch.tensor(False)})
     torch.testing.assert_close(nowhere(swap(base))()["A"], expected_a)
+
+
+def test_propose_noise_transforms_replayed_and_fresh_draws(models):
+    """ProposeNoise moves the value an inner replay gave (common random numbers), or a fresh draw."""
+    from bayesrca.counterfactual.handlers import ProposeNoise
+    from bayesrca.counterfactual.ops import fresh_noise_trace
+
+    scm = models["spline"]
+    base = fresh_noise_trace(scm, NODES, 50, dim=-3)
+    moved = fresh_noise_trace(scm, NODES, 50, dim=-3, propose={"A": lambda z: z + 3.0}, base=base)
+    site = noise_site("A")
+    torch.testing.assert_close(moved.nodes[site]["value"], base.nodes[site]["value"] + 3.0)
+    other = noise_site("R")
+    assert torch.equal(moved.nodes[other]["value"], base.nodes[other]["value"])  # untouched sites are replayed
+    fresh = poutine.trace(ProposeNoise({"A": lambda z: z * 0.0 + 7.0})(scm.program)).get_trace(NODES)
+    assert bool((fresh.nodes[site]["value"] == 7.0).all())
