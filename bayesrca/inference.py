@@ -179,13 +179,13 @@ def gpd_tail_draws(
     from .mechanisms.gpd import sample_tail_posterior
 
     num_draws = residuals.shape[0]
-    order = residuals.argsort(-1)
-    ranked = torch.gather(residuals, 1, order)
-    ranked_w = torch.gather(weights, 1, order)
+    top, top_idx = residuals.topk(m + 1, dim=-1)  # descending
+    bottom, bottom_idx = residuals.topk(m + 1, dim=-1, largest=False)  # ascending
     ref = reference.sort().values
     out: dict[str, torch.Tensor] = {
-        "lower": ranked[:, m], "upper": ranked[:, -m - 1],
-        "prob_lower": ranked_w[:, :m].sum(-1), "prob_upper": ranked_w[:, -m:].sum(-1),
+        "lower": bottom[:, m], "upper": top[:, m],
+        "prob_lower": torch.gather(weights, 1, bottom_idx[:, :m]).sum(-1),
+        "prob_upper": torch.gather(weights, 1, top_idx[:, :m]).sum(-1),
     }
     info: dict[str, Any] = {"tail_exceedances": m}
     edge = 0.0

@@ -58,9 +58,7 @@ SHAPE_MAX = 0.95
 SHAPE_PRIOR_SD = 0.5
 NUM_SHAPES = 39
 NUM_LOG_SCALES = 40
-#: elements of one block of the likelihood evaluation (draws x scales x exceedances)
-_BLOCK = 2_000_000
-_SMALL = 1e-8
+_SMALL = 1e-14
 
 
 def _is_exp(shape: torch.Tensor) -> torch.Tensor:
@@ -135,18 +133,14 @@ def grid_log_posterior(exceedances: torch.Tensor, floor: torch.Tensor) -> tuple[
     half = 4.0 * math.sqrt(2.0 * (1.0 + SHAPE_MAX) / max(m, 1))
     offsets = torch.linspace(-half, half, NUM_LOG_SCALES, dtype=dtype)
     log_scale = torch.log(_centre_scale(shapes, median)).unsqueeze(-1) + offsets  # (D, S, T)
+    safe = torch.where(_is_exp(shapes), torch.ones_like(shapes), shapes)[:, None, None]  # (S, 1, 1)
+    exp_tail = _is_exp(shapes)[:, None]
     log_lik = torch.empty(num_draws, NUM_SHAPES, NUM_LOG_SCALES, dtype=dtype)
-    block = max(1, _BLOCK // (NUM_LOG_SCALES * max(m, 1)))
-    for start in range(0, num_draws, block):
-        y = exceedances[start : start + block, None, :]  # (b, 1, m)
-        for s, xi in enumerate(shapes.tolist()):
-            scale = log_scale[start : start + block, s].exp()  # (b, T)
-            z = y / scale.unsqueeze(-1)  # (b, T, m)
-            if xi == 0.0:
-                total = -z.sum(-1)
-            else:
-                total = -(1.0 / xi + 1.0) * torch.log1p(xi * z).sum(-1)
-            log_lik[start : start + block, s] = total - m * torch.log(scale)
+    for d in range(num_draws):  # one (S, T, m) block per row: all shapes and scales at once
+        scale = log_scale[d].exp()  # (S, T)
+        z = exceedances[d] / scale.unsqueeze(-1)  # (S, T, m)
+        total = torch.where(exp_tail, -z.sum(-1), -(1.0 / safe[..., 0] + 1.0) * torch.log1p(safe * z).sum(-1))
+        log_lik[d] = total - m * log_scale[d]
     log_prior = -0.5 * (shapes / SHAPE_PRIOR_SD) ** 2
     return log_lik + log_prior[:, None], log_scale
 
