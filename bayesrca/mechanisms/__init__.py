@@ -4,7 +4,7 @@ from .additive import AdditiveNoiseModel
 from .base import Mechanism, noise_site
 from .discrete import BernoulliGLM, CategoricalGLM, DiscreteGLM, PoissonGLM
 from .linear import LinearANM
-from .noise import ResidualKDE
+from .noise import BootstrapGPD, ResidualKDE
 from .root import RootDistribution
 from .spline import SplineANM
 
@@ -19,5 +19,6 @@ __all__ = [
     "PoissonGLM",
     "CategoricalGLM",
     "ResidualKDE",
+    "BootstrapGPD",
     "noise_site",
 ]
