@@ -236,7 +236,8 @@ def split_gaussian(noise: TorchDistribution) -> tuple[TorchDistribution, torch.T
     its kernel smooths the training residuals and is no model of the far tail (beyond the
     residuals it decays like a Gaussian one bandwidth wide, so a value a few residual standard
     deviations out would get a probability like exp(-150)). Its rare events keep the Monte Carlo
-    p-value floor.
+    p-value floor. :class:`BootstrapGPD` is not split either: its far tail is the GPD, not the
+    kernel.
     """
     if isinstance(noise, Normal):
         return Delta(noise.loc), noise.scale
