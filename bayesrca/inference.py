@@ -108,7 +108,8 @@ def bootstrap_posterior(
     Silverman's rule on each draw's atoms, with the training size n in the rate ``n^(-1/5)``.
     With ``gpd_tails`` it also returns the generalised Pareto tails of
     :class:`~bayesrca.mechanisms.noise.BootstrapGPD` (see :func:`gpd_tail_draws`), or none
-    (plain KDE noise, ``diagnostics["tails"] == "kde"``) when the residuals are too few.
+    (plain KDE noise, ``diagnostics["tails"] == "kde"``) when the residuals are too few or tied
+    at the thresholds (:data:`MIN_TAIL_COUNT`, :data:`MIN_BODY_RATIO`).
     """
     n, num_features = X.shape
     weights = torch.distributions.Exponential(X.new_ones(())).sample((num_draws, n))
@@ -134,8 +135,17 @@ def bootstrap_posterior(
         else:
             mean_resid = y - coef.mean(0) @ X.T
             tails, tail_info = gpd_tail_draws(residuals, weights, mean_resid, m, 1e-3 * float(bandwidth.median()))
-            draws.update(tails)
-            info.update(tails="gpd", **tail_info)
+            h = bandwidth.unsqueeze(-1)
+            kernel_body = (torch.special.ndtr((tails["upper"].unsqueeze(-1) - atoms) / h)
+                           - torch.special.ndtr((tails["lower"].unsqueeze(-1) - atoms) / h)).mean(-1)
+            data_body = 1.0 - tails["prob_lower"] - tails["prob_upper"]
+            if bool((kernel_body < MIN_BODY_RATIO * data_body).any()):
+                # residuals tied at the thresholds (e.g. a column that is mostly one value): the
+                # kernel cannot carry the body's mass between them, the spliced density would blow up
+                info.update(tails="kde", tails_note="residuals tied at the tail thresholds")
+            else:
+                draws.update(tails)
+                info.update(tails="gpd", **tail_info)
     return draws, info
 
 
@@ -145,8 +155,11 @@ TAIL_FRACTION = 0.1
 MIN_EXCEEDANCES = 20
 #: ... and outwards to keep at most this many (large n: a threshold further out, where the GPD fits best).
 MAX_EXCEEDANCES = 500
-#: With fewer exceedances per tail than this (fewer than 8 rows) the noise stays the plain KDE.
+#: With fewer exceedances per tail than this (fewer than 8 rows) the noise stays the plain KDE ...
 MIN_TAIL_COUNT = 2
+#: ... and also when, in some draw, the kernel's mass between the thresholds is below this fraction
+#: of the data's (residuals tied at the thresholds: the spliced body's density would blow up).
+MIN_BODY_RATIO = 0.5
 
 
 def tail_count(n: int) -> int:

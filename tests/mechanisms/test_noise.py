@@ -361,6 +361,11 @@ def test_too_few_residuals_fall_back_to_the_plain_kde():
     assert isinstance(mech.noise_distribution(), ResidualKDE)
     small = br.RootDistribution().fit(rng.exponential(size=40), np.zeros((40, 0)), num_draws=5)
     assert small.noise_family_ == "bootstrap_gpd" and small.diagnostics_["tail_exceedances"] == 10  # a quarter
+    # a column that is mostly one value: residuals tied at both thresholds, no body between them
+    tied = br.RootDistribution().fit(np.r_[np.zeros(450), rng.normal(size=50)], np.zeros((500, 0)), num_draws=5)
+    assert tied.noise_family_ == "bootstrap" and tied.diagnostics_["tails"] == "kde"
+    assert "tied" in tied.diagnostics_["tails_note"]
+    assert float(tied.log_prob(torch.zeros(1, 1, dtype=torch.float64), []).max()) < 10  # no blown-up density
 
 
 # ---------------------------------------------------------------------------------------------
