@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+import math
 from typing import Any
 
 import numpy as np
@@ -15,10 +16,11 @@ from .counterfactual import abduct_noise, fresh_noise_trace, linearize
 from .exceptions import ConfigError
 from .mechanisms.base import noise_site
 from .mechanisms.mixture import has_additive_noise, split_gaussian_part
+from .mechanisms.noise import BootstrapGPD
 from .results.scores import CONDITIONINGS, ScoreResult
 from .validation import check_frame, check_positive_int
 
-__all__ = ["DEFAULT_BASE_SCORE", "outlier_scores", "reference_it_scores", "reference_it_scores_for"]
+__all__ = ["DEFAULT_BASE_SCORE", "outlier_scores", "gpd_noise_scores", "reference_it_scores", "reference_it_scores_for"]
 
 #: The base score of :func:`outlier_scores` and :func:`bayesrca.attribute_anomalies` by default.
 DEFAULT_BASE_SCORE = "median_cdf"
@@ -45,7 +47,10 @@ def outlier_scores(
     others from ``num_mc_samples`` samples of the SCM per draw, with the node's own Gaussian
     noise integrated in closed form for rare values (conditional Monte Carlo), so a node with
     Gaussian noise is not capped near ``log(num_mc_samples + 1)``; a node whose noise has no
-    Gaussian part (bootstrap, Student-t, discrete) is.
+    Gaussian part (bootstrap, Student-t, discrete) is, except where the noise has generalised
+    Pareto tails (``"bootstrap_gpd"``): its IT score is computed from the noise's distribution
+    function, without Monte Carlo, in ``"conditional"`` scoring and at root nodes (whose marginal
+    is their noise).
 
     Parameters
     ----------
@@ -97,7 +102,9 @@ def outlier_scores(
             trace = fresh_noise_trace(scm, scm.nodes_, num_mc_samples, dim=-2)
             for n in nodes:
                 dist = scm.mechanisms_[n].noise_distribution()
-                if getattr(scm.mechanisms_[n], "noise_is_gaussian", False):
+                if isinstance(dist, BootstrapGPD):
+                    scores[n] = gpd_noise_scores(dist, noise[n], base_score)
+                elif getattr(scm.mechanisms_[n], "noise_is_gaussian", False):
                     scores[n] = tails.gaussian_thresholds(noise[n], dist.mean, dist.stddev, base_score)[2]
                 else:
                     ref = trace.nodes[noise_site(n)]["value"]
@@ -114,6 +121,13 @@ def outlier_scores(
                     mean = offset[n] + (coef[n] * mu).sum(-1)
                     std = ((coef[n] * sd) ** 2).sum(-1).sqrt()
                     scores[n] = tails.gaussian_thresholds(observed[n], mean, std, base_score)[2]
+            for n in nodes:  # a root's marginal is its (additive) noise: exact tails of GPD-tailed noise
+                mech = scm.mechanisms_[n]
+                if n in scores or scm.parents_[n] or not has_additive_noise(mech):
+                    continue
+                dist = mech.noise_distribution()
+                if isinstance(dist, BootstrapGPD):
+                    scores[n] = gpd_noise_scores(dist, mech.abduct(observed[n], []), base_score)
             rest = [n for n in nodes if n not in scores]
             if rest:
                 trace = fresh_noise_trace(scm, scm.nodes_, num_mc_samples, dim=-2)
@@ -204,6 +218,53 @@ def reference_it_scores_for(result: Any, scm: Any, *, num_rows: int = 500) -> np
     info = result.method_info
     base_score, seed = info.get("base_score", DEFAULT_BASE_SCORE), info.get("seed", 0)
     return reference_it_scores(scm, result.target, num_rows=num_rows, base_score=base_score, seed=seed)
+
+
+def gpd_noise_scores(noise: BootstrapGPD, x: torch.Tensor, base_score: str = DEFAULT_BASE_SCORE) -> torch.Tensor:
+    """IT score ``-log P(tau(N) >= tau(x))`` of noise values under GPD-tailed noise, per draw, exactly.
+
+    Parameters
+    ----------
+    noise : BootstrapGPD
+        Batch shape ``(D,)``.
+    x : torch.Tensor
+        ``(R, D)`` or ``(R, 1)`` noise values.
+    base_score : str
+        As in :func:`outlier_scores`; the centre of the deviation scores is the noise's mean or
+        median (the median by bisection on the distribution function).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(R, D)`` scores, >= 0, finite however far out ``x`` lies.
+    """
+    side = tails.event_side(base_score)
+    x = x.expand(x.shape[0], noise.batch_shape[-1])
+    if side != "two" or base_score == "median_cdf":
+        log_cdf, log_sf = noise.log_tails(x)
+        if side == "upper":
+            log_p = log_sf
+        elif side == "lower":
+            log_p = log_cdf
+        else:  # P(|F(X) - 1/2| >= |F(x) - 1/2|) = 2 min(F(x), 1 - F(x))
+            log_p = math.log(2.0) + torch.minimum(log_cdf, log_sf)
+    else:
+        centre = noise.mean if base_score == "mean_deviation" else _median(noise)
+        dist = (x - centre).abs()
+        log_p = torch.logaddexp(noise.log_tails(centre - dist)[0], noise.log_tails(centre + dist)[1])
+    return (-log_p).clamp(min=0.0)
+
+
+def _median(noise: BootstrapGPD, iterations: int = 60) -> torch.Tensor:
+    """The median of each draw's noise, by bisection between its thresholds (which bracket it)."""
+    lo, hi = torch.minimum(noise.lower, noise.upper), torch.maximum(noise.lower, noise.upper)
+    lo = torch.where(noise.prob_lower >= 0.5, lo - 1e6 * (hi - lo + 1.0), lo)  # a tail holding half the mass
+    hi = torch.where(noise.prob_upper >= 0.5, hi + 1e6 * (hi - lo + 1.0), hi)
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        below = noise.cdf(mid.unsqueeze(0)).squeeze(0) < 0.5
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    return 0.5 * (lo + hi)
 
 
 def _linear_gaussian_nodes(scm) -> set:

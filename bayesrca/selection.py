@@ -216,8 +216,8 @@ def nests(simple: Mechanism, rich: Mechanism) -> bool:
     """True when ``simple`` is a special case of ``rich`` (and not the same family).
 
     The regression functions are nested (same class, or a pair in :data:`NESTED_CLASSES`) and
-    so are the noises (the same family, or ``rich`` has the non-parametric bootstrap noise, which
-    can take any shape).
+    so are the noises (the same family, or ``rich`` has a non-parametric bootstrap noise, plain or
+    GPD-tailed, which can take any shape).
     """
     same_class = type(simple) is type(rich)
     if not (same_class or (type(simple), type(rich)) in NESTED_CLASSES):
@@ -225,7 +225,7 @@ def nests(simple: Mechanism, rich: Mechanism) -> bool:
     ns, nr = getattr(simple, "noise", None), getattr(rich, "noise", None)
     if ns is None or nr is None or (same_class and ns == nr):
         return False
-    return ns == nr or nr == "bootstrap"
+    return ns == nr or nr in ("bootstrap", "bootstrap_gpd")
 
 
 def redundant_families(

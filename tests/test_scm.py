@@ -158,8 +158,8 @@ def test_fit_rejects_cyclic_graph_and_bad_data():
 # mechanism specs
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("family, root, other", [("gaussian", "root/gaussian", "linear/gaussian"),
-                                                 ("linear", "root/bootstrap", "linear/bootstrap"),
-                                                 ("spline", "root/bootstrap", "spline/bootstrap")])
+                                                 ("linear", "root/bootstrap_gpd", "linear/bootstrap_gpd"),
+                                                 ("spline", "root/bootstrap_gpd", "spline/bootstrap_gpd")])
 def test_family_shorthands(family, root, other):
     model = fit(family)
     assert model.mechanisms_["X0"].describe() == root
@@ -169,8 +169,8 @@ def test_family_shorthands(family, root, other):
 
 def test_mapping_overrides_single_nodes_and_rest_is_auto():
     model = fit({"X1": "spline", "X2": "linear"})
-    assert model.mechanisms_["X1"].describe() == "spline/bootstrap"
-    assert model.mechanisms_["X2"].describe() == "linear/bootstrap"
+    assert model.mechanisms_["X1"].describe() == "spline/bootstrap_gpd"
+    assert model.mechanisms_["X2"].describe() == "linear/bootstrap_gpd"
     # X0 is chosen automatically: it is the only node in the selection table
     assert set(model.selection_["node"]) == {"X0"}
     assert model.selection_["chosen"].sum() == 1

@@ -6,6 +6,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from scipy.stats import norm
 
 import bayesrca as br
@@ -139,8 +140,12 @@ def test_monte_carlo_scores_nonnegative_and_capped(skewed_model):
     query = pd.DataFrame({"a": [0.0, 50.0, 0.5], "b": [-10.0, 100.0, 3.0]})
     res = br.outlier_scores(scm, query, seed=0, num_mc_samples=500)
     assert np.all(res.scores >= 0) and np.all(np.isfinite(res.scores))
-    # values beyond every Monte Carlo sample score log(M + 1)
-    np.testing.assert_allclose(res.scores[:, 1, :], np.log(501), rtol=1e-6)
+    # values beyond every Monte Carlo sample score log(M + 1) at the non-root b ...
+    np.testing.assert_allclose(res.scores[:, 1, 1], np.log(501), rtol=1e-6)
+    # ... while the root a's marginal is its GPD-tailed noise, scored from its distribution
+    # function: beyond the cap, and of the order of the exponential truth -log(2 exp(-50)) = 49.3
+    far = np.median(res.scores[:, 1, 0])
+    assert np.log(501) + 3 < far < 60
     # a (positive-only) exponential root: a value of 0 is at the lower edge, not typical
     assert np.median(res.scores[:, 0, 0]) > 2.0
 
@@ -221,3 +226,20 @@ def test_reference_it_scores_for_reads_the_method_info(gaussian_chain):
     Stub.method_info = {}  # a result built by hand: the defaults
     np.testing.assert_array_equal(reference_it_scores_for(Stub(), gaussian_chain, num_rows=40),
                                   br.reference_it_scores(gaussian_chain, "X1", num_rows=40))
+
+
+@pytest.mark.parametrize("base_score", ["median_cdf", "mean_deviation", "median_deviation", "upper", "lower"])
+def test_gpd_noise_scores_agree_with_monte_carlo_in_range_and_stay_finite_far_out(base_score):
+    from bayesrca.counterfactual import tails
+    from bayesrca.scores import _median, gpd_noise_scores
+
+    rng = np.random.default_rng(3)
+    torch.manual_seed(0)
+    noise = br.RootDistribution().fit(rng.gamma(2.0, 1.0, 3000), np.zeros((3000, 0)), num_draws=3).noise_distribution()
+    torch.testing.assert_close(noise.cdf(_median(noise).unsqueeze(0)).squeeze(0), torch.full((3,), 0.5, dtype=torch.float64))
+    x = torch.tensor([[-1.5], [-0.8], [0.0], [1.0], [3.0], [6.0]], dtype=torch.float64)
+    exact = gpd_noise_scores(noise, x, base_score)
+    mc = tails.empirical_thresholds(noise.sample((400_000,)), x, base_score)[2]
+    np.testing.assert_allclose(exact.numpy(), mc.numpy(), atol=0.03, rtol=0.02)
+    far = gpd_noise_scores(noise, torch.tensor([[1e3], [-1e3]], dtype=torch.float64), base_score)
+    assert bool(far.isfinite().all()) and bool((far >= 0).all())

@@ -5,7 +5,7 @@ from .base import Mechanism, noise_site
 from .discrete import BernoulliGLM, CategoricalGLM, DiscreteGLM, PoissonGLM
 from .linear import LinearANM
 from .mixture import FamilyMixture
-from .noise import ResidualKDE
+from .noise import BootstrapGPD, ResidualKDE
 from .root import RootDistribution
 from .spline import SplineANM
 
@@ -21,5 +21,6 @@ __all__ = [
     "CategoricalGLM",
     "FamilyMixture",
     "ResidualKDE",
+    "BootstrapGPD",
     "noise_site",
 ]

@@ -19,13 +19,14 @@ import torch
 from .. import inference
 from ..exceptions import ConfigError, DataError
 from .base import Mechanism
-from .noise import ResidualKDE
+from .noise import TAIL_PARAMS, BootstrapGPD, ResidualKDE
 
 __all__ = ["AdditiveNoiseModel", "NOISE_FAMILIES", "INFERENCE_METHODS"]
 
-NOISE_FAMILIES = ("gaussian", "student_t", "bootstrap")
+NOISE_FAMILIES = ("gaussian", "student_t", "bootstrap", "bootstrap_gpd")
 INFERENCE_METHODS = ("auto", "conjugate", "bootstrap", "nuts", "svi")
-_EXACT = {"gaussian": "conjugate", "bootstrap": "bootstrap", "student_t": "nuts", "lognormal": "conjugate"}
+_EXACT = {"gaussian": "conjugate", "bootstrap": "bootstrap", "bootstrap_gpd": "bootstrap", "student_t": "nuts",
+          "lognormal": "conjugate"}
 
 
 class AdditiveNoiseModel(Mechanism):
@@ -33,14 +34,19 @@ class AdditiveNoiseModel(Mechanism):
 
     Parameters
     ----------
-    noise : {"bootstrap", "gaussian", "student_t"}
-        Noise family. ``"bootstrap"`` is a smoothed Bayesian bootstrap of the residuals
-        (:class:`~bayesrca.mechanisms.noise.ResidualKDE`), flexible for skewed and heavy-tailed
-        noise and fitted without MCMC; ``"gaussian"`` has an exact conjugate posterior;
+    noise : {"bootstrap_gpd", "bootstrap", "gaussian", "student_t"}
+        Noise family. ``"bootstrap_gpd"`` (the default) is a smoothed Bayesian bootstrap of the
+        residuals with generalised Pareto tails beyond their 10 % and 90 % quantiles
+        (:class:`~bayesrca.mechanisms.noise.BootstrapGPD`): flexible for skewed noise, with a
+        posterior over the tails' heaviness, so values beyond the largest training residual get
+        a tail probability that does not collapse; fitted without MCMC. ``"bootstrap"`` is the
+        same body without the tails (:class:`~bayesrca.mechanisms.noise.ResidualKDE`, whose
+        Gaussian kernel ends about one bandwidth beyond the largest residual; kept for saved
+        models and comparisons). ``"gaussian"`` has an exact conjugate posterior;
         ``"student_t"`` needs NUTS or SVI.
     inference : {"auto", "conjugate", "bootstrap", "nuts", "svi"}
         Posterior engine. ``"auto"`` takes the exact engine of the noise family (conjugate for
-        Gaussian, Bayesian bootstrap for bootstrap, NUTS for Student-t).
+        Gaussian, Bayesian bootstrap for both bootstrap noises, NUTS for Student-t).
     num_warmup : int
         NUTS warm-up steps per chain.
     num_chains : int
@@ -60,7 +66,7 @@ class AdditiveNoiseModel(Mechanism):
 
     def __init__(
         self,
-        noise: str = "bootstrap",
+        noise: str = "bootstrap_gpd",
         inference: str = "auto",
         *,
         num_warmup: int = 300,
@@ -107,6 +113,7 @@ class AdditiveNoiseModel(Mechanism):
             "lognormal": ("conjugate", "nuts", "svi"),
             "student_t": ("nuts", "svi"),
             "bootstrap": ("bootstrap",),
+            "bootstrap_gpd": ("bootstrap",),
         }[self.noise]
         if method not in allowed:
             raise ConfigError(
@@ -164,8 +171,9 @@ class AdditiveNoiseModel(Mechanism):
             beta = draws.pop("coef")
             coef[:, torch.as_tensor(live)] = y_scale * beta[:, 1:] / torch.as_tensor(f_scale[live])
             intercept = y_center + y_scale * (beta[:, 0] - (beta[:, 1:] * torch.as_tensor(f_center[live] / f_scale[live])).sum(-1))
-            noise_params = {k: (v * y_scale if k in ("sigma", "atoms", "bandwidth") else v) for k, v in draws.items()}
-            self.noise_family_ = self.noise
+            noise_params = {k: (v * y_scale if k in inference.SCALE_KEYS else v) for k, v in draws.items()}
+            # too few residuals for GPD tails: the plain smoothed bootstrap (recorded in diagnostics)
+            self.noise_family_ = "bootstrap" if info.get("tails") == "kde" else self.noise
         self.intercept_ = intercept
         self.coef_ = coef
         self.noise_params_ = noise_params
@@ -180,7 +188,9 @@ class AdditiveNoiseModel(Mechanism):
         if method == "conjugate":
             return inference.conjugate_posterior(X, t, num_draws, g=g)
         if method == "bootstrap":
-            return inference.bootstrap_posterior(X, t, num_draws, num_atoms=self.num_atoms, g=g)
+            return inference.bootstrap_posterior(
+                X, t, num_draws, num_atoms=self.num_atoms, g=g, gpd_tails=self.noise == "bootstrap_gpd"
+            )
         if method == "nuts":
             return inference.mcmc_posterior(
                 X, t, num_draws, noise=noise, num_chains=self.num_chains, num_warmup=self.num_warmup, node=node,
@@ -216,6 +226,8 @@ class AdditiveNoiseModel(Mechanism):
             return dist.StudentT(p["df"], torch.zeros_like(p["sigma"]), p["sigma"])
         if family == "bootstrap":
             return ResidualKDE(p["atoms"], p["bandwidth"])
+        if family == "bootstrap_gpd":
+            return BootstrapGPD(p["atoms"], p["bandwidth"], *(p[k] for k in TAIL_PARAMS))
         raise ConfigError(f"unknown noise family {family!r}")  # pragma: no cover
 
     def forward(self, noise: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:

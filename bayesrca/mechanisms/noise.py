@@ -7,7 +7,14 @@ import math
 import torch
 from pyro.distributions import Delta, Normal, TorchDistribution, constraints
 
-__all__ = ["ResidualKDE", "split_gaussian"]
+from .gpd import gpd_icdf, gpd_log_pdf, gpd_log_sf, gpd_moments
+
+__all__ = ["ResidualKDE", "BootstrapGPD", "TAIL_PARAMS", "split_gaussian"]
+
+#: The per-draw parameters of :class:`BootstrapGPD` besides ``atoms`` and ``bandwidth``, in order.
+TAIL_PARAMS = (
+    "lower", "upper", "prob_lower", "prob_upper", "shape_lower", "shape_upper", "scale_lower", "scale_upper"
+)
 
 
 class ResidualKDE(TorchDistribution):
@@ -76,6 +83,146 @@ class ResidualKDE(TorchDistribution):
         return torch.special.ndtr(z).mean(-1)
 
 
+class BootstrapGPD(TorchDistribution):
+    r"""Smoothed Bayesian-bootstrap body spliced with generalised Pareto (GPD) tails.
+
+    For posterior draw :math:`s`, with thresholds :math:`l_s < u_s`, tail probabilities
+    :math:`p^-_s, p^+_s`, the kernel estimate :math:`k_s` of :class:`ResidualKDE` and
+    :math:`Z_s = \int_{l_s}^{u_s} k_s`, the density is
+
+    .. math::
+
+        p_s(n) = \begin{cases}
+            p^-_s\, g(l_s - n;\, \xi^-_s, \sigma^-_s) & n < l_s \\
+            (1 - p^-_s - p^+_s)\, k_s(n) / Z_s & l_s \le n \le u_s \\
+            p^+_s\, g(n - u_s;\, \xi^+_s, \sigma^+_s) & n > u_s
+        \end{cases}
+
+    with :math:`g` the GPD density (:mod:`bayesrca.mechanisms.gpd`). The tail probabilities are
+    the Dirichlet weight of the draw's residuals beyond its thresholds (the Bayesian bootstrap's
+    exceedance fraction), so the distribution function is continuous and the splice keeps each
+    draw's body mass. The density is continuous within the body and within each tail; at a
+    threshold it may jump, by the difference between the kernel estimate there and the GPD's
+    ``p / sigma`` (forcing equality would pin ``sigma`` to a kernel estimate, or move ``p`` off
+    the exceedance fraction). With :math:`\xi \ge 0` the tails never end: far values get the
+    GPD's polynomial (or, at :math:`\xi = 0`, exponential) tail, not the kernel's Gaussian one.
+
+    Parameters
+    ----------
+    atoms, bandwidth : torch.Tensor
+        As for :class:`ResidualKDE`: ``(D, K)`` and ``(D,)``.
+    lower, upper : torch.Tensor
+        ``(D,)`` thresholds, ``lower < upper``.
+    prob_lower, prob_upper : torch.Tensor
+        ``(D,)`` tail probabilities, each in (0, 1), with ``prob_lower + prob_upper < 1``.
+    shape_lower, shape_upper, scale_lower, scale_upper : torch.Tensor
+        ``(D,)`` GPD shapes (in [0, 1)) and scales (> 0) of the two tails.
+    batch_shape : torch.Size, optional
+        Broadcast batch shape whose last dimension is D (used by plates via :meth:`expand`).
+    """
+
+    arg_constraints: dict = {}
+    support = constraints.real
+    has_rsample = False
+
+    def __init__(self, atoms, bandwidth, lower, upper, prob_lower, prob_upper, shape_lower, shape_upper,
+                 scale_lower, scale_upper, batch_shape=None, validate_args=None):
+        self.kde = ResidualKDE(atoms, bandwidth)
+        self.atoms, self.bandwidth = atoms, bandwidth
+        self.lower, self.upper = lower, upper
+        self.prob_lower, self.prob_upper = prob_lower, prob_upper
+        self.shape_lower, self.shape_upper = shape_lower, shape_upper
+        self.scale_lower, self.scale_upper = scale_lower, scale_upper
+        # KDE mass between the thresholds, per draw (and per atom: the body's atom weights)
+        h = bandwidth.unsqueeze(-1)
+        self._atom_mass = torch.special.ndtr((upper.unsqueeze(-1) - atoms) / h) - torch.special.ndtr(
+            (lower.unsqueeze(-1) - atoms) / h
+        )
+        self._body_mass = self._atom_mass.mean(-1).clamp(min=torch.finfo(atoms.dtype).tiny)
+        self._prob_body = 1.0 - prob_lower - prob_upper
+        self._kde_cdf_lower = self.kde.cdf(lower)
+        shape = torch.Size(batch_shape) if batch_shape is not None else atoms.shape[:-1]
+        super().__init__(shape, torch.Size(), validate_args=False)
+
+    def _params(self) -> tuple[torch.Tensor, ...]:
+        return (self.atoms, self.bandwidth) + tuple(getattr(self, k) for k in TAIL_PARAMS)
+
+    def expand(self, batch_shape, _instance=None):
+        return BootstrapGPD(*self._params(), batch_shape=torch.Size(batch_shape))
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self._moments()[0].expand(self.batch_shape)
+
+    @property
+    def variance(self) -> torch.Tensor:
+        first, second = self._moments()
+        return (second - first**2).clamp(min=0.0).expand(self.batch_shape)
+
+    def _moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """First and second moments per draw (body: truncated-normal moments of each atom)."""
+        a, h = self.atoms, self.bandwidth.unsqueeze(-1)
+        alpha, beta = (self.lower.unsqueeze(-1) - a) / h, (self.upper.unsqueeze(-1) - a) / h
+        phi_a, phi_b = (-0.5 * alpha**2).exp() / math.sqrt(2 * math.pi), (-0.5 * beta**2).exp() / math.sqrt(2 * math.pi)
+        mass = self._atom_mass
+        m1 = a * mass + h * (phi_a - phi_b)
+        m2 = a**2 * mass + 2 * a * h * (phi_a - phi_b) + h**2 * (mass + alpha * phi_a - beta * phi_b)
+        scale = self._prob_body / (self._body_mass * a.shape[-1])
+        body1, body2 = scale * m1.sum(-1), scale * m2.sum(-1)
+        up1, up2 = gpd_moments(self.shape_upper, self.scale_upper)
+        lo1, lo2 = gpd_moments(self.shape_lower, self.scale_lower)
+        u, l, pu, pl = self.upper, self.lower, self.prob_upper, self.prob_lower
+        first = body1 + pu * (u + up1) + pl * (l - lo1)
+        second = body2 + pu * (u**2 + 2 * u * up1 + up2) + pl * (l**2 - 2 * l * lo1 + lo2)
+        return first, second
+
+    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        shape = self._extended_shape(sample_shape)
+        num_draws = self.atoms.shape[0]
+        dtype, device = self.atoms.dtype, self.atoms.device
+        with torch.no_grad():
+            n = math.prod(shape) // num_draws
+            region, q = torch.rand(2, n, num_draws, dtype=dtype, device=device)
+            upper = self.upper + gpd_icdf(q, self.shape_upper, self.scale_upper)
+            lower = self.lower - gpd_icdf(q, self.shape_lower, self.scale_lower)
+            # body: an atom chosen by its kernel mass between the thresholds, then its kernel
+            # truncated to them, by inversion
+            cum = self._atom_mass.cumsum(-1)
+            pick = torch.rand(num_draws, n, dtype=dtype, device=device) * cum[:, -1:]
+            idx = torch.searchsorted(cum, pick, right=True).clamp_(max=self.atoms.shape[-1] - 1)
+            a = torch.gather(self.atoms, 1, idx).T  # (n, D)
+            h = self.bandwidth
+            lo_p = torch.special.ndtr((self.lower - a) / h)
+            hi_p = torch.special.ndtr((self.upper - a) / h)
+            body = a + h * torch.special.ndtri(lo_p + q * (hi_p - lo_p))
+            body = torch.minimum(torch.maximum(body, self.lower), self.upper)
+            out = torch.where(region < self.prob_lower, lower, torch.where(region < 1.0 - self.prob_upper, body, upper))
+            return out.reshape(shape)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        body = self.kde.log_prob(value) + torch.log(self._prob_body / self._body_mass)
+        upper = torch.log(self.prob_upper) + gpd_log_pdf((value - self.upper).clamp(min=0), self.shape_upper, self.scale_upper)
+        lower = torch.log(self.prob_lower) + gpd_log_pdf((self.lower - value).clamp(min=0), self.shape_lower, self.scale_lower)
+        return torch.where(value > self.upper, upper, torch.where(value < self.lower, lower, body))
+
+    def log_tails(self, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``log P(N <= value)`` and ``log P(N >= value)``, accurate far into both tails."""
+        kde_cdf = self.kde.cdf(value)
+        inside = (kde_cdf - self._kde_cdf_lower) / self._body_mass
+        inside = inside.clamp(0.0, 1.0)
+        body_cdf = self.prob_lower + self._prob_body * inside
+        body_sf = self.prob_upper + self._prob_body * (1.0 - inside)
+        sf_up = torch.log(self.prob_upper) + gpd_log_sf((value - self.upper).clamp(min=0), self.shape_upper, self.scale_upper)
+        cdf_lo = torch.log(self.prob_lower) + gpd_log_sf((self.lower - value).clamp(min=0), self.shape_lower, self.scale_lower)
+        above, below = value > self.upper, value < self.lower
+        log_cdf = torch.where(above, torch.log1p(-sf_up.exp()), torch.where(below, cdf_lo, torch.log(body_cdf)))
+        log_sf = torch.where(above, sf_up, torch.where(below, torch.log1p(-cdf_lo.exp()), torch.log(body_sf)))
+        return log_cdf, log_sf
+
+    def cdf(self, value: torch.Tensor) -> torch.Tensor:
+        return self.log_tails(value)[0].exp()
+
+
 def split_gaussian(noise: TorchDistribution) -> tuple[TorchDistribution, torch.Tensor]:
     r"""Split a noise distribution into an independent Gaussian part and the rest.
 
@@ -89,7 +236,8 @@ def split_gaussian(noise: TorchDistribution) -> tuple[TorchDistribution, torch.T
     its kernel smooths the training residuals and is no model of the far tail (beyond the
     residuals it decays like a Gaussian one bandwidth wide, so a value a few residual standard
     deviations out would get a probability like exp(-150)). Its rare events keep the Monte Carlo
-    p-value floor.
+    p-value floor. :class:`BootstrapGPD` is not split either: its far tail is the GPD, not the
+    kernel.
     """
     if isinstance(noise, Normal):
         return Delta(noise.loc), noise.scale

@@ -57,9 +57,9 @@ DISCRETE_KIND_CLASSES: Mapping[str, type[DiscreteGLM]] = MappingProxyType({"bina
 #: Family string -> ((root class, noise), (non-root class, noise)).
 _FAMILIES: Mapping[str, tuple[tuple[type[AdditiveNoiseModel], str], tuple[type[AdditiveNoiseModel], str]]] = MappingProxyType(
     {
-        "linear": ((RootDistribution, "bootstrap"), (LinearANM, "bootstrap")),
+        "linear": ((RootDistribution, "bootstrap_gpd"), (LinearANM, "bootstrap_gpd")),
         "gaussian": ((RootDistribution, "gaussian"), (LinearANM, "gaussian")),
-        "spline": ((RootDistribution, "bootstrap"), (SplineANM, "bootstrap")),
+        "spline": ((RootDistribution, "bootstrap_gpd"), (SplineANM, "bootstrap_gpd")),
     }
 )
 #: The family strings accepted for ``BayesianSCM(mechanisms=...)`` besides ``"auto"``, sorted.
@@ -72,9 +72,10 @@ def family_mechanism(family: str, *, is_root: bool) -> Mechanism:
     Parameters
     ----------
     family : str
-        One of :data:`FAMILY_NAMES`: ``"linear"`` (linear regression, bootstrap noise),
-        ``"gaussian"`` (linear regression, Gaussian noise), ``"spline"`` (spline regression,
-        bootstrap noise); roots get a :class:`RootDistribution` with the same noise.
+        One of :data:`FAMILY_NAMES`: ``"linear"`` (linear regression, bootstrap noise with
+        generalised Pareto tails, ``"bootstrap_gpd"``), ``"gaussian"`` (linear regression,
+        Gaussian noise), ``"spline"`` (spline regression, ``"bootstrap_gpd"`` noise); roots get a
+        :class:`RootDistribution` with the same noise.
     is_root : bool
         True for a node without parents.
 
@@ -93,15 +94,17 @@ def default_candidates(y: np.ndarray, is_root: bool) -> list[Mechanism]:
     """Candidates tried by ``mechanisms="auto"`` on a continuous node, simplest first (all fit without MCMC).
 
     Roots: Gaussian, log-normal (only for strictly positive ``y``) and bootstrap noise; other
-    nodes: linear and spline regressions with Gaussian or bootstrap noise.
+    nodes: linear and spline regressions with Gaussian or bootstrap noise. The bootstrap noise
+    is ``"bootstrap_gpd"`` (generalised Pareto tails), so that no candidate's noise ends at the
+    largest training residual.
     """
     if is_root:
         out: list[Mechanism] = [RootDistribution("gaussian")]
         if np.all(y > 0):
             out.append(RootDistribution("lognormal"))
-        out.append(RootDistribution("bootstrap"))
+        out.append(RootDistribution("bootstrap_gpd"))
         return out
-    return [LinearANM("gaussian"), LinearANM("bootstrap"), SplineANM("gaussian"), SplineANM("bootstrap")]
+    return [LinearANM("gaussian"), LinearANM("bootstrap_gpd"), SplineANM("gaussian"), SplineANM("bootstrap_gpd")]
 
 
 def discrete_class(kind: str) -> type[DiscreteGLM]:

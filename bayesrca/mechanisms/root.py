@@ -19,9 +19,11 @@ class RootDistribution(AdditiveNoiseModel):
 
     Parameters
     ----------
-    noise : {"bootstrap", "gaussian", "lognormal", "student_t"}
+    noise : {"bootstrap_gpd", "bootstrap", "gaussian", "lognormal", "student_t"}
         ``"lognormal"`` (exact conjugate posterior on the log scale) fits skewed positive data
-        such as latencies; ``"bootstrap"`` is the non-parametric smoothed Bayesian bootstrap.
+        such as latencies; ``"bootstrap_gpd"`` (the default) is the non-parametric smoothed
+        Bayesian bootstrap with generalised Pareto tails, ``"bootstrap"`` the same without the
+        tails.
     inference : str
         Posterior engine, as for :class:`~bayesrca.mechanisms.additive.AdditiveNoiseModel`,
         which also documents the keyword-only settings (``num_warmup``, ``num_chains``,
@@ -50,7 +52,7 @@ class RootDistribution(AdditiveNoiseModel):
         if self.noise == "lognormal" and np.any(np.asarray(y, dtype=np.float64) <= 0):
             raise DataError(
                 f"node {node!r}: RootDistribution(noise='lognormal') needs strictly positive values, got minimum "
-                f"{float(np.min(y))!r}; use noise='bootstrap'"
+                f"{float(np.min(y))!r}; use noise='bootstrap_gpd'"
             )
         super().fit(y, parents, num_draws=num_draws, progress=progress, node=node)
         if self.noise_family_ == "lognormal":

@@ -50,7 +50,7 @@ class SplineANM(AdditiveNoiseModel):
     family = "spline"
     is_linear = False
 
-    def __init__(self, noise: str = "bootstrap", inference: str = "auto", *, num_knots: int = 5, **kwargs) -> None:
+    def __init__(self, noise: str = "bootstrap_gpd", inference: str = "auto", *, num_knots: int = 5, **kwargs) -> None:
         self.num_knots = num_knots
         super().__init__(noise, inference, **kwargs)
 

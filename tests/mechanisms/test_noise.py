@@ -1,4 +1,4 @@
-"""Tests of bayesrca.mechanisms.noise: the residual KDE noise and the Gaussian split of a noise."""
+"""Tests of bayesrca.mechanisms.noise: the residual KDE noise, its GPD-tailed version and the Gaussian split."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import pyro.distributions as dist
 import pytest
 import torch
 from pyro import poutine
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.special import logsumexp
-from scipy.stats import norm
+from scipy.stats import kstest, norm
 
 import bayesrca as br
-from bayesrca.mechanisms.noise import ResidualKDE, split_gaussian
+from bayesrca.mechanisms.noise import TAIL_PARAMS, BootstrapGPD, ResidualKDE, split_gaussian
 
 NUM_DRAWS = 10
 D, K = 3, 5
@@ -164,6 +166,209 @@ def test_bootstrap_noise_of_a_fitted_mechanism_is_a_kde_on_its_training_residual
 
 
 # ---------------------------------------------------------------------------------------------
+# BootstrapGPD
+# ---------------------------------------------------------------------------------------------
+def _tailed(n: int = 600, num_draws: int = 4, seed: int = 0) -> tuple[br.LinearANM, BootstrapGPD, torch.Tensor]:
+    """A LinearANM with the default noise on exponential(1) noise (sd 1), its noise and residuals (n, D)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    y = 1.0 + 2.0 * x + rng.exponential(1.0, n)
+    torch.manual_seed(seed)
+    mech = br.LinearANM().fit(y, x[:, None], num_draws=num_draws)
+    residuals = mech.abduct(torch.tensor(y).unsqueeze(-1), [torch.tensor(x).unsqueeze(-1)])
+    return mech, mech.noise_distribution(), residuals
+
+
+def _pieces(noise: BootstrapGPD, d: int, reach: float = 1e4, num: int = 8001) -> torch.Tensor:
+    """Quadrature nodes for draw d: geometric in both tails (out to ``reach`` scales), fine in the body."""
+    lo, hi = float(noise.lower[d]), float(noise.upper[d])
+    s_lo, s_hi = float(noise.scale_lower[d]), float(noise.scale_upper[d])
+    left = lo - s_lo * torch.logspace(math.log10(reach), -8, num, dtype=torch.float64)
+    right = hi + s_hi * torch.logspace(-8, math.log10(reach), num, dtype=torch.float64)
+    body = torch.linspace(lo, hi, 2 * num, dtype=torch.float64)
+    return torch.cat([left, torch.tensor([lo], dtype=torch.float64), body[1:-1], torch.tensor([hi], dtype=torch.float64), right])
+
+
+def _on_draw(noise: BootstrapGPD, fn: str, x: torch.Tensor, d: int) -> torch.Tensor:
+    """``noise.<fn>`` of values ``x`` (n,) under draw d only."""
+    out = getattr(noise, fn)(x.unsqueeze(-1).expand(-1, noise.batch_shape[-1]).contiguous())
+    return out[..., d] if isinstance(out, torch.Tensor) else tuple(o[..., d] for o in out)
+
+
+def test_default_noise_is_gpd_tailed_with_thresholds_at_the_residual_deciles():
+    mech, noise, residuals = _tailed()
+    assert mech.noise == "bootstrap_gpd" and mech.noise_family_ == "bootstrap_gpd"
+    assert mech.describe() == "linear/bootstrap_gpd" and isinstance(noise, BootstrapGPD)
+    assert mech.diagnostics_["tails"] == "gpd" and mech.diagnostics_["tail_exceedances"] == 60
+    assert mech.diagnostics_["tail_grid_edge_mass"] < 1e-3
+    for key in TAIL_PARAMS:
+        assert getattr(noise, key).shape == (4,)
+    # thresholds: the 61st smallest / largest residual of each draw; tail probabilities ~ 10 %
+    ranked = residuals.sort(0).values
+    torch.testing.assert_close(noise.lower, ranked[60])
+    torch.testing.assert_close(noise.upper, ranked[-61])
+    assert bool(((noise.prob_lower > 0.05) & (noise.prob_lower < 0.15)).all())
+    assert bool(((noise.prob_upper > 0.05) & (noise.prob_upper < 0.15)).all())
+    # exponential noise: light upper tail (shape near 0), scale near the noise's sd 1
+    assert bool((noise.shape_upper < 0.35).all()) and bool(((noise.scale_upper > 0.5) & (noise.scale_upper < 1.8)).all())
+
+
+def test_gpd_noise_shapes_expand_and_plates():
+    _, noise, _ = _tailed()
+    assert noise.batch_shape == (4,) and noise.event_shape == () and not noise.has_rsample
+    assert noise.sample().shape == (4,) and noise.sample((2, 3)).shape == (2, 3, 4)
+    assert noise.log_prob(torch.zeros(7, 1, dtype=torch.float64)).shape == (7, 4)
+    assert noise.cdf(torch.zeros(7, 4, dtype=torch.float64)).shape == (7, 4)
+    big = noise.expand((6, 4))
+    assert isinstance(big, BootstrapGPD) and big.batch_shape == (6, 4) and big.sample((2,)).shape == (2, 6, 4)
+    assert big.mean.shape == big.variance.shape == (6, 4)
+
+    def model():
+        with pyro.plate("rows", 5, dim=-2):
+            return pyro.sample("noise", noise)
+
+    trace = poutine.trace(model).get_trace()
+    trace.compute_log_prob()
+    site = trace.nodes["noise"]
+    assert site["value"].shape == site["log_prob"].shape == (5, 4)
+    torch.testing.assert_close(site["log_prob"], noise.log_prob(site["value"]))
+
+
+@pytest.mark.parametrize("d", [0, 3])
+def test_gpd_noise_density_integrates_to_one_and_cdf_is_its_integral(d):
+    _, noise, _ = _tailed()
+    x = _pieces(noise, d)
+    dens = _on_draw(noise, "log_prob", x, d).exp()
+    pieces = {"lower": x <= noise.lower[d], "body": (x >= noise.lower[d]) & (x <= noise.upper[d]), "upper": x >= noise.upper[d]}
+    left, right = noise.lower[d], noise.upper[d]
+    masses = {}
+    for name, sel in pieces.items():
+        xs, ys = x[sel], dens[sel]
+        if name == "lower":  # the one-sided limits at the thresholds: the density may jump there
+            ys = ys.clone()
+            ys[-1] = _on_draw(noise, "log_prob", left.reshape(1) - 1e-12, d).exp()
+        if name == "upper":
+            ys = ys.clone()
+            ys[0] = _on_draw(noise, "log_prob", right.reshape(1) + 1e-12, d).exp()
+        masses[name] = float(torch.trapezoid(ys, xs))
+    # the tails beyond the quadrature's reach, in closed form
+    far = {"lower": float(noise.prob_lower[d]) * float(torch.exp(-torch.log1p(noise.shape_lower[d] * 1e4) / noise.shape_lower[d]))
+           if float(noise.shape_lower[d]) > 0 else 0.0,
+           "upper": float(noise.prob_upper[d]) * float(torch.exp(-torch.log1p(noise.shape_upper[d] * 1e4) / noise.shape_upper[d]))
+           if float(noise.shape_upper[d]) > 0 else 0.0}
+    assert math.isclose(masses["lower"] + far["lower"], float(noise.prob_lower[d]), rel_tol=1e-4)
+    assert math.isclose(masses["upper"] + far["upper"], float(noise.prob_upper[d]), rel_tol=1e-4)
+    assert math.isclose(masses["body"], 1.0 - float(noise.prob_lower[d] + noise.prob_upper[d]), rel_tol=1e-5)
+    assert math.isclose(sum(masses.values()) + sum(far.values()), 1.0, rel_tol=1e-5)
+    # cdf: monotone, continuous at the thresholds, and the integral of the density
+    cdf = _on_draw(noise, "cdf", x, d)
+    assert bool((cdf.diff() >= -1e-15).all())
+    for t in (left, right):
+        below = _on_draw(noise, "cdf", t.reshape(1) - 1e-10, d)
+        above = _on_draw(noise, "cdf", t.reshape(1) + 1e-10, d)
+        assert float((above - below).abs()) < 1e-8
+    body = pieces["body"]
+    integral = torch.cumulative_trapezoid(dens[body], x[body]) + float(noise.prob_lower[d])
+    torch.testing.assert_close(cdf[body][1:], integral, atol=1e-6, rtol=0)
+    upper = pieces["upper"]
+    sf = 1.0 - cdf[upper]
+    torch.testing.assert_close(sf[0], noise.prob_upper[d], atol=1e-12, rtol=0)
+    log_cdf, log_sf = _on_draw(noise, "log_tails", x, d)
+    torch.testing.assert_close(log_cdf.exp() + log_sf.exp(), torch.ones_like(x), atol=1e-12, rtol=0)
+
+
+def test_gpd_noise_mean_and_variance_match_quadrature_and_samples():
+    _, noise, _ = _tailed()
+    torch.manual_seed(3)
+    x = noise.sample((100_000,))
+    for d in range(4):
+        grid = _pieces(noise, d)
+        dens = _on_draw(noise, "log_prob", grid, d).exp()
+        mean = float(torch.trapezoid(grid * dens, grid))
+        var = float(torch.trapezoid((grid - mean) ** 2 * dens, grid))
+        assert math.isclose(float(noise.mean[d]), mean, abs_tol=2e-3)
+        assert math.isclose(float(noise.variance[d]), var, rel_tol=1e-2)
+        se = math.sqrt(float(noise.variance[d]) / len(x))
+        assert abs(float(x[:, d].mean()) - float(noise.mean[d])) < 5 * se
+
+
+def test_gpd_noise_samples_follow_its_cdf():
+    _, noise, _ = _tailed()
+    torch.manual_seed(1)
+    x = noise.sample((20_000,))
+    for d in range(4):
+        p = kstest(x[:, d].numpy(), lambda v, d=d: _on_draw(noise, "cdf", torch.as_tensor(v), d).numpy()).pvalue
+        assert p > 1e-3, (d, p)
+        # the tails get their share of the samples
+        frac = float((x[:, d] > noise.upper[d]).double().mean())
+        assert abs(frac - float(noise.prob_upper[d])) < 5 * math.sqrt(0.1 * 0.9 / len(x))
+
+
+def test_gpd_noise_far_values_get_a_sensible_density_where_the_kde_collapses():
+    """Exponential(1) residuals: 20 residual sd above the mean the true log density is -21."""
+    mech, noise, residuals = _tailed()
+    value = torch.tensor([[20.0]], dtype=torch.float64)
+    logp = noise.log_prob(value)
+    assert bool(logp.isfinite().all())
+    assert abs(float(logp.median()) + 21.0) < math.log(1e4)  # the right order of magnitude (within 10^4)
+    kde, _ = _fitted("bootstrap", n=600)
+    assert float(kde.noise_distribution().log_prob(value).max()) < -500  # the kernel's Gaussian tail
+    log_cdf, log_sf = noise.log_tails(value)
+    assert bool(log_sf.isfinite().all()) and abs(float(log_sf.median()) + 21.0) < math.log(1e4)
+    # and much further out the tail is still finite (polynomial or exponential, never an end point)
+    assert bool(noise.log_prob(torch.tensor([[1e6], [-1e6]], dtype=torch.float64)).isfinite().all())
+    assert bool(noise.log_tails(torch.tensor([[-1e6]], dtype=torch.float64))[0].isfinite().all())
+
+
+def test_gpd_noise_with_infinite_variance_keeps_a_finite_mean():
+    noise = _synthetic(shape_upper=0.7)
+    assert bool(noise.mean.isfinite().all()) and bool(torch.isinf(noise.variance).all())
+
+
+def _synthetic(shape_upper: float = 0.2, **overrides) -> BootstrapGPD:
+    atoms = torch.linspace(-1.0, 1.0, 9, dtype=torch.float64).expand(2, 9)
+    one = torch.ones(2, dtype=torch.float64)
+    params = {"lower": -0.6 * one, "upper": 0.6 * one, "prob_lower": 0.1 * one, "prob_upper": 0.15 * one,
+              "shape_lower": 0.0 * one, "shape_upper": shape_upper * one, "scale_lower": 0.3 * one, "scale_upper": 0.5 * one}
+    params.update({k: v * one for k, v in overrides.items()})
+    return BootstrapGPD(atoms, 0.2 * one, *(params[k] for k in TAIL_PARAMS))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    spread=st.floats(0.05, 3.0), bandwidth=st.floats(0.01, 1.0), p_lo=st.floats(0.01, 0.3), p_hi=st.floats(0.01, 0.3),
+    xi_lo=st.floats(0.0, 0.95), xi_hi=st.floats(0.0, 0.95), s_lo=st.floats(0.01, 5.0), s_hi=st.floats(0.01, 5.0),
+)
+def test_gpd_noise_cdf_is_a_distribution_function(spread, bandwidth, p_lo, p_hi, xi_lo, xi_hi, s_lo, s_hi):
+    atoms = torch.linspace(-spread, spread, 11, dtype=torch.float64).unsqueeze(0)
+    one = torch.ones(1, dtype=torch.float64)
+    noise = BootstrapGPD(atoms, bandwidth * one, -0.5 * spread * one, 0.5 * spread * one, p_lo * one, p_hi * one,
+                         xi_lo * one, xi_hi * one, s_lo * one, s_hi * one)
+    x = torch.cat([-torch.logspace(8, -3, 200, dtype=torch.float64), torch.linspace(-spread, spread, 201, dtype=torch.float64),
+                   torch.logspace(-3, 8, 200, dtype=torch.float64)]).sort().values.unsqueeze(-1)
+    cdf = noise.cdf(x).squeeze(-1)
+    assert bool((cdf.diff() >= -1e-12).all()) and bool(((cdf >= 0) & (cdf <= 1)).all())
+    assert float(cdf[0]) < 0.01 and float(cdf[-1]) > 0.99
+    for t, p in ((-0.5 * spread, p_lo), (0.5 * spread, 1.0 - p_hi)):
+        torch.testing.assert_close(noise.cdf(torch.tensor([[t]], dtype=torch.float64)).squeeze(), torch.tensor(p, dtype=torch.float64))
+    assert bool(noise.log_prob(x).isfinite().all())
+
+
+def test_too_few_residuals_fall_back_to_the_plain_kde():
+    rng = np.random.default_rng(0)
+    mech = br.RootDistribution().fit(rng.exponential(size=6), np.zeros((6, 0)), num_draws=5)
+    assert mech.noise_family_ == "bootstrap" and mech.diagnostics_["tails"] == "kde"
+    assert isinstance(mech.noise_distribution(), ResidualKDE)
+    small = br.RootDistribution().fit(rng.exponential(size=40), np.zeros((40, 0)), num_draws=5)
+    assert small.noise_family_ == "bootstrap_gpd" and small.diagnostics_["tail_exceedances"] == 10  # a quarter
+    # a column that is mostly one value: residuals tied at both thresholds, no body between them
+    tied = br.RootDistribution().fit(np.r_[np.zeros(450), rng.normal(size=50)], np.zeros((500, 0)), num_draws=5)
+    assert tied.noise_family_ == "bootstrap" and tied.diagnostics_["tails"] == "kde"
+    assert "tied" in tied.diagnostics_["tails_note"]
+    assert float(tied.log_prob(torch.zeros(1, 1, dtype=torch.float64), []).max()) < 10  # no blown-up density
+
+
+# ---------------------------------------------------------------------------------------------
 # split_gaussian
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", [(3,), (2, 3)])
@@ -183,11 +388,12 @@ def test_split_gaussian_takes_all_of_a_normal(shape):
     [
         _kde(),
         _kde().expand((4, D)),
+        _synthetic(),
         dist.StudentT(3.0, torch.zeros(D, dtype=torch.float64), torch.ones(D, dtype=torch.float64)),
         dist.LogNormal(torch.zeros(2, D, dtype=torch.float64), torch.ones(2, D, dtype=torch.float64)),
         dist.Uniform(torch.zeros(D), torch.ones(D)),
     ],
-    ids=["kde", "kde-expanded", "student_t", "lognormal", "uniform"],
+    ids=["kde", "kde-expanded", "bootstrap_gpd", "student_t", "lognormal", "uniform"],
 )
 def test_split_gaussian_leaves_other_noises_whole(noise):
     rest, sd = split_gaussian(noise)

@@ -36,9 +36,9 @@ ALL_CLASSES = {LinearANM, SplineANM, RootDistribution, BernoulliGLM, PoissonGLM,
 
 #: What the registry documents for each family: (root class, root noise), (non-root class, noise).
 FAMILIES = {
-    "linear": ((RootDistribution, "bootstrap"), (LinearANM, "bootstrap")),
+    "linear": ((RootDistribution, "bootstrap_gpd"), (LinearANM, "bootstrap_gpd")),
     "gaussian": ((RootDistribution, "gaussian"), (LinearANM, "gaussian")),
-    "spline": ((RootDistribution, "bootstrap"), (SplineANM, "bootstrap")),
+    "spline": ((RootDistribution, "bootstrap_gpd"), (SplineANM, "bootstrap_gpd")),
 }
 
 
@@ -122,16 +122,16 @@ def test_unknown_family_raises_config_error_listing_the_families(name):
 def test_default_candidates_of_a_root_offer_lognormal_only_for_positive_values():
     positive = np.array([0.5, 1.0, 2.0])
     assert [m.describe() for m in registry.default_candidates(positive, True)] == [
-        "root/gaussian", "root/lognormal", "root/bootstrap",
+        "root/gaussian", "root/lognormal", "root/bootstrap_gpd",
     ]
     for y in (np.array([0.0, 1.0, 2.0]), np.array([-1.0, 1.0, 2.0])):
-        assert [m.describe() for m in registry.default_candidates(y, True)] == ["root/gaussian", "root/bootstrap"]
+        assert [m.describe() for m in registry.default_candidates(y, True)] == ["root/gaussian", "root/bootstrap_gpd"]
 
 
 def test_default_candidates_of_a_non_root_are_linear_then_spline_simplest_first():
     cands = registry.default_candidates(np.array([-1.0, 1.0]), False)
     assert [m.describe() for m in cands] == [
-        "linear/gaussian", "linear/bootstrap", "spline/gaussian", "spline/bootstrap",
+        "linear/gaussian", "linear/bootstrap_gpd", "spline/gaussian", "spline/bootstrap_gpd",
     ]
     for is_root, y in ((True, np.ones(3)), (False, np.ones(3))):
         first, second = registry.default_candidates(y, is_root), registry.default_candidates(y, is_root)

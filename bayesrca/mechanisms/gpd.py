@@ -1,0 +1,184 @@
+r"""Generalised Pareto (GPD) tails: closed forms and a fast grid posterior of (shape, scale).
+
+The GPD with shape :math:`\xi \ge 0` and scale :math:`\sigma > 0` has survival function
+:math:`\bar G(y) = (1 + \xi y / \sigma)^{-1/\xi}` for :math:`y \ge 0` (the exponential
+:math:`e^{-y/\sigma}` at :math:`\xi = 0`). By the Pickands-Balkema-de Haan theorem it is the
+limit law of exceedances over a high threshold, which is why it models the far tail of the
+residuals beyond the last training residual.
+
+Posterior (:func:`sample_tail_posterior`) given ``m`` exceedances :math:`y_{1..m}` over a
+threshold:
+
+* prior: :math:`\xi` half-normal, :math:`\xi \sim \mathcal N(0, 0.5^2)` restricted to
+  :data:`SHAPE_MIN` = 0 ... :data:`SHAPE_MAX` = 0.95 (weakly informative, centred at the
+  exponential tail); :math:`\log\sigma` flat;
+* the exact posterior :math:`\propto \text{prior} \times \prod_i g(y_i; \xi, \sigma)` on a
+  grid of :data:`NUM_SHAPES` shapes times :data:`NUM_LOG_SCALES` log-scales, the scale grid
+  centred for each shape at the scale whose GPD median is the exceedances' median and
+  ``±(4`` approximate posterior standard deviations of :math:`\log\sigma` ``+ 0.7)`` wide;
+* one independent draw from the grid posterior per posterior draw, spread uniformly within its
+  grid cell (a piecewise-constant density: exact up to the grid's resolution).
+
+Why a grid and not MCMC: the posterior is two-dimensional and smooth, so a 39 x 48 grid is exact
+to its resolution, costs one vectorised likelihood evaluation per shape (over scales and
+exceedances at once, about 10 ms for 500 exceedances) and never needs convergence checks.
+
+Why :math:`\xi \ge 0`: a negative shape gives the tail a finite end point
+:math:`\sigma / |\xi|` beyond the threshold, and a value beyond it an impossible
+(:math:`-\infty`) log density; the anomalies this package explains lie beyond the training
+residuals by construction. The exponential tail (:math:`\xi = 0`) is the lightest unbounded GPD
+tail, so light-tailed (e.g. Gaussian) residuals get :math:`\xi \approx 0`: a tail somewhat
+heavier than theirs, i.e. tail probabilities that err on the large (conservative) side.
+Why :math:`\xi \le 0.95`: the mean of a GPD is infinite for :math:`\xi \ge 1`; the cap keeps
+every noise mean finite (the variance is infinite for :math:`\xi \ge 1/2`, and reported so).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "SHAPE_MIN",
+    "SHAPE_MAX",
+    "SHAPE_PRIOR_SD",
+    "NUM_SHAPES",
+    "NUM_LOG_SCALES",
+    "gpd_log_pdf",
+    "gpd_log_sf",
+    "gpd_icdf",
+    "gpd_moments",
+    "sample_tail_posterior",
+]
+
+SHAPE_MIN = 0.0
+SHAPE_MAX = 0.95
+#: standard deviation of the half-normal prior on the shape
+SHAPE_PRIOR_SD = 0.5
+NUM_SHAPES = 39
+NUM_LOG_SCALES = 48
+_SMALL = 1e-14
+
+
+def _is_exp(shape: torch.Tensor) -> torch.Tensor:
+    return shape.abs() < _SMALL
+
+
+def gpd_log_sf(y: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``log P(Y > y)`` for ``Y ~ GPD(shape, scale)``, ``y >= 0`` (broadcast)."""
+    z = y / scale
+    safe = torch.where(_is_exp(shape), torch.ones_like(shape), shape)
+    return torch.where(_is_exp(shape), -z, -torch.log1p(safe * z) / safe)
+
+
+def gpd_log_pdf(y: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Log density of ``GPD(shape, scale)`` at ``y >= 0`` (broadcast)."""
+    z = y / scale
+    safe = torch.where(_is_exp(shape), torch.ones_like(shape), shape)
+    body = torch.where(_is_exp(shape), -z, -(1.0 / safe + 1.0) * torch.log1p(safe * z))
+    return body - torch.log(scale)
+
+
+def gpd_icdf(q: torch.Tensor, shape: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Quantile function of ``GPD(shape, scale)`` at ``q`` in [0, 1) (broadcast)."""
+    log_sf = torch.log1p(-q)  # log(1 - q)
+    safe = torch.where(_is_exp(shape), torch.ones_like(shape), shape)
+    return scale * torch.where(_is_exp(shape), -log_sf, torch.expm1(-safe * log_sf) / safe)
+
+
+def gpd_moments(shape: torch.Tensor, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``E[Y]`` and ``E[Y^2]`` of ``GPD(shape, scale)``; ``E[Y^2]`` is ``inf`` for ``shape >= 1/2``."""
+    mean = scale / (1.0 - shape)
+    denom = (1.0 - shape) * (1.0 - 2.0 * shape)
+    second = torch.where(shape < 0.5, 2.0 * scale**2 / denom.clamp(min=_SMALL), torch.full_like(scale, math.inf))
+    return mean, second
+
+
+def _shape_grid(dtype: torch.dtype) -> torch.Tensor:
+    return torch.linspace(SHAPE_MIN, SHAPE_MAX, NUM_SHAPES, dtype=dtype)
+
+
+def _centre_scale(shape: torch.Tensor, median: torch.Tensor) -> torch.Tensor:
+    """The scale whose GPD median is ``median``: ``median * xi / (2^xi - 1)`` (``median / log 2`` at 0)."""
+    safe = torch.where(_is_exp(shape), torch.ones_like(shape), shape)
+    factor = torch.where(_is_exp(shape), torch.full_like(shape, 1.0 / math.log(2.0)), safe / torch.expm1(safe * math.log(2.0)))
+    return median.unsqueeze(-1) * factor
+
+
+def grid_log_posterior(exceedances: torch.Tensor, floor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unnormalised log posterior on the grid, ``(D, NUM_SHAPES, NUM_LOG_SCALES)``, and the log-scale grid.
+
+    Parameters
+    ----------
+    exceedances : torch.Tensor
+        ``(D, m)``: each draw's non-negative exceedances over its threshold.
+    floor : torch.Tensor
+        ``(D,)``: scale reference used when every exceedance is 0 (ties at the threshold).
+
+    Returns
+    -------
+    log_post : torch.Tensor
+        ``(D, S, T)``.
+    log_scale : torch.Tensor
+        ``(D, S, T)``: the log-scale at every grid point.
+    """
+    num_draws, m = exceedances.shape
+    dtype = exceedances.dtype
+    shapes = _shape_grid(dtype)
+    median = exceedances.median(-1).values  # the centre's reference; the mean, then floor, when ties put it at 0
+    median = torch.where(median > 0, median, exceedances.mean(-1))
+    median = torch.where(median > 0, median, floor)
+    # approximate posterior sd of log(scale): sqrt(2 (1 + xi) / m) (GPD Fisher information)
+    # (plus a margin of 0.7: the median-based centre can miss the mode, e.g. for a bounded tail
+    # fitted with xi >= 0)
+    half = 4.0 * math.sqrt(2.0 * (1.0 + SHAPE_MAX) / max(m, 1)) + 0.7
+    offsets = torch.linspace(-half, half, NUM_LOG_SCALES, dtype=dtype)
+    log_scale = torch.log(_centre_scale(shapes, median)).unsqueeze(-1) + offsets  # (D, S, T)
+    safe = torch.where(_is_exp(shapes), torch.ones_like(shapes), shapes)[:, None, None]  # (S, 1, 1)
+    exp_tail = _is_exp(shapes)[:, None]
+    log_lik = torch.empty(num_draws, NUM_SHAPES, NUM_LOG_SCALES, dtype=dtype)
+    for d in range(num_draws):  # one (S, T, m) block per row: all shapes and scales at once
+        scale = log_scale[d].exp()  # (S, T)
+        z = exceedances[d] / scale.unsqueeze(-1)  # (S, T, m)
+        total = torch.where(exp_tail, -z.sum(-1), -(1.0 / safe[..., 0] + 1.0) * torch.log1p(safe * z).sum(-1))
+        log_lik[d] = total - m * log_scale[d]
+    log_prior = -0.5 * (shapes / SHAPE_PRIOR_SD) ** 2
+    return log_lik + log_prior[:, None], log_scale
+
+
+def sample_tail_posterior(exceedances: torch.Tensor, floor: float, num_draws: int) -> dict[str, torch.Tensor]:
+    """``num_draws`` independent draws of ``(shape, scale)`` from the grid posterior given ``exceedances``.
+
+    Parameters
+    ----------
+    exceedances : torch.Tensor
+        ``(m,)``: exceedances over the threshold (values minus the threshold, all >= 0).
+    floor : float
+        Scale reference used when every exceedance is 0 (ties at the threshold), e.g. a small
+        fraction of the kernel bandwidth.
+    num_draws : int
+        Number of independent draws.
+
+    Returns
+    -------
+    dict
+        ``shape`` and ``scale`` (each ``(num_draws,)``), and the scalars ``shape_mean`` (the
+        posterior mean shape) and ``edge_mass`` (posterior mass on the outer lines of the
+        scale grid; near 0 when the grid covers the posterior).
+    """
+    dtype = exceedances.dtype
+    log_post, log_scale = grid_log_posterior(exceedances.reshape(1, -1), torch.tensor([floor], dtype=dtype))
+    prob = torch.softmax(log_post.reshape(-1), dim=-1)
+    cell = torch.multinomial(prob, num_draws, replacement=True)
+    s_idx, t_idx = cell // NUM_LOG_SCALES, cell % NUM_LOG_SCALES
+    shapes = _shape_grid(dtype)
+    d_shape = shapes[1] - shapes[0]
+    d_log = log_scale[0, 0, 1] - log_scale[0, 0, 0]
+    jitter = torch.rand(2, num_draws, dtype=dtype) - 0.5
+    shape = (shapes[s_idx] + d_shape * jitter[0]).clamp(SHAPE_MIN, SHAPE_MAX)
+    scale = (log_scale[0, s_idx, t_idx] + d_log * jitter[1]).exp()
+    grid_prob = prob.reshape(log_post.shape[1:])
+    edge = grid_prob[:, 0].sum() + grid_prob[:, -1].sum()
+    shape_mean = (grid_prob.sum(-1) * shapes).sum()
+    return {"shape": shape, "scale": scale, "shape_mean": shape_mean, "edge_mass": edge}
