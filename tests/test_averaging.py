@@ -145,7 +145,7 @@ def test_nonlinear_data_put_the_weight_on_the_spline():
     x = rng.uniform(-2, 2, size=(400, 1))
     y = np.sin(2.5 * x[:, 0]) + x[:, 0] ** 2 + rng.normal(0, 0.1, 400)
     t = _weights(y, x)
-    assert t.loc[["spline/gaussian", "spline/bootstrap"], "averaged_weight"].sum() == pytest.approx(1.0)
+    assert t.loc[["spline/gaussian", "spline/bootstrap_gpd"], "averaged_weight"].sum() == pytest.approx(1.0)
     assert t.loc[["linear/gaussian", "linear/bootstrap"], "weight"].max() < 1e-6
 
 

@@ -175,7 +175,7 @@ def test_efficiency_holds_per_draw_with_a_mixture_node(mixed_scm):
     scm, anomaly = mixed_scm
     res = br.attribute_anomalies(scm, "c", anomaly, seed=1, num_mc_samples=400)
     np.testing.assert_allclose(res.contributions.sum(-1), res.it_scores, atol=1e-6)
-    assert res.method_info["tail"] == "conditional Monte Carlo"  # the Gaussian draws are integrated
+    assert res.method_info["tail"].endswith("conditional Monte Carlo")  # the Gaussian draws are integrated
 
 
 def test_save_and_load_give_identical_attributions(mixed_scm, tmp_path):
