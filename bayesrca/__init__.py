@@ -21,6 +21,7 @@ from .exceptions import (
 from .mechanisms import (
     BernoulliGLM,
     CategoricalGLM,
+    GPANM,
     LinearANM,
     Mechanism,
     PoissonGLM,
@@ -50,6 +51,7 @@ __all__ = [
     "Mechanism",
     "LinearANM",
     "SplineANM",
+    "GPANM",
     "RootDistribution",
     "BernoulliGLM",
     "CategoricalGLM",

@@ -25,6 +25,7 @@ import networkx as nx
 import pandas as pd
 
 from .exceptions import BayesRCAError, ConfigError, DataError
+from .mechanisms.registry import FAMILY_NAMES
 
 __all__ = ["main", "read_graph"]
 
@@ -121,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--graph", required=True, help="causal graph: edge-list CSV, node-link JSON or GML")
     fit.add_argument("--data", required=True, help="CSV of normal operation, one column per node")
     fit.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.bayesrca)")
-    fit.add_argument("--mechanisms", default="auto", choices=["auto", "linear", "gaussian", "spline"])
+    fit.add_argument("--mechanisms", default="auto", choices=["auto", *FAMILY_NAMES])
     fit.add_argument("--draws", type=int, default=200, help="posterior draws per node")
     fit.add_argument("--seed", type=int, default=0, help="random seed (same seed, same numbers)")
     fit.add_argument("--quiet", action="store_true", help="no progress bars, no warnings")

@@ -33,7 +33,7 @@ import torch
 
 from .exceptions import ConvergenceWarning
 
-__all__ = ["PRIOR", "VAGUE_G", "regression_model", "conjugate_posterior", "bootstrap_posterior", "mcmc_posterior", "svi_posterior",
+__all__ = ["PRIOR", "VAGUE_G", "regression_model", "conjugate_posterior", "conjugate_log_evidence", "bootstrap_posterior", "mcmc_posterior", "svi_posterior",
            "chain_diagnostics"]
 
 #: Weakly informative prior on the standardised scale (unit-variance response and features).
@@ -95,6 +95,45 @@ def conjugate_posterior(
     z = torch.linalg.solve_triangular(chol_prec.T, eps.T, upper=True).T
     coef = mean + sigma2.sqrt().unsqueeze(-1) * z
     return {"coef": coef, "sigma": sigma2.sqrt()}, {"inference": "conjugate", "exact": True}
+
+
+def conjugate_log_evidence(
+    gram: torch.Tensor, xty: torch.Tensor, yty: torch.Tensor | float, n: int, *, g: float = PRIOR["g"]
+) -> torch.Tensor:
+    """Exact log marginal likelihood ``log p(y)`` of the Normal-Inverse-Gamma regression.
+
+    The model of :func:`conjugate_posterior` (prior ``sigma2 ~ IG(A0, B0)``, ``coef | sigma2 ~
+    N(0, sigma2 * g)``), from the sufficient statistics, batched over leading dimensions: many
+    designs (e.g. one per hyperparameter value) are scored at once.
+
+    Parameters
+    ----------
+    gram : torch.Tensor, shape (..., F, F)
+        ``X^T X``.
+    xty : torch.Tensor, shape (..., F)
+        ``X^T y``.
+    yty : torch.Tensor or float
+        ``y^T y``.
+    n : int
+        Number of rows.
+    g : float
+        Prior variance of every coefficient relative to ``sigma2``.
+
+    Returns
+    -------
+    torch.Tensor, shape (...)
+        The log evidence of each design.
+    """
+    num_features = gram.shape[-1]
+    precision = gram + torch.eye(num_features, dtype=gram.dtype) / g
+    chol = torch.linalg.cholesky(precision)
+    mean = torch.cholesky_solve(xty.unsqueeze(-1), chol).squeeze(-1)
+    a0, b0 = PRIOR["a0"], PRIOR["b0"]
+    a_n = a0 + n / 2
+    b_n = torch.clamp(b0 + 0.5 * (yty - (mean * xty).sum(-1)), min=1e-300)
+    log_det = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    return (-0.5 * n * math.log(2 * math.pi) - 0.5 * num_features * math.log(g) - log_det
+            + a0 * math.log(b0) - a_n * torch.log(b_n) + math.lgamma(a_n) - math.lgamma(a0))
 
 
 def bootstrap_posterior(

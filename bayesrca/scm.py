@@ -33,8 +33,8 @@ class BayesianSCM:
     mechanisms : "auto", str, Mechanism or mapping, default "auto"
         How to model each node. ``"auto"`` chooses per node by cross-validated log predictive
         density among linear / spline regressions with Gaussian or Bayesian-bootstrap noise
-        (roots: Gaussian, log-normal, bootstrap). The shorthands ``"linear"``, ``"gaussian"``
-        and ``"spline"`` apply one family to every node. A mapping overrides single nodes
+        (roots: Gaussian, log-normal, bootstrap). The shorthands ``"linear"``, ``"gaussian"``,
+        ``"spline"`` and ``"gp"`` apply one family to every node. A mapping overrides single nodes
         (values: a shorthand, ``"auto"`` or a :class:`~bayesrca.mechanisms.Mechanism`); nodes
         not in the mapping are chosen automatically.
     num_draws : int, default 200

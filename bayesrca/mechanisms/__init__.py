@@ -3,6 +3,7 @@
 from .additive import AdditiveNoiseModel
 from .base import Mechanism, noise_site
 from .discrete import BernoulliGLM, CategoricalGLM, DiscreteGLM, PoissonGLM
+from .gp import GPANM
 from .linear import LinearANM
 from .noise import ResidualKDE
 from .root import RootDistribution
@@ -13,6 +14,7 @@ __all__ = [
     "AdditiveNoiseModel",
     "LinearANM",
     "SplineANM",
+    "GPANM",
     "RootDistribution",
     "DiscreteGLM",
     "BernoulliGLM",

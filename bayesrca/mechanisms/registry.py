@@ -4,8 +4,8 @@ Everything that needs to know which mechanisms exist reads it here:
 
 * :data:`MECHANISM_CLASSES` — class name to class, the only classes a model file may name
   (:mod:`bayesrca.persistence`);
-* :data:`FAMILY_NAMES` and :func:`family_mechanism` — the strings ``"linear"``, ``"gaussian"``
-  and ``"spline"`` that :class:`~bayesrca.BayesianSCM` accepts for ``mechanisms``, each with its
+* :data:`FAMILY_NAMES` and :func:`family_mechanism` — the strings ``"linear"``, ``"gaussian"``,
+  ``"spline"`` and ``"gp"`` that :class:`~bayesrca.BayesianSCM` accepts for ``mechanisms``, each with its
   root and non-root mechanism;
 * :func:`default_candidates` — the mechanisms ``mechanisms="auto"`` compares on a continuous
   node (:mod:`bayesrca.selection`);
@@ -23,6 +23,7 @@ import numpy as np
 from ..exceptions import ConfigError
 from .base import Mechanism
 from .discrete import BernoulliGLM, CategoricalGLM, DiscreteGLM, PoissonGLM
+from .gp import GPANM
 from .linear import LinearANM
 from .root import RootDistribution
 from .spline import SplineANM
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 #: Continuous built-in classes (additive noise models).
-CONTINUOUS_CLASSES: tuple[type[Mechanism], ...] = (LinearANM, SplineANM, RootDistribution)
+CONTINUOUS_CLASSES: tuple[type[Mechanism], ...] = (LinearANM, SplineANM, GPANM, RootDistribution)
 #: Discrete built-in classes (generalised linear models with a uniform noise); root or not.
 DISCRETE_CLASSES: tuple[type[Mechanism], ...] = (BernoulliGLM, PoissonGLM, CategoricalGLM)
 #: Every built-in class by name: the only classes a saved model may name.
@@ -58,6 +59,7 @@ _FAMILIES: Mapping[str, tuple[tuple[type[Mechanism], str], tuple[type[Mechanism]
         "linear": ((RootDistribution, "bootstrap"), (LinearANM, "bootstrap")),
         "gaussian": ((RootDistribution, "gaussian"), (LinearANM, "gaussian")),
         "spline": ((RootDistribution, "bootstrap"), (SplineANM, "bootstrap")),
+        "gp": ((RootDistribution, "gaussian"), (GPANM, "gaussian")),
     }
 )
 #: The family strings accepted for ``BayesianSCM(mechanisms=...)`` besides ``"auto"``, sorted.
@@ -72,7 +74,8 @@ def family_mechanism(family: str, *, is_root: bool) -> Mechanism:
     family : str
         One of :data:`FAMILY_NAMES`: ``"linear"`` (linear regression, bootstrap noise),
         ``"gaussian"`` (linear regression, Gaussian noise), ``"spline"`` (spline regression,
-        bootstrap noise); roots get a :class:`RootDistribution` with the same noise.
+        bootstrap noise), ``"gp"`` (additive Gaussian-process regression, Gaussian noise); roots
+        get a :class:`RootDistribution` with the same noise.
     is_root : bool
         True for a node without parents.
 
@@ -138,5 +141,5 @@ def check_position(mech: Mechanism, node: Hashable, is_root: bool) -> None:
     """
     if getattr(mech, "any_position", False) or is_root == is_root_mechanism(mech):
         return
-    want = "a RootDistribution" if is_root else "a non-root mechanism (LinearANM, SplineANM)"
+    want = "a RootDistribution" if is_root else "a non-root mechanism (LinearANM, SplineANM, GPANM)"
     raise ConfigError(f"node {node!r} {'has no' if is_root else 'has'} parents, so it needs {want}, got {mech!r}")
