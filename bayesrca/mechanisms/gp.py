@@ -6,8 +6,14 @@ approximated by random Fourier features at fixed frequencies: the columns ``cos(
 of a half-normal, so no seed is needed), with weights ``~ N(0, (r sigma)^2 / m)``: the process's
 prior variance is ``(r sigma)^2`` at every point. Unlike a spline basis (linear beyond its outer
 knots, with the slope's uncertainty only), the features are defined everywhere and, away from the
-data, the function reverts to its prior around the linear trend ``b . PA``: the posterior of
-``f(PA)`` widens where there were no data, which is where outliers live.
+data, the function reverts to its prior around the linear trend ``b . PA``. Two hinge columns
+per parent, ``(z - z_max)_+`` and ``(z_min - z)_+``, are zero on the training data, so their
+weights keep their prior ``N(0, (r sigma / l)^2)``, the standard deviation of the process's
+derivative: beyond the data the slope may change as much as the process's slope varies, and the
+uncertainty of ``f`` grows linearly with the distance from the data (a trend fitted to a
+saturating or convex function is wrong far out, and the interval says so). Inside the training
+range the hinges are zero and change nothing. The posterior of ``f(PA)`` widens where there were
+no data, which is where outliers live.
 
 The hyperparameters are not fixed. The length scale ``l`` (on the standardised scale) and the
 amplitude ``r`` (the process's standard deviation in units of the noise sd, which keeps the
@@ -23,8 +29,8 @@ evidence). One length scale and one amplitude are shared by all parents (each st
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -95,6 +101,15 @@ class GPANM(AdditiveNoiseModel):
         self.lengthscales = lengthscales
         self.amplitudes = amplitudes
         super().__init__(noise, inference, **kwargs)
+
+    @classmethod
+    def from_fitted_state(cls, params: Mapping[str, Any], state: Mapping[str, Any]) -> GPANM:
+        """See :meth:`Mechanism.from_fitted_state`; the grids come back as tuples (JSON stores lists)."""
+        params = {k: tuple(v) if k in ("lengthscales", "amplitudes") and isinstance(v, list) else v
+                  for k, v in params.items()}
+        state = {k: tuple(v) if k in ("lengthscale_grid_", "amplitude_grid_") and isinstance(v, list) else v
+                 for k, v in state.items()}
+        return cast(GPANM, super().from_fitted_state(params, state))
 
     def _allowed_noise(self) -> tuple[str, ...]:
         return ("gaussian", "bootstrap")

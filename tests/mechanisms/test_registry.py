@@ -22,6 +22,7 @@ from bayesrca.mechanisms import (
     BernoulliGLM,
     CategoricalGLM,
     DiscreteGLM,
+    GPANM,
     LinearANM,
     Mechanism,
     PoissonGLM,
@@ -31,13 +32,14 @@ from bayesrca.mechanisms import (
 from bayesrca.mechanisms import registry
 
 NUM_DRAWS = 10
-ALL_CLASSES = {LinearANM, SplineANM, RootDistribution, BernoulliGLM, PoissonGLM, CategoricalGLM}
+ALL_CLASSES = {LinearANM, SplineANM, GPANM, RootDistribution, BernoulliGLM, PoissonGLM, CategoricalGLM}
 
 #: What the registry documents for each family: (root class, root noise), (non-root class, noise).
 FAMILIES = {
     "linear": ((RootDistribution, "bootstrap"), (LinearANM, "bootstrap")),
     "gaussian": ((RootDistribution, "gaussian"), (LinearANM, "gaussian")),
     "spline": ((RootDistribution, "bootstrap"), (SplineANM, "bootstrap")),
+    "gp": ((RootDistribution, "gaussian"), (GPANM, "gaussian")),
 }
 
 
@@ -79,7 +81,7 @@ def test_the_tables_are_read_only():
 # families
 # ---------------------------------------------------------------------------------------------
 def test_family_names_are_the_sorted_documented_families():
-    assert registry.FAMILY_NAMES == ("gaussian", "linear", "spline")
+    assert registry.FAMILY_NAMES == ("gaussian", "gp", "linear", "spline")
     assert "auto" not in registry.FAMILY_NAMES
 
 
@@ -166,7 +168,7 @@ def test_is_discrete_is_root_mechanism_and_check_position(cls):
     discrete = cls in (BernoulliGLM, PoissonGLM, CategoricalGLM)
     assert registry.is_discrete(mech) is discrete
     assert registry.is_root_mechanism(mech) is (cls is RootDistribution)
-    allowed = {True: discrete or cls is RootDistribution, False: discrete or cls in (LinearANM, SplineANM)}
+    allowed = {True: discrete or cls is RootDistribution, False: discrete or cls in (LinearANM, SplineANM, GPANM)}
     for is_root, ok in allowed.items():
         if ok:
             registry.check_position(mech, "node x", is_root)
@@ -242,13 +244,14 @@ def _every_class_scm() -> br.BayesianSCM:
         "R": r,
         "L": 1 + 2 * r + rng.normal(size=n),
         "S": np.sin(2 * r) + 0.3 * rng.normal(size=n),
+        "G": np.tanh(2 * r) + 0.3 * rng.normal(size=n),
         "B": (rng.random(n) < 1 / (1 + np.exp(-r))).astype(np.int64),
         "P": rng.poisson(np.exp(0.5 + 0.3 * r)),
         "C": rng.integers(0, 3, n),
     })
-    graph = nx.DiGraph([("R", c) for c in "LSBPC"])
+    graph = nx.DiGraph([("R", c) for c in "LSGBPC"])
     mechanisms = {
-        "R": RootDistribution("gaussian"), "L": LinearANM("bootstrap"), "S": SplineANM("gaussian"),
+        "R": RootDistribution("gaussian"), "L": LinearANM("bootstrap"), "S": SplineANM("gaussian"), "G": GPANM("bootstrap"),
         "B": BernoulliGLM(), "P": PoissonGLM(), "C": CategoricalGLM(),
     }
     return br.BayesianSCM(graph, mechanisms=mechanisms, num_draws=NUM_DRAWS).fit(frame, seed=0)
