@@ -33,7 +33,7 @@ import torch
 
 from .exceptions import ConvergenceWarning
 
-__all__ = ["PRIOR", "VAGUE_G", "regression_model", "conjugate_posterior", "conjugate_log_evidence", "bootstrap_posterior", "mcmc_posterior", "svi_posterior",
+__all__ = ["PRIOR", "VAGUE_G", "regression_model", "conjugate_posterior", "conjugate_log_evidence", "residual_kde", "bootstrap_posterior", "mcmc_posterior", "svi_posterior",
            "chain_diagnostics"]
 
 #: Weakly informative prior on the standardised scale (unit-variance response and features).
@@ -151,15 +151,40 @@ def bootstrap_posterior(
     rhs = torch.einsum("dn,nf,n->df", weights, X, y)
     coef = torch.linalg.solve(gram, rhs)
     residuals = y - coef @ X.T  # (D, n)
+    atoms, bandwidth = residual_kde(residuals, weights, num_atoms=num_atoms)
+    return {"coef": coef, "atoms": atoms, "bandwidth": bandwidth}, {"inference": "bootstrap", "exact": True}
+
+
+def residual_kde(
+    residuals: torch.Tensor, weights: torch.Tensor, *, num_atoms: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Atoms and bandwidth of the smoothed Bayesian-bootstrap noise of each draw.
+
+    Parameters
+    ----------
+    residuals : torch.Tensor, shape (D, n)
+        Each draw's residuals.
+    weights : torch.Tensor, shape (D, n)
+        Each draw's Dirichlet weights of the rows.
+    num_atoms : int
+        Atoms kept per draw (at most n), resampled with the weights.
+
+    Returns
+    -------
+    atoms : torch.Tensor, shape (D, K)
+    bandwidth : torch.Tensor, shape (D,)
+        Silverman's rule on each draw's atoms, with the training size n in the rate ``n^(-1/5)``.
+    """
+    n = residuals.shape[-1]
     k = min(num_atoms, n)
     idx = torch.multinomial(weights, k, replacement=True)
     atoms = torch.gather(residuals, 1, idx)
-    q = torch.quantile(atoms, X.new_tensor([0.25, 0.75]), dim=-1)
+    q = torch.quantile(atoms, residuals.new_tensor([0.25, 0.75]), dim=-1)
     spread = torch.minimum(atoms.std(-1), (q[1] - q[0]) / 1.349)
     spread = torch.where(spread > 0, spread, atoms.std(-1))
     bandwidth = 0.9 * spread * n ** (-0.2)
     bandwidth = torch.clamp(bandwidth, min=1e-6)
-    return {"coef": coef, "atoms": atoms, "bandwidth": bandwidth}, {"inference": "bootstrap", "exact": True}
+    return atoms, bandwidth
 
 
 def _pack(samples: dict[str, torch.Tensor], noise: str) -> dict[str, torch.Tensor]:
