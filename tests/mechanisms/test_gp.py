@@ -233,3 +233,26 @@ def test_attribution_through_gp_nodes_is_efficient_per_draw_and_survives_save_lo
     mech, back = scm.mechanisms_["X1"], loaded.mechanisms_["X1"]
     assert back.get_params() == mech.get_params() and back.lengthscale_grid_ == mech.lengthscale_grid_
     np.testing.assert_array_equal(back.grid_weights_, mech.grid_weights_)
+
+
+def test_tabulated_evaluation_matches_the_exact_fourier_sum():
+    from bayesrca.mechanisms.additive import AdditiveNoiseModel
+
+    rng = np.random.default_rng(9)
+    pa = rng.normal(size=(300, 2))
+    y = np.tanh(2 * pa[:, 0]) + pa[:, 1] ** 2 + rng.normal(0, 0.3, 300)
+    with seeded(0):
+        mech = br.GPANM().fit(y, pa, num_draws=32)
+    inside = [torch.as_tensor(rng.normal(0, 3, size=(50, 32))), torch.as_tensor(rng.normal(0, 3, size=(50, 1)))]
+    exact = AdditiveNoiseModel.loc(mech, inside)
+    torch.testing.assert_close(mech.loc(inside), exact, rtol=0, atol=1e-6 * float(exact.abs().max()))
+    single = [p.float() for p in inside]
+    torch.testing.assert_close(mech.loc(single), exact.float(), rtol=0, atol=1e-5 * float(exact.abs().max()))
+    # beyond the table (10 sd past the data) the exact sum is used
+    far = [torch.tensor([[40.0]], dtype=torch.float64), torch.tensor([[0.0]], dtype=torch.float64)]
+    assert torch.equal(mech.loc(far), AdditiveNoiseModel.loc(mech, far))
+    # a refit drops the tables of the previous fit
+    with seeded(1):
+        mech.fit(-y, pa, num_draws=32)
+    torch.testing.assert_close(mech.loc(inside), AdditiveNoiseModel.loc(mech, inside), rtol=0,
+                               atol=1e-6 * float(exact.abs().max()))
