@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bayesrca.scm as scm_module  # noqa: E402
+from bayesrca.mechanisms.registry import default_candidates as _CANDIDATES  # noqa: E402
 from simulate import TrueSCM  # noqa: E402
 
 CI_PROB = 0.9
@@ -59,6 +61,13 @@ class TaskChain(TrueSCM):
         return 0.0
 
 
+def _with_gp(y, is_root):
+    from bayesrca.mechanisms import GPANM
+
+    out = _CANDIDATES(y, is_root)
+    return out if is_root else out + [GPANM("gaussian"), GPANM("bootstrap")]
+
+
 def families(name: str):
     import bayesrca as br
 
@@ -76,7 +85,8 @@ def families(name: str):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scm", choices=["chain", "random"], default="chain")
-    parser.add_argument("--families", nargs="+", default=["spline", "gp"])
+    parser.add_argument("--families", nargs="+", default=["spline", "gp"],
+                        help="spline, spline_bootstrap, gp, gp_bootstrap, auto, auto_gp (auto with GPANM candidates)")
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--outliers", type=int, default=6)
@@ -121,14 +131,21 @@ def main(argv=None) -> int:
     for r in range(args.repeats):
         train = scm.sample(args.rows, np.random.default_rng([args.seed, 7, args.rows, r]))
         for fam in args.families:
-            mechs = {"X0": br.RootDistribution("gaussian"), "X1": families(fam), "X2": families(fam)}
             fit_s = {}
-            model = br.BayesianSCM(graph, mechanisms=mechs, num_draws=args.draws)
+            if fam.startswith("auto"):  # "auto": today's candidates; "auto_gp": GPANM added (patched here only)
+                scm_module.default_candidates = _with_gp if fam == "auto_gp" else _CANDIDATES
+                model = br.BayesianSCM(graph, mechanisms="auto", num_draws=args.draws)
+            else:
+                mechs = {"X0": br.RootDistribution("gaussian"), "X1": families(fam), "X2": families(fam)}
+                model = br.BayesianSCM(graph, mechanisms=mechs, num_draws=args.draws)
             start = time.perf_counter()
             model.fit(train, seed=r)
+            scm_module.default_candidates = _CANDIDATES
             total_fit = time.perf_counter() - start
+            if fam.startswith("auto"):
+                print(f"  {fam}: {({n: model.mechanisms_[n].describe() for n in ('X1', 'X2')})}", flush=True)
             for node in ("X1", "X2"):  # time of one node's fit alone
-                mech = families(fam)
+                mech = model.mechanisms_[node].clone()
                 pa = train[[p for p in graph.predecessors(node)]].to_numpy()
                 s = time.perf_counter()
                 from bayesrca._random import seeded
