@@ -32,7 +32,7 @@ class BayesianSCM:
         Causal DAG; node names must be columns of the training data.
     mechanisms : "auto", str, Mechanism or mapping, default "auto"
         How to model each node. ``"auto"`` chooses per node by cross-validated log predictive
-        density among linear / spline regressions with Gaussian or Bayesian-bootstrap noise
+        density among linear / spline / additive-GP regressions with Gaussian or Bayesian-bootstrap noise
         (roots: Gaussian, log-normal, bootstrap). The shorthands ``"linear"``, ``"gaussian"``,
         ``"spline"`` and ``"gp"`` apply one family to every node. A mapping overrides single nodes
         (values: a shorthand, ``"auto"`` or a :class:`~bayesrca.mechanisms.Mechanism`); nodes
@@ -127,7 +127,7 @@ class BayesianSCM:
                 if discrete is not None:  # booleans and (not overdispersed) counts
                     mech = discrete
                 elif spec == "auto" and node not in constant and len(frame) >= 40:
-                    mech, table = select_mechanism(default_candidates(y, not parents), y, pa, rng=rng, node=str(node))
+                    mech, table = select_mechanism(default_candidates(y, not parents, pa), y, pa, rng=rng, node=str(node))
                     tables.append(table)
                 elif spec == "auto":
                     mech = default_candidates(y, not parents)[0]

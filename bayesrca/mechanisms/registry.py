@@ -36,6 +36,7 @@ __all__ = [
     "FAMILY_NAMES",
     "family_mechanism",
     "default_candidates",
+    "MIN_CONTINUOUS_VALUES",
     "discrete_class",
     "is_discrete",
     "is_root_mechanism",
@@ -90,11 +91,17 @@ def family_mechanism(family: str, *, is_root: bool) -> Mechanism:
     return cls(noise)
 
 
-def default_candidates(y: np.ndarray, is_root: bool) -> list[Mechanism]:
+#: A parent counts as continuous for :func:`default_candidates` with at least this many distinct values.
+MIN_CONTINUOUS_VALUES = 20
+
+
+def default_candidates(y: np.ndarray, is_root: bool, parents: np.ndarray | None = None) -> list[Mechanism]:
     """Candidates tried by ``mechanisms="auto"`` on a continuous node, simplest first (all fit without MCMC).
 
     Roots: Gaussian, log-normal (only for strictly positive ``y``) and bootstrap noise; other
-    nodes: linear and spline regressions with Gaussian or bootstrap noise.
+    nodes: linear and spline regressions with Gaussian or bootstrap noise, then, when ``parents``
+    is given and every parent has at least :data:`MIN_CONTINUOUS_VALUES` distinct values, the
+    additive Gaussian process (:class:`GPANM`) with Gaussian or bootstrap noise.
     """
     if is_root:
         out: list[Mechanism] = [RootDistribution("gaussian")]
@@ -102,7 +109,12 @@ def default_candidates(y: np.ndarray, is_root: bool) -> list[Mechanism]:
             out.append(RootDistribution("lognormal"))
         out.append(RootDistribution("bootstrap"))
         return out
-    return [LinearANM("gaussian"), LinearANM("bootstrap"), SplineANM("gaussian"), SplineANM("bootstrap")]
+    out = [LinearANM("gaussian"), LinearANM("bootstrap"), SplineANM("gaussian"), SplineANM("bootstrap")]
+    if parents is not None:
+        parents = np.asarray(parents).reshape(len(y), -1)
+        if parents.shape[1] and all(len(np.unique(parents[:, k])) >= MIN_CONTINUOUS_VALUES for k in range(parents.shape[1])):
+            out += [GPANM("gaussian"), GPANM("bootstrap")]
+    return out
 
 
 def discrete_class(kind: str) -> type[DiscreteGLM]:

@@ -128,6 +128,20 @@ def test_default_candidates_of_a_root_offer_lognormal_only_for_positive_values()
         assert [m.describe() for m in registry.default_candidates(y, True)] == ["root/gaussian", "root/bootstrap"]
 
 
+def test_default_candidates_add_the_gp_only_when_every_parent_is_continuous():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=100)
+    continuous = rng.normal(size=(100, 2))
+    names = [m.describe() for m in registry.default_candidates(y, False, continuous)]
+    assert names == ["linear/gaussian", "linear/bootstrap", "spline/gaussian", "spline/bootstrap",
+                     "gp/gaussian", "gp/bootstrap"]
+    binary = np.column_stack([continuous[:, 0], rng.integers(0, 2, 100)])
+    few = np.column_stack([continuous[:, 0], rng.integers(0, registry.MIN_CONTINUOUS_VALUES - 1, 100)])
+    for parents in (binary, few, None):
+        assert "gp/gaussian" not in [m.describe() for m in registry.default_candidates(y, False, parents)]
+    assert [m.describe() for m in registry.default_candidates(np.abs(y), True, None)][-1] == "root/bootstrap"
+
+
 def test_default_candidates_of_a_non_root_are_linear_then_spline_simplest_first():
     cands = registry.default_candidates(np.array([-1.0, 1.0]), False)
     assert [m.describe() for m in cands] == [
