@@ -232,13 +232,13 @@ class GPANM(AdditiveNoiseModel):
         per_parent = 3 + 2 * m
         rate = self.frequencies_.max() / self.lengthscale_.min()  # fastest angle per unit of z
         step = float(0.1 / rate)
-        tables: list[tuple] | None = []
+        tables: list[tuple] = []
         for k in range(self.num_parents_):
             low, high = float(self.z_low_[k]) - TABLE_MARGIN, float(self.z_high_[k]) + TABLE_MARGIN
             size = int(math.ceil((high - low) / step)) + 2
-            if size * D > TABLE_MAX_ENTRIES:
-                tables = None
-                break
+            if size * D > TABLE_MAX_ENTRIES:  # too long a table: exact evaluation
+                cache[dtype] = None
+                return None
             grid = low + step * torch.arange(size, dtype=torch.float64)
             rates = self.frequencies_[:, None] / self.lengthscale_  # (m, D)
             weights = self.coef_[:, k * per_parent + 1: (k + 1) * per_parent - 2].T  # (2m, D)

@@ -256,3 +256,15 @@ def test_tabulated_evaluation_matches_the_exact_fourier_sum():
         mech.fit(-y, pa, num_draws=32)
     torch.testing.assert_close(mech.loc(inside), AdditiveNoiseModel.loc(mech, inside), rtol=0,
                                atol=1e-6 * float(exact.abs().max()))
+
+
+def test_without_room_for_a_table_the_exact_sum_is_used(monkeypatch):
+    from bayesrca.mechanisms import gp as gp_module
+    from bayesrca.mechanisms.additive import AdditiveNoiseModel
+
+    monkeypatch.setattr(gp_module, "TABLE_MAX_ENTRIES", 10)
+    x, y = _data("tanh", n=100)
+    with seeded(0):
+        mech = br.GPANM().fit(y, x[:, None], num_draws=8)
+    parents = [torch.linspace(-2, 2, 5, dtype=torch.float64)[:, None]]
+    assert torch.equal(mech.loc(parents), AdditiveNoiseModel.loc(mech, parents))
