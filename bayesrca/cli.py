@@ -26,6 +26,7 @@ import networkx as nx
 import pandas as pd
 
 from .exceptions import BayesRCAError, ConfigError, DataError
+from .mechanisms.registry import FAMILY_NAMES
 
 __all__ = ["main", "read_graph"]
 
@@ -133,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--graph", required=True, help="causal graph: edge-list CSV, node-link JSON or GML")
     fit.add_argument("--data", required=True, help="CSV of normal operation, one column per node")
     fit.add_argument("-o", "--output", required=True, help="model file to write (e.g. model.bayesrca)")
-    fit.add_argument("--mechanisms", default="auto", choices=["auto", "linear", "gaussian", "spline"])
+    fit.add_argument("--mechanisms", default="auto", choices=["auto", *FAMILY_NAMES])
     fit.add_argument("--averaging", default="pseudo-bma+", choices=["pseudo-bma+", "stacking", "none"],
                      help="'auto' nodes: average over families where the data cannot decide (default pseudo-bma+)")
     fit.add_argument("--draws", type=int, default=200, help="posterior draws per node")

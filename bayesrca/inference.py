@@ -34,8 +34,9 @@ import torch
 
 from .exceptions import ConvergenceWarning
 
-__all__ = ["PRIOR", "VAGUE_G", "SCALE_KEYS", "regression_model", "conjugate_posterior", "bootstrap_posterior",
-           "tail_count", "gpd_tail_draws", "mcmc_posterior", "svi_posterior", "chain_diagnostics"]
+__all__ = ["PRIOR", "VAGUE_G", "SCALE_KEYS", "regression_model", "conjugate_posterior", "conjugate_log_evidence",
+           "residual_kde", "bootstrap_posterior", "attach_gpd_tails", "tail_count", "gpd_tail_draws", "mcmc_posterior", "svi_posterior",
+           "chain_diagnostics"]
 
 #: Weakly informative prior on the standardised scale (unit-variance response and features).
 PRIOR = {"a0": 2.0, "b0": 1.0, "g": 100.0, "df_rate": 0.1}
@@ -98,6 +99,45 @@ def conjugate_posterior(
     return {"coef": coef, "sigma": sigma2.sqrt()}, {"inference": "conjugate", "exact": True}
 
 
+def conjugate_log_evidence(
+    gram: torch.Tensor, xty: torch.Tensor, yty: torch.Tensor | float, n: int, *, g: float = PRIOR["g"]
+) -> torch.Tensor:
+    """Exact log marginal likelihood ``log p(y)`` of the Normal-Inverse-Gamma regression.
+
+    The model of :func:`conjugate_posterior` (prior ``sigma2 ~ IG(A0, B0)``, ``coef | sigma2 ~
+    N(0, sigma2 * g)``), from the sufficient statistics, batched over leading dimensions: many
+    designs (e.g. one per hyperparameter value) are scored at once.
+
+    Parameters
+    ----------
+    gram : torch.Tensor, shape (..., F, F)
+        ``X^T X``.
+    xty : torch.Tensor, shape (..., F)
+        ``X^T y``.
+    yty : torch.Tensor or float
+        ``y^T y``.
+    n : int
+        Number of rows.
+    g : float
+        Prior variance of every coefficient relative to ``sigma2``.
+
+    Returns
+    -------
+    torch.Tensor, shape (...)
+        The log evidence of each design.
+    """
+    num_features = gram.shape[-1]
+    precision = gram + torch.eye(num_features, dtype=gram.dtype) / g
+    chol = torch.linalg.cholesky(precision)
+    mean = torch.cholesky_solve(xty.unsqueeze(-1), chol).squeeze(-1)
+    a0, b0 = PRIOR["a0"], PRIOR["b0"]
+    a_n = a0 + n / 2
+    b_n = torch.clamp(b0 + 0.5 * (yty - (mean * xty).sum(-1)), min=1e-300)
+    log_det = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+    return (-0.5 * n * math.log(2 * math.pi) - 0.5 * num_features * math.log(g) - log_det
+            + a0 * math.log(b0) - a_n * torch.log(b_n) + math.lgamma(a_n) - math.lgamma(a0))
+
+
 def bootstrap_posterior(
     X: torch.Tensor, y: torch.Tensor, num_draws: int, *, num_atoms: int = 1000, g: float = PRIOR["g"],
     gpd_tails: bool = False,
@@ -118,35 +158,76 @@ def bootstrap_posterior(
     rhs = torch.einsum("dn,nf,n->df", weights, X, y)
     coef = torch.linalg.solve(gram, rhs)
     residuals = y - coef @ X.T  # (D, n)
+    atoms, bandwidth = residual_kde(residuals, weights, num_atoms=num_atoms)
+    draws = {"coef": coef, "atoms": atoms, "bandwidth": bandwidth}
+    info: dict[str, Any] = {"inference": "bootstrap", "exact": True}
+    if gpd_tails:
+        attach_gpd_tails(draws, info, residuals, weights, y - coef.mean(0) @ X.T)
+    return draws, info
+
+
+def attach_gpd_tails(
+    draws: dict[str, torch.Tensor], info: dict[str, Any], residuals: torch.Tensor, weights: torch.Tensor,
+    reference: torch.Tensor,
+) -> None:
+    """Add the generalised Pareto tails of :class:`~bayesrca.mechanisms.noise.BootstrapGPD` to KDE noise draws.
+
+    ``draws`` holds each draw's ``atoms`` and ``bandwidth`` (:func:`residual_kde`); the tails come
+    from the draws' ``residuals`` and Dirichlet ``weights`` (both ``(D, n)``) and, for the shape
+    posterior, the ``reference`` residuals (those of the posterior-mean fit), see
+    :func:`gpd_tail_draws`. Sets ``info["tails"]`` to ``"gpd"``, or to ``"kde"`` (the draws stay
+    plain KDE noise) when the residuals are too few or tied at the thresholds
+    (:data:`MIN_TAIL_COUNT`, :data:`MIN_BODY_RATIO`).
+    """
+    atoms, bandwidth = draws["atoms"], draws["bandwidth"]
+    m = tail_count(residuals.shape[-1])
+    if m < MIN_TAIL_COUNT:
+        info["tails"] = "kde"
+        return
+    tails, tail_info = gpd_tail_draws(residuals, weights, reference, m, 1e-3 * float(bandwidth.median()))
+    h = bandwidth.unsqueeze(-1)
+    kernel_body = (torch.special.ndtr((tails["upper"].unsqueeze(-1) - atoms) / h)
+                   - torch.special.ndtr((tails["lower"].unsqueeze(-1) - atoms) / h)).mean(-1)
+    data_body = 1.0 - tails["prob_lower"] - tails["prob_upper"]
+    if bool((kernel_body < MIN_BODY_RATIO * data_body).any()):
+        # residuals tied at the thresholds (e.g. a column that is mostly one value): the
+        # kernel cannot carry the body's mass between them, the spliced density would blow up
+        info.update(tails="kde", tails_note="residuals tied at the tail thresholds")
+    else:
+        draws.update(tails)
+        info.update(tails="gpd", **tail_info)
+
+
+def residual_kde(
+    residuals: torch.Tensor, weights: torch.Tensor, *, num_atoms: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Atoms and bandwidth of the smoothed Bayesian-bootstrap noise of each draw.
+
+    Parameters
+    ----------
+    residuals : torch.Tensor, shape (D, n)
+        Each draw's residuals.
+    weights : torch.Tensor, shape (D, n)
+        Each draw's Dirichlet weights of the rows.
+    num_atoms : int
+        Atoms kept per draw (at most n), resampled with the weights.
+
+    Returns
+    -------
+    atoms : torch.Tensor, shape (D, K)
+    bandwidth : torch.Tensor, shape (D,)
+        Silverman's rule on each draw's atoms, with the training size n in the rate ``n^(-1/5)``.
+    """
+    n = residuals.shape[-1]
     k = min(num_atoms, n)
     idx = torch.multinomial(weights, k, replacement=True)
     atoms = torch.gather(residuals, 1, idx)
-    q = torch.quantile(atoms, X.new_tensor([0.25, 0.75]), dim=-1)
+    q = torch.quantile(atoms, residuals.new_tensor([0.25, 0.75]), dim=-1)
     spread = torch.minimum(atoms.std(-1), (q[1] - q[0]) / 1.349)
     spread = torch.where(spread > 0, spread, atoms.std(-1))
     bandwidth = 0.9 * spread * n ** (-0.2)
     bandwidth = torch.clamp(bandwidth, min=1e-6)
-    draws = {"coef": coef, "atoms": atoms, "bandwidth": bandwidth}
-    info: dict[str, Any] = {"inference": "bootstrap", "exact": True}
-    if gpd_tails:
-        m = tail_count(n)
-        if m < MIN_TAIL_COUNT:
-            info["tails"] = "kde"
-        else:
-            mean_resid = y - coef.mean(0) @ X.T
-            tails, tail_info = gpd_tail_draws(residuals, weights, mean_resid, m, 1e-3 * float(bandwidth.median()))
-            h = bandwidth.unsqueeze(-1)
-            kernel_body = (torch.special.ndtr((tails["upper"].unsqueeze(-1) - atoms) / h)
-                           - torch.special.ndtr((tails["lower"].unsqueeze(-1) - atoms) / h)).mean(-1)
-            data_body = 1.0 - tails["prob_lower"] - tails["prob_upper"]
-            if bool((kernel_body < MIN_BODY_RATIO * data_body).any()):
-                # residuals tied at the thresholds (e.g. a column that is mostly one value): the
-                # kernel cannot carry the body's mass between them, the spliced density would blow up
-                info.update(tails="kde", tails_note="residuals tied at the tail thresholds")
-            else:
-                draws.update(tails)
-                info.update(tails="gpd", **tail_info)
-    return draws, info
+    return atoms, bandwidth
 
 
 #: GPD tails: threshold at this quantile of the residuals (and its mirror) ...

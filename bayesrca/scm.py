@@ -38,9 +38,9 @@ class BayesianSCM:
         Causal DAG; node names must be columns of the training data.
     mechanisms : "auto", str, Mechanism or mapping, default "auto"
         How to model each node. ``"auto"`` chooses per node by cross-validated log predictive
-        density among linear / spline regressions with Gaussian or Bayesian-bootstrap noise
-        (roots: Gaussian, log-normal, bootstrap). The shorthands ``"linear"``, ``"gaussian"``
-        and ``"spline"`` apply one family to every node. A mapping overrides single nodes
+        density among linear / spline / additive-GP regressions with Gaussian or Bayesian-bootstrap noise
+        (roots: Gaussian, log-normal, bootstrap). The shorthands ``"linear"``, ``"gaussian"``,
+        ``"spline"`` and ``"gp"`` apply one family to every node. A mapping overrides single nodes
         (values: a shorthand, ``"auto"`` or a :class:`~bayesrca.mechanisms.Mechanism`); nodes
         not in the mapping are chosen automatically.
     averaging : {"pseudo-bma+", "stacking", "none"}, default "pseudo-bma+"
@@ -150,7 +150,7 @@ class BayesianSCM:
                 if discrete is not None:  # booleans and (not overdispersed) counts
                     mech = discrete
                 elif spec == "auto" and node not in constant and len(frame) >= 40:
-                    candidates = default_candidates(y, not parents)
+                    candidates = default_candidates(y, not parents, pa)
                     mech, table = select_mechanism(candidates, y, pa, rng=rng, weighting=weighting, node=str(node))
                     tables.append(table)
                     if self.averaging != "none":

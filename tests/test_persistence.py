@@ -25,7 +25,7 @@ def _data(seed=0, n=300):
     return nx.DiGraph([("a", "b"), ("b", "c"), ("a", "c")]), pd.DataFrame({"a": a, "b": b, "c": c})
 
 
-@pytest.mark.parametrize("mechanisms", ["auto", "gaussian", "spline"])
+@pytest.mark.parametrize("mechanisms", ["auto", "gaussian", "spline", "gp"])
 def test_round_trip_gives_identical_attributions_and_samples(tmp_path, mechanisms):
     graph, frame = _data()
     scm = br.BayesianSCM(graph, mechanisms=mechanisms, num_draws=40).fit(frame, seed=1)

@@ -3,6 +3,7 @@
 from .additive import AdditiveNoiseModel
 from .base import Mechanism, noise_site
 from .discrete import BernoulliGLM, CategoricalGLM, DiscreteGLM, PoissonGLM
+from .gp import GPANM
 from .linear import LinearANM
 from .mixture import FamilyMixture
 from .noise import BootstrapGPD, ResidualKDE
@@ -14,6 +15,7 @@ __all__ = [
     "AdditiveNoiseModel",
     "LinearANM",
     "SplineANM",
+    "GPANM",
     "RootDistribution",
     "DiscreteGLM",
     "BernoulliGLM",

@@ -4,8 +4,8 @@ Everything that needs to know which mechanisms exist reads it here:
 
 * :data:`MECHANISM_CLASSES` — class name to class, the only classes a model file may name
   (:mod:`bayesrca.persistence`);
-* :data:`FAMILY_NAMES` and :func:`family_mechanism` — the strings ``"linear"``, ``"gaussian"``
-  and ``"spline"`` that :class:`~bayesrca.BayesianSCM` accepts for ``mechanisms``, each with its
+* :data:`FAMILY_NAMES` and :func:`family_mechanism` — the strings ``"linear"``, ``"gaussian"``,
+  ``"spline"`` and ``"gp"`` that :class:`~bayesrca.BayesianSCM` accepts for ``mechanisms``, each with its
   root and non-root mechanism;
 * :func:`default_candidates` — the mechanisms ``mechanisms="auto"`` compares on a continuous
   node (:mod:`bayesrca.selection`);
@@ -24,6 +24,7 @@ from ..exceptions import ConfigError
 from .additive import AdditiveNoiseModel
 from .base import Mechanism
 from .discrete import BernoulliGLM, CategoricalGLM, DiscreteGLM, PoissonGLM
+from .gp import GPANM
 from .linear import LinearANM
 from .mixture import FamilyMixture
 from .root import RootDistribution
@@ -37,6 +38,7 @@ __all__ = [
     "FAMILY_NAMES",
     "family_mechanism",
     "default_candidates",
+    "MIN_CONTINUOUS_VALUES",
     "discrete_class",
     "is_discrete",
     "is_root_mechanism",
@@ -44,7 +46,7 @@ __all__ = [
 ]
 
 #: Continuous built-in classes (additive noise models).
-CONTINUOUS_CLASSES: tuple[type[Mechanism], ...] = (LinearANM, SplineANM, RootDistribution)
+CONTINUOUS_CLASSES: tuple[type[Mechanism], ...] = (LinearANM, SplineANM, GPANM, RootDistribution)
 #: Discrete built-in classes (generalised linear models with a uniform noise); root or not.
 DISCRETE_CLASSES: tuple[type[Mechanism], ...] = (BernoulliGLM, PoissonGLM, CategoricalGLM)
 #: Every built-in class by name: the only classes a saved model may name.
@@ -60,6 +62,7 @@ _FAMILIES: Mapping[str, tuple[tuple[type[AdditiveNoiseModel], str], tuple[type[A
         "linear": ((RootDistribution, "bootstrap_gpd"), (LinearANM, "bootstrap_gpd")),
         "gaussian": ((RootDistribution, "gaussian"), (LinearANM, "gaussian")),
         "spline": ((RootDistribution, "bootstrap_gpd"), (SplineANM, "bootstrap_gpd")),
+        "gp": ((RootDistribution, "gaussian"), (GPANM, "gaussian")),
     }
 )
 #: The family strings accepted for ``BayesianSCM(mechanisms=...)`` besides ``"auto"``, sorted.
@@ -74,7 +77,8 @@ def family_mechanism(family: str, *, is_root: bool) -> Mechanism:
     family : str
         One of :data:`FAMILY_NAMES`: ``"linear"`` (linear regression, bootstrap noise with
         generalised Pareto tails, ``"bootstrap_gpd"``), ``"gaussian"`` (linear regression,
-        Gaussian noise), ``"spline"`` (spline regression, ``"bootstrap_gpd"`` noise); roots get a
+        Gaussian noise), ``"spline"`` (spline regression, ``"bootstrap_gpd"`` noise), ``"gp"``
+        (additive Gaussian-process regression, Gaussian noise); roots get a
         :class:`RootDistribution` with the same noise.
     is_root : bool
         True for a node without parents.
@@ -90,13 +94,19 @@ def family_mechanism(family: str, *, is_root: bool) -> Mechanism:
     return cls(noise)
 
 
-def default_candidates(y: np.ndarray, is_root: bool) -> list[Mechanism]:
+#: A parent counts as continuous for :func:`default_candidates` with at least this many distinct values.
+MIN_CONTINUOUS_VALUES = 20
+
+
+def default_candidates(y: np.ndarray, is_root: bool, parents: np.ndarray | None = None) -> list[Mechanism]:
     """Candidates tried by ``mechanisms="auto"`` on a continuous node, simplest first (all fit without MCMC).
 
     Roots: Gaussian, log-normal (only for strictly positive ``y``) and bootstrap noise; other
-    nodes: linear and spline regressions with Gaussian or bootstrap noise. The bootstrap noise
-    is ``"bootstrap_gpd"`` (generalised Pareto tails), so that no candidate's noise ends at the
-    largest training residual.
+    nodes: linear and spline regressions with Gaussian or bootstrap noise, then, when ``parents``
+    is given and every parent has at least :data:`MIN_CONTINUOUS_VALUES` distinct values, the
+    additive Gaussian process (:class:`GPANM`) with Gaussian or bootstrap noise. The bootstrap
+    noise is ``"bootstrap_gpd"`` (generalised Pareto tails), so that no candidate's noise ends at
+    the largest training residual.
     """
     if is_root:
         out: list[Mechanism] = [RootDistribution("gaussian")]
@@ -104,7 +114,12 @@ def default_candidates(y: np.ndarray, is_root: bool) -> list[Mechanism]:
             out.append(RootDistribution("lognormal"))
         out.append(RootDistribution("bootstrap_gpd"))
         return out
-    return [LinearANM("gaussian"), LinearANM("bootstrap_gpd"), SplineANM("gaussian"), SplineANM("bootstrap_gpd")]
+    out = [LinearANM("gaussian"), LinearANM("bootstrap_gpd"), SplineANM("gaussian"), SplineANM("bootstrap_gpd")]
+    if parents is not None:
+        parents = np.asarray(parents).reshape(len(y), -1)
+        if parents.shape[1] and all(len(np.unique(parents[:, k])) >= MIN_CONTINUOUS_VALUES for k in range(parents.shape[1])):
+            out += [GPANM("gaussian"), GPANM("bootstrap_gpd")]
+    return out
 
 
 def discrete_class(kind: str) -> type[DiscreteGLM]:
@@ -147,5 +162,5 @@ def check_position(mech: Mechanism, node: Hashable, is_root: bool) -> None:
         return
     if getattr(mech, "any_position", False) or is_root == is_root_mechanism(mech):
         return
-    want = "a RootDistribution" if is_root else "a non-root mechanism (LinearANM, SplineANM)"
+    want = "a RootDistribution" if is_root else "a non-root mechanism (LinearANM, SplineANM, GPANM)"
     raise ConfigError(f"node {node!r} {'has no' if is_root else 'has'} parents, so it needs {want}, got {mech!r}")

@@ -23,6 +23,7 @@ from bayesrca.mechanisms import (
     CategoricalGLM,
     DiscreteGLM,
     FamilyMixture,
+    GPANM,
     LinearANM,
     Mechanism,
     PoissonGLM,
@@ -32,13 +33,14 @@ from bayesrca.mechanisms import (
 from bayesrca.mechanisms import registry
 
 NUM_DRAWS = 10
-ALL_CLASSES = {LinearANM, SplineANM, RootDistribution, BernoulliGLM, PoissonGLM, CategoricalGLM}
+ALL_CLASSES = {LinearANM, SplineANM, GPANM, RootDistribution, BernoulliGLM, PoissonGLM, CategoricalGLM}
 
 #: What the registry documents for each family: (root class, root noise), (non-root class, noise).
 FAMILIES = {
     "linear": ((RootDistribution, "bootstrap_gpd"), (LinearANM, "bootstrap_gpd")),
     "gaussian": ((RootDistribution, "gaussian"), (LinearANM, "gaussian")),
     "spline": ((RootDistribution, "bootstrap_gpd"), (SplineANM, "bootstrap_gpd")),
+    "gp": ((RootDistribution, "gaussian"), (GPANM, "gaussian")),
 }
 
 
@@ -81,7 +83,7 @@ def test_the_tables_are_read_only():
 # families
 # ---------------------------------------------------------------------------------------------
 def test_family_names_are_the_sorted_documented_families():
-    assert registry.FAMILY_NAMES == ("gaussian", "linear", "spline")
+    assert registry.FAMILY_NAMES == ("gaussian", "gp", "linear", "spline")
     assert "auto" not in registry.FAMILY_NAMES
 
 
@@ -128,6 +130,20 @@ def test_default_candidates_of_a_root_offer_lognormal_only_for_positive_values()
         assert [m.describe() for m in registry.default_candidates(y, True)] == ["root/gaussian", "root/bootstrap_gpd"]
 
 
+def test_default_candidates_add_the_gp_only_when_every_parent_is_continuous():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=100)
+    continuous = rng.normal(size=(100, 2))
+    names = [m.describe() for m in registry.default_candidates(y, False, continuous)]
+    assert names == ["linear/gaussian", "linear/bootstrap", "spline/gaussian", "spline/bootstrap",
+                     "gp/gaussian", "gp/bootstrap"]
+    binary = np.column_stack([continuous[:, 0], rng.integers(0, 2, 100)])
+    few = np.column_stack([continuous[:, 0], rng.integers(0, registry.MIN_CONTINUOUS_VALUES - 1, 100)])
+    for parents in (binary, few, None):
+        assert "gp/gaussian" not in [m.describe() for m in registry.default_candidates(y, False, parents)]
+    assert [m.describe() for m in registry.default_candidates(np.abs(y), True, None)][-1] == "root/bootstrap"
+
+
 def test_default_candidates_of_a_non_root_are_linear_then_spline_simplest_first():
     cands = registry.default_candidates(np.array([-1.0, 1.0]), False)
     assert [m.describe() for m in cands] == [
@@ -168,7 +184,7 @@ def test_is_discrete_is_root_mechanism_and_check_position(cls):
     discrete = cls in (BernoulliGLM, PoissonGLM, CategoricalGLM)
     assert registry.is_discrete(mech) is discrete
     assert registry.is_root_mechanism(mech) is (cls is RootDistribution)
-    allowed = {True: discrete or cls is RootDistribution, False: discrete or cls in (LinearANM, SplineANM)}
+    allowed = {True: discrete or cls is RootDistribution, False: discrete or cls in (LinearANM, SplineANM, GPANM)}
     for is_root, ok in allowed.items():
         if ok:
             registry.check_position(mech, "node x", is_root)
@@ -244,14 +260,15 @@ def _every_class_scm() -> br.BayesianSCM:
         "R": r,
         "L": 1 + 2 * r + rng.normal(size=n),
         "S": np.sin(2 * r) + 0.3 * rng.normal(size=n),
+        "G": np.tanh(2 * r) + 0.3 * rng.normal(size=n),
         "B": (rng.random(n) < 1 / (1 + np.exp(-r))).astype(np.int64),
         "P": rng.poisson(np.exp(0.5 + 0.3 * r)),
         "C": rng.integers(0, 3, n),
         "M": np.tanh(r) + 0.3 * rng.normal(size=n),
     })
-    graph = nx.DiGraph([("R", c) for c in "LSBPCM"])
+    graph = nx.DiGraph([("R", c) for c in "LSGBPCM"])
     mechanisms = {
-        "R": RootDistribution("gaussian"), "L": LinearANM("bootstrap"), "S": SplineANM("gaussian"),
+        "R": RootDistribution("gaussian"), "L": LinearANM("bootstrap"), "S": SplineANM("gaussian"), "G": GPANM("bootstrap"),
         "B": BernoulliGLM(), "P": PoissonGLM(), "C": CategoricalGLM(),
         "M": FamilyMixture([LinearANM("gaussian"), SplineANM("bootstrap")], [0.6, 0.4]),
     }
