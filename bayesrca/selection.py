@@ -33,7 +33,7 @@ import torch
 from ._random import seeded
 from .averaging import WEIGHT_CUTOFF, WEIGHTINGS, model_weights, trim_weights
 from .exceptions import BayesRCAError, ConfigError, ConvergenceWarning, DataError
-from .mechanisms import LinearANM, Mechanism, PoissonGLM, SplineANM
+from .mechanisms import GPANM, LinearANM, Mechanism, PoissonGLM, SplineANM
 from .mechanisms.registry import default_candidates, discrete_class
 
 __all__ = [
@@ -209,7 +209,7 @@ def select_mechanism(
 
 #: (simpler class, richer class) pairs whose feature maps are nested (a spline basis holds the
 #: linear term); every class nests itself.
-NESTED_CLASSES = frozenset({(LinearANM, SplineANM)})
+NESTED_CLASSES = frozenset({(LinearANM, SplineANM), (LinearANM, GPANM)})  # the GP has a linear trend
 
 
 def nests(simple: Mechanism, rich: Mechanism) -> bool:
