@@ -162,6 +162,25 @@ def test_bootstrap_noise_and_two_parents():
     assert np.abs(f.numpy() - truth).max() < 0.25
 
 
+def test_gpd_tailed_bootstrap_noise_reaches_beyond_the_largest_residual():
+    from bayesrca.mechanisms import BootstrapGPD
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=1500)
+    y = 100.0 * (np.tanh(x) + rng.exponential(0.5, 1500))  # skewed noise, data in hundreds
+    with seeded(0):
+        mech = br.GPANM("bootstrap_gpd").fit(y, x[:, None], num_draws=30)
+    noise = mech.noise_distribution()
+    assert isinstance(noise, BootstrapGPD) and mech.describe() == "gp/bootstrap_gpd"
+    residual_sd = 50.0
+    # the thresholds are residual quantiles on the data's scale, the tail probabilities are not rescaled
+    assert 0 < float(noise.upper.median()) < 4 * residual_sd and 0.05 < float(noise.prob_upper.median()) < 0.2
+    # 20 residual sd beyond the centre: finite, of the order of the exponential truth (log 2 - 20 - log 50)
+    far = torch.full((30,), 20 * residual_sd, dtype=torch.float64)
+    log_p = noise.log_prob(far)
+    assert torch.isfinite(log_p).all() and float(log_p.median()) > -60
+
+
 def test_a_constant_node_gets_a_tiny_gaussian_noise():
     x = np.random.default_rng(0).normal(size=50)
     with seeded(0):
