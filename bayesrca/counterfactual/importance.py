@@ -186,6 +186,9 @@ class NoiseProposal:
         v, delta = value[:, rare], self.delta[node][rare]
         base, plus, minus, scaled = _log_densities(dist, [v, v - delta, v + delta, centre + (v - centre) / self.scale])
         log_r = torch.stack([plus - base, minus - base, scaled - math.log(self.scale) - base], -1)
+        # a value outside the model's support (p = 0, e.g. a log-normal draw moved below 0) has weight
+        # p/q = 0: an infinite ratio, not the NaN of -inf - (-inf)
+        log_r = torch.where(torch.isneginf(base).unsqueeze(-1), torch.inf, log_r)
         return self.alpha[self.nodes.index(node)].log() + log_r
 
     def _log_weights(self, values: dict) -> torch.Tensor:

@@ -15,6 +15,8 @@ draws are permuted at random so that the families of different nodes are not ali
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -66,7 +68,7 @@ class DrawSelection(TorchDistribution):
 
     Sampling, ``log_prob``, ``cdf`` and the moments evaluate every component and keep, per draw
     (the last batch dimension), the one the draw is assigned to. Values outside a component's
-    support (a negative value under a log-normal) give NaN there, which is never selected.
+    support (a negative value under a log-normal) get density 0 there (``log_prob`` -inf).
 
     Parameters
     ----------
@@ -113,10 +115,26 @@ class DrawSelection(TorchDistribution):
             return _select(self.assignment, [c.sample(sample_shape) for c in self.components])
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return _select(self.assignment, [c.log_prob(value) for c in self.components])
+        return _select(self.assignment, [_within_support(c, value, c.log_prob, -math.inf) for c in self.components])
 
     def cdf(self, value: torch.Tensor) -> torch.Tensor:
-        return _select(self.assignment, [c.cdf(value) for c in self.components])
+        # every support here is real or bounded below (log-normal): outside it the cdf is 0
+        return _select(self.assignment, [_within_support(c, value, c.cdf, 0.0) for c in self.components])
+
+
+def _within_support(component: TorchDistribution, value: torch.Tensor, fn, outside: float) -> torch.Tensor:
+    """``fn(value)`` where ``value`` lies in the component's support, ``outside`` elsewhere.
+
+    Another component's draws (a negative value beside a log-normal) or an importance-sampling
+    proposal can put values outside a component's support; torch's argument validation would
+    raise there. Such a value has density 0 (log-density -inf) under the component.
+    """
+    support = component.support if component.support is not None else constraints.real
+    inside = support.check(value)
+    if bool(inside.all()):
+        return fn(value)
+    safe = torch.where(inside, value, component.mean.expand_as(value).to(value.dtype))
+    return torch.where(inside, fn(safe), torch.full_like(safe, outside))
 
 
 class FamilyMixture(Mechanism):

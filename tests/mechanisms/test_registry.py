@@ -135,13 +135,13 @@ def test_default_candidates_add_the_gp_only_when_every_parent_is_continuous():
     y = rng.normal(size=100)
     continuous = rng.normal(size=(100, 2))
     names = [m.describe() for m in registry.default_candidates(y, False, continuous)]
-    assert names == ["linear/gaussian", "linear/bootstrap", "spline/gaussian", "spline/bootstrap",
-                     "gp/gaussian", "gp/bootstrap"]
+    assert names == ["linear/gaussian", "linear/bootstrap_gpd", "spline/gaussian", "spline/bootstrap_gpd",
+                     "gp/gaussian", "gp/bootstrap_gpd"]
     binary = np.column_stack([continuous[:, 0], rng.integers(0, 2, 100)])
     few = np.column_stack([continuous[:, 0], rng.integers(0, registry.MIN_CONTINUOUS_VALUES - 1, 100)])
     for parents in (binary, few, None):
         assert "gp/gaussian" not in [m.describe() for m in registry.default_candidates(y, False, parents)]
-    assert [m.describe() for m in registry.default_candidates(np.abs(y), True, None)][-1] == "root/bootstrap"
+    assert [m.describe() for m in registry.default_candidates(np.abs(y), True, None)][-1] == "root/bootstrap_gpd"
 
 
 def test_default_candidates_of_a_non_root_are_linear_then_spline_simplest_first():
