@@ -25,10 +25,9 @@ Choices made here, all recorded on the returned objects:
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +35,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from ..exceptions import BayesRCAError, BayesRCAWarning, ConfigError, DataError
+from ._files import reading
+from ..exceptions import BayesRCAWarning, ConfigError, DataError
 
 __all__ = ["NezhaCase", "NezhaSystem", "load_nezha", "nezha_systems", "robust_z"]
 
@@ -243,25 +243,8 @@ def load_nezha(
     )
 
 
-#: What reading a damaged file can raise (pandas, networkx); turned into DataError.
-_READ_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OSError, UnicodeDecodeError,
-                nx.NetworkXError, pd.errors.ParserError)
-
-
-@contextlib.contextmanager
-def _reading(path: Path, what: str) -> Iterator[None]:
-    """Turn any error of reading or parsing ``path`` into a :class:`DataError` that names it."""
-    try:
-        yield
-    except BayesRCAError:
-        raise
-    except _READ_ERRORS as err:
-        detail = str(err).splitlines()[0][:200] if str(err) else ""
-        raise DataError(f"{path}: not {what} ({type(err).__name__}: {detail})") from err
-
-
 def _read_graph(path: Path) -> nx.DiGraph:
-    with _reading(path, "a Nezha graph file (CSV with columns cause,effect)"):
+    with reading(path, "a Nezha graph file (CSV with columns cause,effect)"):
         edges = pd.read_csv(path, dtype=str)
         if not {"cause", "effect"} <= set(edges.columns):
             raise DataError(f"{path}: needs the columns cause,effect; found {list(edges.columns)[:8]}")
@@ -274,7 +257,7 @@ def _read_graph(path: Path) -> nx.DiGraph:
 
 
 def _read_wide(path: Path) -> pd.DataFrame:
-    with _reading(path, "a Nezha metrics table with a 2-row (node, metric) header and a minute_utc index"):
+    with reading(path, "a Nezha metrics table with a 2-row (node, metric) header and a minute_utc index"):
         frame = pd.read_csv(path, header=[0, 1], index_col=0)
         if not isinstance(frame.columns, pd.MultiIndex) or frame.columns.nlevels != 2:
             raise DataError(f"{path}: the header needs 2 rows (node, metric)")
@@ -309,7 +292,7 @@ def _fill_values(normal: pd.DataFrame, nan_policy: str | float) -> pd.Series:
 
 
 def _read_cases(path: Path, nodes: set[str]) -> pd.DataFrame:
-    with _reading(path, "a Nezha cases table (CSV with case_id, fault_type, root_cause, target)"):
+    with reading(path, "a Nezha cases table (CSV with case_id, fault_type, root_cause, target)"):
         table = pd.read_csv(path, dtype=str)
     missing = [c for c in CASE_COLUMNS if c not in table.columns]
     if missing:

@@ -23,19 +23,18 @@ Choices made here, all recorded on the returned objects:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import warnings
-import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
 import pandas as pd
 
-from ..exceptions import BayesRCAError, BayesRCAWarning, ConfigError, DataError
+from ._files import reading
+from ..exceptions import BayesRCAWarning, ConfigError, DataError
 
 __all__ = ["PetShopIssue", "PetShopScenario", "load_petshop", "petshop_scenarios"]
 
@@ -218,25 +217,8 @@ def _metrics_file(folder: Path) -> Path | None:
     return None
 
 
-#: What reading a damaged file can raise (pandas, gzip, zlib, json, networkx); turned into DataError.
-_READ_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OSError, EOFError, zlib.error,
-                nx.NetworkXError, pd.errors.ParserError)
-
-
-@contextlib.contextmanager
-def _reading(path: Path, what: str) -> Iterator[None]:
-    """Turn any error of reading or parsing ``path`` into a :class:`DataError` that names it."""
-    try:
-        yield
-    except BayesRCAError:
-        raise
-    except _READ_ERRORS as err:
-        detail = str(err).splitlines()[0][:200] if str(err) else ""
-        raise DataError(f"{path}: not {what} ({type(err).__name__}: {detail})") from err
-
-
 def _read_metrics(path: Path) -> pd.DataFrame:
-    with _reading(path, "a PetShop metrics file with a 3-level header"):
+    with reading(path, "a PetShop metrics file with a 3-level header"):
         frame = pd.read_csv(path, header=[0, 1, 2], index_col=0)
         if not isinstance(frame.columns, pd.MultiIndex) or frame.columns.nlevels != 3:
             raise DataError(f"{path}: not a PetShop metrics file: the header needs 3 rows (node, metric, statistic)")
@@ -262,7 +244,7 @@ def _select(frame: pd.DataFrame, metric: str, statistic: str, path: Path) -> pd.
 
 
 def _causal_graph(path: Path, measured: set[str]) -> tuple[nx.DiGraph, list[str]]:
-    with _reading(path, "a call-graph adjacency matrix (CSV, node names as first column and header)"):
+    with reading(path, "a call-graph adjacency matrix (CSV, node names as first column and header)"):
         adjacency = pd.read_csv(path, index_col=0)
         adjacency.index = adjacency.index.map(str)
         if adjacency.empty or sorted(adjacency.index) != sorted(adjacency.columns) or adjacency.index.has_duplicates:
@@ -314,7 +296,7 @@ def _read_issue(
     target_path, metrics_path = folder / "target.json", _metrics_file(folder)
     if not target_path.is_file() or metrics_path is None:
         raise DataError(f"{folder}: an issue folder needs metrics.csv and target.json")
-    with _reading(target_path, 'a PetShop target.json ({"target": {"node", "metric"}, "root_cause": {"node"}})'):
+    with reading(target_path, 'a PetShop target.json ({"target": {"node", "metric"}, "root_cause": {"node"}})'):
         meta = json.loads(target_path.read_text())
         target, cause = meta["target"], meta["root_cause"]["node"]
         target_node, target_metric, target_stat = target["node"], target["metric"], target.get("agg", "Average")
