@@ -155,6 +155,7 @@ def attribute_anomalies(
         num_coalitions=estimator.num_coalitions(n),
         max_elements=args.max_elements,
         budget_mb=max_memory_mb,
+        importance=tail in ("auto", "mc"),
     )
     contributions = np.empty((num_draws, len(frame), n))
     it_scores = np.empty((num_draws, len(frame)))

@@ -21,6 +21,10 @@ _MC_FIXED_PER_SAMPLE = 48  # per (Monte Carlo sample x draw x player): fresh-noi
 _BYTES_PER_ELEMENT = {"analytic": 16, "mc": 80}  # working set per element of max_elements
 _CALL_OVERHEAD = {"analytic": 16 * 2**20, "mc": 48 * 2**20}  # first-call allocations (allocator arenas, sort buffers)
 _MIB = 2**20
+#: importance sampling, per (Monte Carlo sample x draw x player) of each anomaly: the moved noise, the
+#: four density queries and the mixture's log terms (three components per player), float64, with
+#: their temporaries; calibrated on ``benchmarks/memory.py`` (29 players, 100 samples, 100 draws)
+_IS_BYTES_PER_SAMPLE = 8 * 16
 
 
 class _Plan(NamedTuple):
@@ -42,6 +46,7 @@ def memory_plan(
     num_coalitions: int,
     max_elements: int,
     budget_mb: float | None,
+    importance: bool = False,
 ) -> _Plan:
     """Chunk sizes that keep the estimated working set of a call within ``budget_mb``.
 
@@ -53,6 +58,11 @@ def memory_plan(
     On the sorted Monte Carlo path anomaly chunks are made as large as the budget allows (each
     chunk sorts every coalition's samples again) and the rest goes to ``max_elements``; elsewhere
     the number of engine calls depends on ``max_elements`` only, and half goes to each.
+
+    With ``importance`` (the Monte Carlo path may sample by importance) each anomaly of a chunk also
+    holds its proposal: the moved noise of every player and the log terms of the mixture weights,
+    ``_IS_BYTES_PER_SAMPLE * (players + 1)`` bytes per sample x draw, counted whether or not the
+    anomaly turns out rare (that is decided inside the engine).
 
     Raises
     ------
@@ -78,6 +88,8 @@ def memory_plan(
     else:
         bpe = _BYTES_PER_ELEMENT[path]
         state = 8 * d * n * (2 * per_k_values + 6)  # per anomaly of a chunk
+        if importance and path == "mc":
+            state += _IS_BYTES_PER_SAMPLE * m * d * (n + 1)
         result = 8 * _RESULT_COPIES * (d * k * (n + 1) + k * n)
         fixed = result + _CALL_OVERHEAD[path] + (0 if path == "analytic" else _MC_FIXED_PER_SAMPLE * m * d * n)
         floor = fixed + bpe * floor_elements + min_chunk * state

@@ -80,8 +80,11 @@ def inflatable_players(scm, players: Sequence[Hashable], gauss_var: torch.Tensor
 
 
 def _log_prob(dist, value: torch.Tensor) -> torch.Tensor:
-    """``dist.log_prob(value)`` in slices of the leading dimension (a KDE builds value x atoms)."""
-    rows = max(1, 2**13 // max(1, value[0].numel()))
+    """``dist.log_prob(value)`` in slices of the leading dimension (a KDE builds value x atoms): at most
+    about 2**19 elements per temporary (4 MiB), whatever the number of atoms: a KDE's log density
+    builds several temporaries of this size, which the memory planner does not count."""
+    atoms = dist.atoms.shape[-1] if isinstance(getattr(dist, "atoms", None), torch.Tensor) else 1
+    rows = max(1, 2**19 // max(1, value[0].numel() * atoms))
     return torch.cat([dist.log_prob(value[i : i + rows]) for i in range(0, value.shape[0], rows)])
 
 
