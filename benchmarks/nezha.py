@@ -26,19 +26,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from harness import baselines, cli, dowhy_runner
+from harness import baselines, bayes_runner, cli, dowhy_runner
 from harness.logs import quiet
 from harness.outputs import ROOT, Outputs, git_revision
 from harness.stats import wilson
 from harness.tables import fmt_ci, heading, markdown_rows, markdown_table
 from harness.timing import Stopwatch
 
-import bayesrca as br
 from bayesrca.datasets import load_nezha, nezha_systems
 
 SHARED = ROOT.parent / "shared" / "data" / "nezha"
@@ -111,18 +109,7 @@ def smooth_traversal_method():
 
 
 def bayesrca_method(mechanisms: str, draws: int, seed: int):
-    def fit(system):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", br.BayesRCAWarning)
-            return br.BayesianSCM(system.graph, mechanisms=mechanisms, num_draws=draws).fit(system.normal, seed=seed)
-
-    def rank(scm, system, case):
-        res = br.attribute_anomalies(scm, target_node=case.target, anomaly_samples=case.anomaly, seed=seed)
-        table = res.summary(ci_prob=CI_PROB)
-        it = res.it_score_summary(ci_prob=CI_PROB).iloc[0]
-        return table[baselines.COLUMNS], {"it_median": float(it["median"])}
-
-    return fit, rank
+    return bayes_runner.ranking_method(mechanisms, draws, seed, target_of=lambda case: case.target, ci_prob=CI_PROB)
 
 
 def dowhy_method(seed: int):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from harness import baselines, cli, dowhy_runner
+from harness import baselines, bayes_runner, cli, dowhy_runner
 from harness.logs import quiet
 from harness.outputs import ROOT, Outputs, git_revision
 from harness.tables import heading, markdown_table
@@ -67,18 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # -- methods: each returns a fit function (scenario -> state) and a rank function ----------------
 def bayesrca_method(mechanisms: str, draws: int, seed: int):
-    def fit(scenario):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", br.BayesRCAWarning)
-            return br.BayesianSCM(scenario.graph, mechanisms=mechanisms, num_draws=draws).fit(scenario.normal, seed=seed)
-
-    def rank(scm, scenario, issue):
-        res = br.attribute_anomalies(scm, target_node=issue.target_node, anomaly_samples=issue.anomaly, seed=seed)
-        table = res.summary(ci_prob=CI_PROB)
-        it = res.it_score_summary(ci_prob=CI_PROB).iloc[0]
-        return table[["node", "median", "lower", "upper", "prob_top"]], {"it_median": float(it["median"])}
-
-    return fit, rank
+    return bayes_runner.ranking_method(mechanisms, draws, seed, target_of=lambda case: case.target_node, ci_prob=CI_PROB)
 
 
 def traversal_method():

@@ -77,3 +77,29 @@ def warm_up(graph: nx.DiGraph, data: pd.DataFrame, target, *, anomalies: pd.Data
 def _warnings_to(sink: Counter | None, width: int) -> contextlib.AbstractContextManager:
     """Record warnings into ``sink``; without one, leave them to the usual filters."""
     return record_warnings(sink, width) if sink is not None else contextlib.nullcontext()
+
+
+def ranking_method(mechanisms: str, draws: int, seed: int, *, target_of, ci_prob: float = 0.9):
+    """The ``(fit, rank)`` pair of the real-incident benchmarks (PetShop, Nezha) for bayesrca.
+
+    ``fit(system)`` fits ``BayesianSCM(system.graph, mechanisms, draws)`` on ``system.normal`` with
+    the package's warnings silenced; ``rank(scm, system, case)`` attributes ``case.anomaly`` at
+    ``target_of(case)`` and returns the summary's node, median, interval and prob_top columns with
+    the IT score's median.
+    """
+    import warnings as _warnings
+
+    import bayesrca as br
+
+    def fit(system):
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore", br.BayesRCAWarning)
+            return br.BayesianSCM(system.graph, mechanisms=mechanisms, num_draws=draws).fit(system.normal, seed=seed)
+
+    def rank(scm, system, case):
+        res = br.attribute_anomalies(scm, target_node=target_of(case), anomaly_samples=case.anomaly, seed=seed)
+        table = res.summary(ci_prob=ci_prob)
+        it = res.it_score_summary(ci_prob=ci_prob).iloc[0]
+        return table[["node", "median", "lower", "upper", "prob_top"]], {"it_median": float(it["median"])}
+
+    return fit, rank
