@@ -103,7 +103,9 @@ def attribute_anomalies(
         the returned draws included. Anomalies are attributed in chunks, and ``max_elements`` is
         lowered, so that the estimated working set fits (an estimate calibrated with
         ``benchmarks/memory.py``, see docs/guarantees.md); the numbers do not depend on the budget
-        (same seed, same draws up to float32 rounding). ``None``
+        (same seed, same draws up to float32 rounding and, under importance sampling, about 1e-4
+        nats of density-table interpolation). The budget is of live tensors: glibc's allocator
+        can keep freed blocks resident beyond it (``MALLOC_MMAP_THRESHOLD_=65536`` returns them). ``None``
         (default): no budget, only ``max_elements``. A budget below what the call needs for any
         chunk size (the returned draws, the Monte Carlo noise of one chunk) raises
         :class:`~bayesrca.exceptions.ConfigError` with the smallest feasible budget. On the

@@ -3,7 +3,8 @@
 The working set of an attribution call is estimated from its sizes (draws, anomalies, players,
 Monte Carlo samples, coalitions) with per-element costs calibrated on ``benchmarks/memory.py``;
 anomalies are then processed in chunks and the engine's ``max_elements`` lowered to fit. Chunking
-never changes the numbers: every chunk starts from the same seed.
+does not change the numbers (every chunk starts from the same seed), except through importance
+sampling's density tables, whose grid spans a chunk's queries (differences of about 1e-4 nats).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ _MC_FIXED_PER_SAMPLE = 48  # per (Monte Carlo sample x draw x player): fresh-noi
 _BYTES_PER_ELEMENT = {"analytic": 16, "mc": 80}  # working set per element of max_elements
 _CALL_OVERHEAD = {"analytic": 16 * 2**20, "mc": 48 * 2**20}  # first-call allocations (allocator arenas, sort buffers)
 _MIB = 2**20
-#: importance sampling, per (Monte Carlo sample x draw x player) of each anomaly: the moved noise, the
-#: four density queries and the mixture's log terms (three components per player), float64, with
-#: their temporaries; calibrated on ``benchmarks/memory.py`` (29 players, 100 samples, 100 draws)
-_IS_BYTES_PER_SAMPLE = 8 * 16
-
+#: importance sampling, per (Monte Carlo sample x draw) of each anomaly: the moved noise of every
+#: player (float64, its float32 copy and the linear players' free effect, per player) and one
+#: player's density queries and mixture terms at a time (the weights are a running log-sum-exp over
+#: players); calibrated on ``benchmarks/memory.py`` (29 players, 100 samples, 100 draws)
+_IS_BYTES_PER_SAMPLE_PLAYER = 16
+_IS_BYTES_PER_SAMPLE = 160
 
 class _Plan(NamedTuple):
     """How one call is cut: the engine's ``max_elements`` and ``(first, start, stop)`` anomaly chunks
@@ -50,6 +52,10 @@ def memory_plan(
 ) -> _Plan:
     """Chunk sizes that keep the estimated working set of a call within ``budget_mb``.
 
+    The budget is of live tensors. The process's resident set can exceed it by what the C
+    allocator keeps after frees (glibc: blocks below its adaptive mmap threshold, returned only from
+    the top of its heap; about +90 MiB measured at a 128 MiB budget, ``benchmarks/memory.py``);
+    ``MALLOC_MMAP_THRESHOLD_=65536`` in the environment makes glibc return them at once.
     The estimate has three parts: the returned draws (``_RESULT_COPIES`` float64 copies of
     draws x anomalies x (players + 1)); on the Monte Carlo path the fresh noise of one chunk's engine
     (``_MC_FIXED_PER_SAMPLE`` bytes per sample x draw x player, independent of the anomalies); and
@@ -60,8 +66,9 @@ def memory_plan(
     the number of engine calls depends on ``max_elements`` only, and half goes to each.
 
     With ``importance`` (the Monte Carlo path may sample by importance) each anomaly of a chunk also
-    holds its proposal: the moved noise of every player and the log terms of the mixture weights,
-    ``_IS_BYTES_PER_SAMPLE * (players + 1)`` bytes per sample x draw, counted whether or not the
+    holds its proposal: the moved noise of every player and one player's log terms of the mixture
+    weights at a time, ``_IS_BYTES_PER_SAMPLE_PLAYER * players + _IS_BYTES_PER_SAMPLE`` bytes per
+    sample x draw, counted whether or not the
     anomaly turns out rare (that is decided inside the engine).
 
     Raises
@@ -89,7 +96,7 @@ def memory_plan(
         bpe = _BYTES_PER_ELEMENT[path]
         state = 8 * d * n * (2 * per_k_values + 6)  # per anomaly of a chunk
         if importance and path == "mc":
-            state += _IS_BYTES_PER_SAMPLE * m * d * (n + 1)
+            state += (_IS_BYTES_PER_SAMPLE_PLAYER * n + _IS_BYTES_PER_SAMPLE) * m * d
         result = 8 * _RESULT_COPIES * (d * k * (n + 1) + k * n)
         fixed = result + _CALL_OVERHEAD[path] + (0 if path == "analytic" else _MC_FIXED_PER_SAMPLE * m * d * n)
         floor = fixed + bpe * floor_elements + min_chunk * state

@@ -218,12 +218,15 @@ class NoiseProposal:
     def _log_weights(self, values: dict) -> torch.Tensor:
         """``-log(alpha_0 + sum_jc alpha_jc r_jc)`` in log space (ratios of e^1000 do not overflow), ``(M, K, D)``;
         exactly 0 for the anomalies that are not rare."""
-        terms = [self._log_terms(n, values[n]) for n in self.nodes]
-        shape = terms[0].shape[:-1]
-        defensive = torch.full(shape + (1,), math.log(max(1.0 - float(self.alpha.sum()), 1e-300)), dtype=torch.float64)
-        log_denominator = torch.logsumexp(torch.cat([defensive, *terms], -1), -1)
+        # a running log-sum-exp, player by player: the working set is that of one player's terms,
+        # whatever the number of players
+        rare = self.rare.nonzero().squeeze(-1)
+        defensive = math.log(max(1.0 - float(self.alpha.sum()), 1e-300))
+        log_denominator = torch.full(values[self.nodes[0]][:, rare].shape, defensive, dtype=torch.float64)
+        for n in self.nodes:
+            log_denominator = torch.logaddexp(log_denominator, torch.logsumexp(self._log_terms(n, values[n]), -1))
         out = torch.zeros(values[self.nodes[0]].shape, dtype=torch.float64)
-        out[:, self.rare.nonzero().squeeze(-1)] = -log_denominator
+        out[:, rare] = -log_denominator
         return out
 
     def fit(self, noise: dict, abducted: dict) -> NoiseProposal:

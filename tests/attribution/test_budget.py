@@ -58,6 +58,7 @@ def test_small_and_large_budgets_give_the_same_numbers(monkeypatch, mechanisms, 
     monkeypatch.setattr(_budget, "_CALL_OVERHEAD", {"analytic": 0, "mc": 0})
     monkeypatch.setattr(_budget, "_MC_FIXED_PER_SAMPLE", 0)
     monkeypatch.setattr(_budget, "_IS_BYTES_PER_SAMPLE", 0)  # the proposal's per-anomaly state, as large
+    monkeypatch.setattr(_budget, "_IS_BYTES_PER_SAMPLE_PLAYER", 0)
     monkeypatch.setattr(_budget, "_BYTES_PER_ELEMENT", {"analytic": 1, "mc": 1})
     plans = []
     original = attribution.memory_plan
