@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Executor
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -13,15 +14,17 @@ import pyro
 import torch
 
 from . import graph as graphs
-from ._progress import progress_bar
+from ._progress import open_bar
 from ._progress import resolve as resolve_progress
 from ._random import resolve_seed, seeded
 from .exceptions import ConfigError, GraphError, NotFittedError
 from .averaging import WEIGHTINGS
 from .mechanisms import Mechanism
 from .mechanisms.mixture import FamilyMixture
-from .mechanisms.registry import FAMILY_NAMES, check_position, default_candidates, family_mechanism
-from .selection import discrete_kind, discrete_mechanism, select_mechanism
+from .mechanisms.registry import FAMILY_NAMES, check_position, family_mechanism
+from .fitting import fit_node_task
+from .parallel import check_executor, run_tasks
+from .selection import discrete_kind
 from .validation import check_frame, check_positive_int, constant_columns
 
 __all__ = ["BayesianSCM"]
@@ -102,7 +105,14 @@ class BayesianSCM:
         return self
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, data: pd.DataFrame, *, seed: int | None = None, progress: bool | None = None) -> BayesianSCM:
+    def fit(
+        self,
+        data: pd.DataFrame,
+        *,
+        seed: int | None = None,
+        progress: bool | None = None,
+        executor: Executor | None = None,
+    ) -> BayesianSCM:
         """Fit every node's mechanism to normal-operation data.
 
         Parameters
@@ -114,6 +124,11 @@ class BayesianSCM:
         progress : bool or None, default None
             Show a progress bar over nodes. None: on in a terminal or a notebook, off in CI and
             when standard error is redirected.
+        executor : concurrent.futures.Executor, optional
+            Fit the nodes as tasks on this executor (a
+            :class:`~concurrent.futures.ProcessPoolExecutor`, or a Dask client's
+            ``get_executor()``); None (default): one after the other in this process. Each node
+            has its own seed, so the fit is bit-identical either way (:mod:`bayesrca.parallel`).
 
         Returns
         -------
@@ -125,6 +140,7 @@ class BayesianSCM:
         if not (isinstance(self.constant_noise_scale, (int, float)) and self.constant_noise_scale > 0):
             raise ConfigError(f"constant_noise_scale must be a positive number, got {self.constant_noise_scale!r}")
         progress = resolve_progress(progress)
+        executor = check_executor(executor)
         if self.averaging not in WEIGHTINGS + ("none",):
             raise ConfigError(f"averaging must be one of {WEIGHTINGS + ('none',)}, got {self.averaging!r}")
         weighting = "pseudo-bma+" if self.averaging == "none" else self.averaging
@@ -135,40 +151,40 @@ class BayesianSCM:
         base_seed = resolve_seed(seed)
         node_seeds = np.random.SeedSequence(base_seed).spawn(len(order))
         position = {n: i for i, n in enumerate(graph.nodes)}
-        fitted: dict[Hashable, Mechanism] = {}
-        tables = []
-        for node in progress_bar(order, progress, "fitting nodes"):
+        tasks = []
+        for node in order:
             parents = graphs.parents_of(graph, node)
-            y = frame[node].to_numpy()
-            pa = frame[list(parents)].to_numpy().reshape(len(frame), len(parents))
-            ss = node_seeds[position[node]]
-            rng = np.random.default_rng(ss)
-            spec = specs[node]
-            kind = discrete_kind(data[node]) if spec == "auto" else None
-            with seeded(int(ss.generate_state(1)[0])):
-                discrete = discrete_mechanism(kind, y, pa) if kind is not None else None
-                if discrete is not None:  # booleans and (not overdispersed) counts
-                    mech = discrete
-                elif spec == "auto" and node not in constant and len(frame) >= 40:
-                    candidates = default_candidates(y, not parents, pa)
-                    mech, table = select_mechanism(candidates, y, pa, rng=rng, weighting=weighting, node=str(node))
-                    tables.append(table)
-                    if self.averaging != "none":
-                        mech = _averaged(candidates, table["averaged_weight"].to_numpy())
-                elif spec == "auto":
-                    mech = default_candidates(y, not parents)[0]
-                else:
-                    mech = spec
-                if not _user_mechanism(self.mechanisms, node):
-                    for part in mech.components if isinstance(mech, FamilyMixture) else [mech]:
-                        if hasattr(part, "constant_noise_scale"):
-                            part.constant_noise_scale = self.constant_noise_scale
-                mech.fit(y, pa, num_draws=num_draws, progress=progress, node=str(node))
+            tasks.append((
+                str(node),
+                specs[node],
+                discrete_kind(data[node]) if specs[node] == "auto" else None,
+                frame[node].to_numpy(),
+                frame[list(parents)].to_numpy().reshape(len(frame), len(parents)),
+            ))
+        options = {
+            "num_draws": num_draws, "averaging": self.averaging, "weighting": weighting,
+            "progress": progress and executor is None,  # a worker's bar would draw in its own log
+        }
+        fitted: dict[Hashable, Mechanism] = {}
+        tables: dict[int, pd.DataFrame] = {}
+
+        def done(i: int, result: tuple[Mechanism, pd.DataFrame | None]) -> None:
+            node, (mech, table) = order[i], result
             _log.info("node %r: %s", node, mech.describe())
             fitted[node] = mech
+            if table is not None:
+                tables[i] = table
+            bar.update(1)
+
+        with open_bar(progress, len(order), "fitting nodes", unit="node") as bar:
+            run_tasks(executor, fit_node_task, [
+                (*task, {**options, "seed": node_seeds[position[node]], "constant": node in constant,
+                         "constant_noise_scale": None if _user_mechanism(self.mechanisms, node) else self.constant_noise_scale})
+                for node, task in zip(order, tasks)
+            ], done)
         self._set_fitted_state(
-            graph, fitted, nodes=order, num_draws=num_draws,
-            selection=pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(),
+            graph, {n: fitted[n] for n in order}, nodes=order, num_draws=num_draws,
+            selection=pd.concat([tables[i] for i in sorted(tables)], ignore_index=True) if tables else pd.DataFrame(),
             training_data=frame, seed=base_seed,
         )
         return self
@@ -379,14 +395,6 @@ class BayesianSCM:
         return f"BayesianSCM({n} nodes, mechanisms={self.mechanisms!r}{avg}, num_draws={self.num_draws}, {state})"
 
 
-def _averaged(candidates: Sequence[Mechanism], weights: np.ndarray) -> Mechanism:
-    """The candidates with positive weight: one alone, or a :class:`FamilyMixture` of several."""
-    kept = [(c, float(w)) for c, w in zip(candidates, weights) if w > 0]
-    if len(kept) == 1:
-        return kept[0][0].clone()
-    return FamilyMixture([c.clone() for c, _ in kept], [w for _, w in kept])
-
-
 def _user_mechanism(spec: Any, node: Hashable) -> bool:
     """True when the user passed a Mechanism instance for ``node`` (its own settings are kept)."""
     if isinstance(spec, Mapping):
@@ -406,3 +414,4 @@ def _resolve_spec(spec: Any, node: Hashable, is_root: bool) -> Any:
         f"mechanism for node {node!r} must be 'auto', one of {list(FAMILY_NAMES)}, a Mechanism instance "
         f"or a mapping of nodes to these; got {spec!r}"
     )
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Hashable
+from concurrent.futures import Executor
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from .. import graph as graphs
 from .budget import memory_plan
 from .common import check_common_arguments, check_fitted_scm, check_num_mc_samples, check_player_frame, mc_std_error
 from .._progress import counting, open_bar, resolve
+from ..parallel import check_executor, run_tasks
 from .._random import seeded
 from ..counterfactual import (
     CounterfactualEngine,
@@ -26,7 +28,7 @@ from ..results import AttributionResult
 from ..shapley import ShapleyOptions, shapley_values
 from ..counterfactual.importance import log_se
 from ..counterfactual.tails import MIN_TAIL_ESS, event_side
-from ..validation import check_positive_number
+from ..validation import check_positive_int, check_positive_number
 
 __all__ = ["attribute_anomalies"]
 
@@ -49,6 +51,8 @@ def attribute_anomalies(
     base_score: str = "median_cdf",
     max_elements: int = 2**25,
     max_memory_mb: float | None = None,
+    batch_size: int | None = None,
+    executor: Executor | None = None,
     progress: bool | None = None,
 ) -> AttributionResult:
     r"""Posterior contributions of the target's ancestors to each anomaly's IT outlier score.
@@ -111,9 +115,21 @@ def attribute_anomalies(
         :class:`~bayesrca.exceptions.ConfigError` with the smallest feasible budget. On the
         Monte Carlo path the fixed part grows with ``num_mc_samples`` x draws x players: lower
         ``num_mc_samples`` (or use fewer posterior draws) to fit a small budget.
+    batch_size : int, optional
+        At most this many anomalies per batch (a batch is one task on ``executor``); None: as the
+        memory plan cuts them (all at once without a budget). The numbers depend on the batches
+        only through float32 rounding, and are bit-identical for the same batches.
+    executor : concurrent.futures.Executor, optional
+        Attribute the batches as tasks on this executor (a
+        :class:`~concurrent.futures.ProcessPoolExecutor`, or a Dask client's ``get_executor()``):
+        the same seed and ``batch_size`` give bit-identical numbers to ``executor=None`` (every
+        batch seeds itself, :mod:`bayesrca.parallel`). The fitted model is sent with each task, so
+        make batches few and large (e.g. ``batch_size = ceil(anomalies / workers)``).
+        ``max_memory_mb`` applies per task.
     progress : bool or None, default None
         Show a progress bar over the whole attribution (coalitions x anomalies evaluated). None:
-        on in a terminal or a notebook, off in CI and when standard error is redirected.
+        on in a terminal or a notebook, off in CI and when standard error is redirected. With an
+        executor it advances as batches finish.
 
     Returns
     -------
@@ -158,52 +174,43 @@ def attribute_anomalies(
         max_elements=args.max_elements,
         budget_mb=max_memory_mb,
         importance=tail in ("auto", "mc"),
+        max_chunk=None if batch_size is None else check_positive_int(batch_size, "batch_size"),
     )
+    executor = check_executor(executor)
     contributions = np.empty((num_draws, len(frame), n))
     it_scores = np.empty((num_draws, len(frame)))
     mc_se = np.empty((len(frame), n))
     tail_ess = np.empty((num_draws, len(frame)))
     value_ess = np.empty((num_draws, len(frame)))
-    integrated = importance = False  # did any chunk integrate a Gaussian part (conditional Monte Carlo)?
-    work = sum(stop - first for first, _, stop in plan.chunks) * estimator.num_coalitions(n)
-    _log.info("attribution at %r: %d players, %s path, %s Shapley, %d chunk(s) of anomalies",
+    flags = {"integrated": False, "importance": False}  # did any batch integrate a Gaussian part / sample by importance?
+    num_coalitions = estimator.num_coalitions(n)
+    work = sum(stop - first for first, _, stop in plan.chunks) * num_coalitions
+    _log.info("attribution at %r: %d players, %s path, %s Shapley, %d batch(es) of anomalies",
               target_node, n, path, estimator.method, len(plan.chunks))
+    options = {
+        "path": path, "num_mc_samples": num_mc_samples, "base_score": base_score, "max_elements": plan.max_elements,
+        "tail": tail, "seed": args.seed, "estimator": estimator,
+    }
+
+    def done(i: int, out: dict) -> None:
+        first, start, stop = plan.chunks[i]
+        skip = start - first  # rows only there to give a short last batch the sorted path's size
+        contributions[:, start:stop] = out["contributions"][:, skip:]
+        it_scores[:, start:stop] = out["it_scores"][:, skip:]
+        tail_ess[:, start:stop] = out["tail_ess"][:, skip:]
+        value_ess[:, start:stop] = out["value_ess"][:, skip:]
+        mc_se[start:stop] = out["mc_se"][skip:]
+        for key in flags:
+            flags[key] = flags[key] or out[key]
+        if executor is not None:  # in this process the bar follows the coalitions themselves
+            bar.update((stop - first) * num_coalitions)
+
     bar = open_bar(resolve(progress), work, "attributing anomalies", unit="coalition")
-    with torch.no_grad(), bar:
-        for first, start, stop in plan.chunks:
-            rows = frame.iloc[first:stop]
-            observed = {p: torch.tensor(rows[p].to_numpy()).unsqueeze(-1) for p in players}
-            # every chunk starts from the same seed: the same fresh noise and the same permutations
-            # for every anomaly, so how the anomalies are chunked does not change the numbers
-            with seeded(args.seed) as generator:
-                engine = CounterfactualEngine(
-                    scm,
-                    target_node,
-                    players,
-                    observed,
-                    path=path,
-                    num_mc_samples=num_mc_samples,
-                    base_score=base_score,
-                    max_elements=plan.max_elements,
-                    conditional=tail != "plain",
-                    importance=tail in ("auto", "mc"),
-                )
-                phi = shapley_values(
-                    counting(engine, bar, stop - first),
-                    n,
-                    method=estimator,
-                    generator=generator,
-                    chunk_size=max(1, plan.max_elements // (len(rows) * num_draws * 3)),  # values of a chunk, float64
-                )  # (K, D, E, n)
-            skip = start - first  # rows only there to give a short last chunk the sorted path's size
-            contributions[:, start:stop] = phi[skip:, :, 0].permute(1, 0, 2).numpy()
-            it_scores[:, start:stop] = engine.it_score[skip:].T.numpy()
-            tail_ess[:, start:stop] = engine.tail_ess[skip:].T.numpy()
-            value_ess[:, start:stop] = engine.value_ess[skip:].T.numpy()
-            mc_se[start:stop] = mc_std_error(phi[skip:])
-            integrated = integrated or engine.integrated
-            importance = importance or engine.importance
-            del engine, phi  # before the next chunk's engine is built
+    with bar:
+        tasks = [(scm, target_node, players, frame.iloc[first:stop], options, None if executor else bar)
+                 for first, _, stop in plan.chunks]
+        run_tasks(executor, attribute_batch, tasks, done)
+    integrated, importance = flags["integrated"], flags["importance"]
     info = {
         "engine": path,
         "shapley": estimator.method,
@@ -229,6 +236,47 @@ def attribute_anomalies(
         method_info=info,
         mc_std_error=mc_se,
     )
+
+
+def attribute_batch(scm, target_node, players: list, rows: pd.DataFrame, options: dict, bar=None) -> dict:
+    """Attribute one batch of anomalies (a task): posterior contributions and diagnostics as arrays.
+
+    Seeds itself from ``options["seed"]``: the same fresh noise and the same permutations for every
+    batch, so how the anomalies are batched, and where a batch runs, does not change the numbers.
+    """
+    with torch.no_grad():
+        observed = {p: torch.tensor(rows[p].to_numpy()).unsqueeze(-1) for p in players}
+        estimator, num_draws = options["estimator"], scm.num_draws_
+        with seeded(options["seed"]) as generator:
+            engine = CounterfactualEngine(
+                scm,
+                target_node,
+                players,
+                observed,
+                path=options["path"],
+                num_mc_samples=options["num_mc_samples"],
+                base_score=options["base_score"],
+                max_elements=options["max_elements"],
+                conditional=options["tail"] != "plain",
+                importance=options["tail"] in ("auto", "mc"),
+            )
+            function = engine if bar is None else counting(engine, bar, len(rows))
+            phi = shapley_values(
+                function,
+                len(players),
+                method=estimator,
+                generator=generator,
+                chunk_size=max(1, options["max_elements"] // (len(rows) * num_draws * 3)),  # values of a batch, float64
+            )  # (K, D, E, n)
+        return {
+            "contributions": phi[:, :, 0].permute(1, 0, 2).numpy(),
+            "it_scores": engine.it_score.T.numpy(),
+            "tail_ess": engine.tail_ess.T.numpy(),
+            "value_ess": engine.value_ess.T.numpy(),
+            "mc_se": mc_std_error(phi),
+            "integrated": engine.integrated,
+            "importance": engine.importance,
+        }
 
 
 def _sampled_on_r(scm, node) -> bool:

@@ -49,6 +49,7 @@ def memory_plan(
     max_elements: int,
     budget_mb: float | None,
     importance: bool = False,
+    max_chunk: int | None = None,
 ) -> _Plan:
     """Chunk sizes that keep the estimated working set of a call within ``budget_mb``.
 
@@ -70,6 +71,9 @@ def memory_plan(
     weights at a time, ``_IS_BYTES_PER_SAMPLE_PLAYER * players + _IS_BYTES_PER_SAMPLE`` bytes per
     sample x draw, counted whether or not the
     anomaly turns out rare (that is decided inside the engine).
+
+    ``max_chunk`` caps the anomalies per chunk (a user's ``batch_size``); the sorted path's
+    minimum chunk size still holds (a short chunk is padded with the rows before it).
 
     Raises
     ------
@@ -120,6 +124,8 @@ def memory_plan(
             by_state = int((avail - bpe * elements) // state)
             chunk = max(min_chunk, min(k, max(1, elements // per_anomaly), by_state))
         chunk = max(min_chunk, min(chunk, elements // (3 * d)))  # one coalition of the chunk fits
+    if max_chunk is not None:
+        chunk = max(min_chunk, min(chunk, max_chunk))
     chunk = min(chunk, k) if k >= min_chunk else k
     chunks = []
     for start in range(0, k, max(chunk, 1)):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from concurrent.futures import Executor
 from typing import Any
 
 import networkx as nx
@@ -45,6 +46,7 @@ from ..counterfactual.handlers import SwapMechanism
 from ..exceptions import ConfigError, GraphError
 from ..mechanisms import Mechanism
 from ..mechanisms.base import noise_site
+from ..parallel import check_executor, run_tasks
 from ..results import ContributionResult
 from ..scm import BayesianSCM
 from ..shapley import ShapleyOptions, shapley_values
@@ -74,6 +76,7 @@ def distribution_change(
     max_elements: int = 2**25,
     seed: int | None = None,
     progress: bool | None = None,
+    executor: Executor | None = None,
 ) -> ContributionResult:
     r"""Posterior contributions of mechanism changes to the change of the target's distribution.
 
@@ -121,6 +124,10 @@ def distribution_change(
     progress : bool or None, default None
         Show progress bars while fitting. None: on in a terminal or a notebook, off in CI and
         when standard error is redirected.
+    executor : concurrent.futures.Executor, optional
+        Run the fits (the shared model's nodes, then each changed node's old and new mechanism)
+        as tasks on this executor (:mod:`bayesrca.parallel`); bit-identical numbers to None
+        (default: in this process). The Shapley values are computed here.
 
     Returns
     -------
@@ -149,6 +156,7 @@ def distribution_change(
                                   max_exact_players=max_exact_players, max_elements=max_elements)
     psi, quantity = _summary_function(summary, target_node)
     progress = resolve_progress(progress)
+    executor = check_executor(executor)
     seeds = child_seeds(args.seed, 3 + 2 * len(players))
     sub = nx.DiGraph()
     sub.add_nodes_from(players)
@@ -156,7 +164,7 @@ def distribution_change(
     if isinstance(spec, Mapping):
         spec = {n: m for n, m in spec.items() if n in sub}
     pooled = pd.concat([old, new], ignore_index=True)
-    shared = BayesianSCM(sub, mechanisms=spec, num_draws=num_draws).fit(pooled, seed=seeds[0], progress=progress)
+    shared = BayesianSCM(sub, mechanisms=spec, num_draws=num_draws).fit(pooled, seed=seeds[0], progress=progress, executor=executor)
     parents = shared.parents_
     log_bf = np.array([
         -np.inf if n in invariant else change_log_bayes_factor(shared.mechanisms_[n], old, new, n, parents[n])
@@ -166,16 +174,15 @@ def distribution_change(
     with seeded(seeds[1]), torch.no_grad():
         changed = torch.rand(num_draws, len(players), dtype=torch.float64) < torch.as_tensor(prob)
     active = [n for i, n in enumerate(players) if bool(changed[:, i].any())]
-    fits: dict[Hashable, tuple[Mechanism, Mechanism]] = {}
-    for i, node in enumerate(active):
-        pair = []
-        for k, frame in enumerate((old, new)):
-            mech = shared.mechanisms_[node].clone()
-            y, pa = frame[node].to_numpy(), frame[list(parents[node])].to_numpy().reshape(len(frame), -1)
-            with seeded(seeds[3 + 2 * i + k]):
-                mech.fit(y, pa, num_draws=num_draws, progress=progress, node=str(node))
-            pair.append(mech)
-        fits[node] = (pair[0], pair[1])
+    tasks = [
+        (shared.mechanisms_[node].clone(), frame[node].to_numpy(),
+         frame[list(parents[node])].to_numpy().reshape(len(frame), -1),
+         seeds[3 + 2 * i + k], num_draws, progress and executor is None, str(node))
+        for i, node in enumerate(active) for k, frame in enumerate((old, new))
+    ]
+    fitted: dict[int, Mechanism] = {}
+    run_tasks(executor, _fit_period, tasks, fitted.__setitem__)
+    fits = {node: (fitted[2 * i], fitted[2 * i + 1]) for i, node in enumerate(active)}
     contributions, total = np.zeros((num_draws, len(players))), np.zeros(num_draws)
     mc_se = np.zeros(len(players))
     exact_mean = summary == "mean" and all(
@@ -203,6 +210,16 @@ def distribution_change(
         attribution="distribution_change", quantity=quantity, method_info=info, prob_changed=prob,
         changed=changed.numpy().astype(float), mc_std_error=mc_se,
     )
+
+
+def _fit_period(mech: Mechanism, y: np.ndarray, pa: np.ndarray, seed: int, num_draws: int, progress: bool,
+                node: str) -> Mechanism:
+    """One node's mechanism fitted to one period's rows (a task; C-ordered copies, as in
+    :func:`bayesrca.fitting.fit_node`, so the numbers do not depend on where it runs)."""
+    with seeded(seed):
+        mech.fit(np.array(y, order="C"), np.array(pa, dtype=np.float64, order="C"), num_draws=num_draws,
+                 progress=progress, node=node)
+    return mech
 
 
 def change_log_bayes_factor(mech: Mechanism, old: pd.DataFrame, new: pd.DataFrame, node: Hashable,

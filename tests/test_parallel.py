@@ -1,0 +1,148 @@
+"""Executors: tasks anywhere, numbers bit-identical to the serial run (same seed, same batches)."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import zipfile
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesrca as br
+from bayesrca.exceptions import ConfigError
+from bayesrca.parallel import check_executor, run_tasks
+
+pytestmark = pytest.mark.filterwarnings("ignore::bayesrca.TailEstimateWarning")  # few samples, on purpose
+
+# a nonlinear child of two parents (auto picks among linear, spline and GP families) and
+# skewed noise: the paths where layout-dependent arithmetic and importance sampling show up
+GRAPH = nx.DiGraph([("a", "c"), ("b", "c"), ("c", "d")])
+
+
+def _data(n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    a, b = rng.exponential(1.0, n), rng.normal(size=n)
+    c = np.sin(2 * a) + 0.5 * b**2 + rng.exponential(0.3, n)
+    d = 1.5 * c + rng.normal(scale=0.4, size=n)
+    return pd.DataFrame({"a": a, "b": b, "c": c, "d": d})
+
+
+ANOMALIES = _data(5, seed=7).assign(a=lambda f: f["a"] + np.array([3.0, 0.0, 1.0, 0.0, 2.0]),
+                                    b=lambda f: f["b"] + np.array([0.0, 3.0, 0.0, -2.0, 1.0]))
+
+
+def _saved(scm, tmp_path, name) -> dict:
+    """Every array and document of the saved model (exact bytes)."""
+    path = tmp_path / f"{name}.bayesrca"
+    br.save(scm, path)
+    with zipfile.ZipFile(path) as z:
+        out = {}
+        for member in z.namelist():
+            data = z.read(member)
+            if member.endswith(".npz"):
+                arrays = np.load(io.BytesIO(data))
+                out.update({f"{member}:{k}": arrays[k] for k in arrays.files})
+            elif member != "manifest.json":  # holds the save time
+                out[member] = data
+        return out
+
+
+class _Inline(Executor):
+    """An executor that runs each task at submit, in this process (the contract only)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as err:  # noqa: BLE001 - handed to the future, as executors do
+            future.set_exception(err)
+        return future
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as ex:
+        yield ex
+
+
+@pytest.fixture(scope="module")
+def serial_scm():
+    return br.BayesianSCM(GRAPH, num_draws=12).fit(_data(), seed=3, progress=False)
+
+
+def test_thread_pools_and_non_executors_are_refused():
+    with ThreadPoolExecutor(1) as threads, pytest.raises(ConfigError, match="separate processes"):
+        check_executor(threads)
+    with pytest.raises(ConfigError, match="concurrent.futures.Executor"):
+        check_executor(4)
+    with pytest.raises(ConfigError, match="executor"):
+        br.BayesianSCM(GRAPH, num_draws=4).fit(_data(), executor="dask")
+    assert check_executor(None) is None
+
+
+def test_run_tasks_hands_every_result_to_its_index_and_raises_a_task_error():
+    got = {}
+    run_tasks(_Inline(), divmod, [(7, 2), (9, 4), (1, 1)], got.__setitem__)
+    assert got == {0: (3, 1), 1: (2, 1), 2: (1, 0)}
+    serial = []
+    run_tasks(None, divmod, [(7, 2), (9, 4)], lambda i, r: serial.append((i, r)))
+    assert serial == [(0, (3, 1)), (1, (2, 1))]
+    with pytest.raises(ZeroDivisionError):
+        run_tasks(_Inline(), divmod, [(1, 0)], got.__setitem__)
+
+
+def test_fit_on_processes_is_bit_identical_to_the_serial_fit(serial_scm, pool, tmp_path):
+    parallel = br.BayesianSCM(GRAPH, num_draws=12).fit(_data(), seed=3, progress=False, executor=pool)
+    a, b = _saved(serial_scm, tmp_path, "serial"), _saved(parallel, tmp_path, "parallel")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]) if isinstance(a[key], np.ndarray) else a[key] == b[key], key
+    pd.testing.assert_frame_equal(serial_scm.selection_, parallel.selection_)
+
+
+def test_attribution_on_processes_is_bit_identical_to_the_serial_run(serial_scm, pool):
+    kwargs = {"seed": 5, "num_mc_samples": 300, "batch_size": 2, "progress": False}
+    serial = br.attribute_anomalies(serial_scm, "d", ANOMALIES, **kwargs)
+    parallel = br.attribute_anomalies(serial_scm, "d", ANOMALIES, executor=pool, **kwargs)
+    inline = br.attribute_anomalies(serial_scm, "d", ANOMALIES, executor=_Inline(), **kwargs)
+    for other in (parallel, inline):
+        assert np.array_equal(serial.contributions, other.contributions)
+        assert np.array_equal(serial.it_scores, other.it_scores)
+        assert np.array_equal(serial.mc_std_error, other.mc_std_error)
+        assert serial.method_info == other.method_info
+    # batches change the numbers by float32 rounding at most (each batch seeds itself)
+    whole = br.attribute_anomalies(serial_scm, "d", ANOMALIES, **{**kwargs, "batch_size": None})
+    np.testing.assert_allclose(whole.contributions, serial.contributions, atol=1e-4)
+
+
+def test_distribution_change_fits_on_processes_give_the_serial_numbers(pool):
+    old, new = _data(200, seed=1), _data(200, seed=2).assign(c=lambda f: f["c"] + 1.0)
+    kwargs = {"num_draws": 8, "num_mc_samples": 200, "seed": 4, "progress": False}
+    serial = br.distribution_change(GRAPH, old, new, "d", **kwargs)
+    parallel = br.distribution_change(GRAPH, old, new, "d", executor=pool, **kwargs)
+    assert serial.method_info["active_nodes"] and serial.method_info == parallel.method_info
+    assert np.array_equal(serial.contributions, parallel.contributions)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True])
+def test_batch_size_is_validated(serial_scm, bad):
+    with pytest.raises(ConfigError, match="batch_size"):
+        br.attribute_anomalies(serial_scm, "d", ANOMALIES, batch_size=bad)
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_gives_the_serial_numbers(serial_scm):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        executor = client.get_executor()
+        fitted = br.BayesianSCM(GRAPH, num_draws=12).fit(_data(), seed=3, progress=False, executor=executor)
+        kwargs = {"seed": 5, "num_mc_samples": 300, "batch_size": 3, "progress": False}
+        on_dask = br.attribute_anomalies(fitted, "d", ANOMALIES, executor=executor, **kwargs)
+    serial = br.attribute_anomalies(serial_scm, "d", ANOMALIES, **kwargs)
+    assert np.array_equal(serial.contributions, on_dask.contributions)
+    assert np.array_equal(serial.it_scores, on_dask.it_scores)
