@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ._random import seeded
+from .threads import torch_threads
 from .mechanisms import Mechanism
 from .mechanisms.mixture import FamilyMixture
 from .mechanisms.registry import default_candidates
@@ -98,8 +99,11 @@ def fit_node(
 
 
 def fit_node_task(node, spec, kind, y, pa, options: dict) -> tuple[Mechanism, pd.DataFrame | None]:
-    """:func:`fit_node` with its keyword options in one mapping (a task: ``fn(*args)``)."""
-    return fit_node(node, spec, kind, y, pa, **options)
+    """:func:`fit_node` with its keyword options in one mapping (a task: ``fn(*args)``), under the
+    caller's number of torch threads (``options["threads"]``, :mod:`bayesrca.threads`)."""
+    kwargs = dict(options)
+    with torch_threads(kwargs.pop("threads")):
+        return fit_node(node, spec, kind, y, pa, **kwargs)
 
 
 def averaged(candidates: Sequence[Mechanism], weights: np.ndarray) -> Mechanism:

@@ -20,10 +20,8 @@ strongly collinear parents (profit = revenue - cost) is not biased by the ridge.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,6 +30,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 
+from .threads import torch_threads
 from .exceptions import ConvergenceWarning
 
 __all__ = ["PRIOR", "VAGUE_G", "SCALE_KEYS", "regression_model", "conjugate_posterior", "conjugate_log_evidence",
@@ -47,15 +46,9 @@ RHAT_MAX = 1.01
 ESS_MIN = 100.0
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
+def _one_thread():
     """NUTS and SVI run many tiny tensor ops, for which thread hand-offs cost more than they give."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return torch_threads(1)
 
 
 def regression_model(

@@ -13,6 +13,7 @@ import pandas as pd
 import pyro
 import torch
 
+from .threads import thread_policy
 from . import graph as graphs
 from ._progress import open_bar
 from ._progress import resolve as resolve_progress
@@ -105,6 +106,7 @@ class BayesianSCM:
         return self
 
     # -- fitting ----------------------------------------------------------------------------
+    @thread_policy
     def fit(
         self,
         data: pd.DataFrame,
@@ -164,6 +166,7 @@ class BayesianSCM:
         options = {
             "num_draws": num_draws, "averaging": self.averaging, "weighting": weighting,
             "progress": progress and executor is None,  # a worker's bar would draw in its own log
+            "threads": torch.get_num_threads(),  # this call's thread policy, in every worker too
         }
         fitted: dict[Hashable, Mechanism] = {}
         tables: dict[int, pd.DataFrame] = {}
@@ -345,6 +348,7 @@ class BayesianSCM:
             values[node] = self.mechanisms_[node].node_program(node, [values[p] for p in parent_names], parent_names)
         return values
 
+    @thread_policy
     def sample(self, num_samples: int, *, seed: int | None = None) -> pd.DataFrame:
         """Draw from the posterior predictive: each row uses a random posterior draw."""
         self.check_fitted()

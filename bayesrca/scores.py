@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .threads import thread_policy
 from .counterfactual import tails
 from ._random import resolve_seed, seeded
 from .counterfactual import abduct_noise, fresh_noise_trace, linearize
@@ -26,6 +27,7 @@ __all__ = ["DEFAULT_BASE_SCORE", "outlier_scores", "gpd_noise_scores", "referenc
 DEFAULT_BASE_SCORE = "median_cdf"
 
 
+@thread_policy
 def outlier_scores(
     scm,
     data: pd.DataFrame,
@@ -149,6 +151,7 @@ def outlier_scores(
     )
 
 
+@thread_policy
 def reference_it_scores(
     scm: Any,
     target: Hashable,

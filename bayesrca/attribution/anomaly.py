@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 from pyro.distributions import constraints
 
+from ..threads import thread_policy, torch_threads
 from .. import graph as graphs
 from .budget import memory_plan
 from .common import check_common_arguments, check_fitted_scm, check_num_mc_samples, check_player_frame, mc_std_error
@@ -37,6 +38,7 @@ _log = logging.getLogger(__name__)
 _TAILS = ("auto", "analytic", "mc", "conditional", "plain")
 
 
+@thread_policy
 def attribute_anomalies(
     scm,
     target_node: Hashable,
@@ -190,6 +192,7 @@ def attribute_anomalies(
     options = {
         "path": path, "num_mc_samples": num_mc_samples, "base_score": base_score, "max_elements": plan.max_elements,
         "tail": tail, "seed": args.seed, "estimator": estimator,
+        "threads": torch.get_num_threads(),  # this call's thread policy, in every worker too
     }
 
     def done(i: int, out: dict) -> None:
@@ -244,7 +247,7 @@ def attribute_batch(scm, target_node, players: list, rows: pd.DataFrame, options
     Seeds itself from ``options["seed"]``: the same fresh noise and the same permutations for every
     batch, so how the anomalies are batched, and where a batch runs, does not change the numbers.
     """
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(options["threads"]):
         observed = {p: torch.tensor(rows[p].to_numpy()).unsqueeze(-1) for p in players}
         estimator, num_draws = options["estimator"], scm.num_draws_
         with seeded(options["seed"]) as generator:

@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 from pyro import poutine
 
+from ..threads import thread_policy, torch_threads
 from .. import graph as graphs
 from .. import inference
 from .._progress import resolve as resolve_progress
@@ -58,6 +59,7 @@ __all__ = ["change_log_bayes_factor", "distribution_change"]
 _SUMMARIES = ("mean", "variance", "kl")
 
 
+@thread_policy
 def distribution_change(
     scm_or_graph: BayesianSCM | nx.DiGraph,
     old_data: pd.DataFrame,
@@ -177,7 +179,7 @@ def distribution_change(
     tasks = [
         (shared.mechanisms_[node].clone(), frame[node].to_numpy(),
          frame[list(parents[node])].to_numpy().reshape(len(frame), -1),
-         seeds[3 + 2 * i + k], num_draws, progress and executor is None, str(node))
+         seeds[3 + 2 * i + k], num_draws, progress and executor is None, str(node), torch.get_num_threads())
         for i, node in enumerate(active) for k, frame in enumerate((old, new))
     ]
     fitted: dict[int, Mechanism] = {}
@@ -213,10 +215,11 @@ def distribution_change(
 
 
 def _fit_period(mech: Mechanism, y: np.ndarray, pa: np.ndarray, seed: int, num_draws: int, progress: bool,
-                node: str) -> Mechanism:
-    """One node's mechanism fitted to one period's rows (a task; C-ordered copies, as in
-    :func:`bayesrca.fitting.fit_node`, so the numbers do not depend on where it runs)."""
-    with seeded(seed):
+                node: str, threads: int) -> Mechanism:
+    """One node's mechanism fitted to one period's rows (a task; C-ordered copies and the caller's
+    torch threads, as in :func:`bayesrca.fitting.fit_node_task`, so the numbers do not depend on
+    where it runs)."""
+    with seeded(seed), torch_threads(threads):
         mech.fit(np.array(y, order="C"), np.array(pa, dtype=np.float64, order="C"), num_draws=num_draws,
                  progress=progress, node=node)
     return mech

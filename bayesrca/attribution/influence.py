@@ -31,6 +31,7 @@ import pyro
 import torch
 from pyro import poutine
 
+from ..threads import thread_policy
 from .. import graph as graphs
 from .._random import seeded
 from .common import check_common_arguments, check_fitted_scm, mc_std_error
@@ -48,6 +49,7 @@ __all__ = ["intrinsic_causal_influence"]
 _ENGINES = ("auto", "analytic", "mc")
 
 
+@thread_policy
 def intrinsic_causal_influence(
     scm: BayesianSCM,
     target_node: Hashable,

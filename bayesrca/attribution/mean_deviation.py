@@ -30,6 +30,7 @@ import pandas as pd
 import torch
 from pyro import poutine
 
+from ..threads import thread_policy
 from .. import graph as graphs
 from .._random import seeded
 from ..counterfactual import abduct_noise, fresh_noise_trace, linearize
@@ -48,6 +49,7 @@ SCORES = ("value", "median_cdf")
 _log = logging.getLogger(__name__)
 
 
+@thread_policy
 def attribute_mean_deviation(
     scm,
     target_node: Hashable,
