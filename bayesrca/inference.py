@@ -30,6 +30,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 
+from ._warnings import user_stacklevel
 from .threads import torch_threads
 from .exceptions import ConvergenceWarning
 
@@ -352,7 +353,7 @@ def _diagnose(chains: list[dict[str, torch.Tensor]], node: str) -> dict[str, Any
             f"node {node!r}: NUTS did not converge well (max R-hat {rhat:.3f}, limit {RHAT_MAX}; min bulk ESS "
             f"{ess:.0f}, limit {ess_min:.0f}); raise num_warmup / num_draws or choose another mechanism",
             ConvergenceWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
     return {"rhat_max": rhat, "ess_min": ess}
 
@@ -419,7 +420,7 @@ def svi_posterior(
                 f"node {node!r}: SVI's ELBO still moved by {rel_change:.2e} (relative) over the last "
                 f"{tail} steps; raise num_steps or use inference='nuts'",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=user_stacklevel(),
             )
         with torch.no_grad():
             draws = Predictive(guide, num_samples=num_draws)(X, None, noise, g)

@@ -15,10 +15,12 @@ tasks sharing one process's threads would draw from each other's streams.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from typing import Any
 
+from ._warnings import user_stacklevel
 from .exceptions import ConfigError
 
 __all__ = ["check_executor", "run_tasks"]
@@ -50,17 +52,28 @@ def run_tasks(
 
     In this process (``executor=None``) in order; on an executor as the results arrive (the
     callback runs here, in the caller's process). ``fn`` must be a module-level function and the
-    tasks picklable. The first task that fails cancels those not yet started and its exception
-    is raised here.
+    tasks picklable. Warnings a task raises on a worker are raised again here. The first task
+    that fails cancels those not yet started and its exception is raised here.
     """
     if executor is None:
         for i, task in enumerate(tasks):
             on_result(i, fn(*task))
         return
-    futures = {executor.submit(fn, *task): i for i, task in enumerate(tasks)}
+    futures = {executor.submit(_recording, fn, task): i for i, task in enumerate(tasks)}
     try:
         for future in as_completed(futures):
-            on_result(futures[future], future.result())
+            result, caught = future.result()
+            for message, category in caught:  # a worker's warnings, shown here as if raised here
+                warnings.warn(message, category, stacklevel=user_stacklevel())
+            on_result(futures[future], result)
     finally:
         for future in futures:
             future.cancel()
+
+
+def _recording(fn: Callable[..., Any], task: tuple) -> tuple[Any, list[tuple[str, type[Warning]]]]:
+    """``fn(*task)`` and the warnings it raised (a worker's warnings would stay in its own log)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn(*task)
+    return result, [(str(w.message), w.category) for w in caught]

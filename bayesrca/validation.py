@@ -8,6 +8,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 import pandas as pd
 
+from ._warnings import user_stacklevel
 from .exceptions import ConfigError, ConstantColumnWarning, DataError
 
 __all__ = ["check_frame", "check_positive_int", "check_positive_number", "check_probability", "constant_columns"]
@@ -116,7 +117,7 @@ def constant_columns(frame: pd.DataFrame, *, what: str) -> list[Hashable]:
             f"{what}: columns {_names(const)} are constant; their noise scale is set from the prior "
             "(constant_noise_scale), so any later deviation scores as a finite but very surprising event",
             ConstantColumnWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return const
 

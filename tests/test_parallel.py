@@ -95,6 +95,21 @@ def test_run_tasks_hands_every_result_to_its_index_and_raises_a_task_error():
         run_tasks(_Inline(), divmod, [(1, 0)], got.__setitem__)
 
 
+def _warn_and_square(x):
+    import warnings
+
+    warnings.warn(f"task {x}", br.ConvergenceWarning)
+    return x * x
+
+
+def test_a_workers_warnings_are_raised_in_the_caller():
+    got = {}
+    with pytest.warns(br.ConvergenceWarning, match="task 3") as record:
+        run_tasks(_Inline(), _warn_and_square, [(3,)], got.__setitem__)
+    assert got == {0: 9}
+    assert record[0].filename == __file__  # it points at the caller's line, not into bayesrca
+
+
 def test_fit_on_processes_is_bit_identical_to_the_serial_fit(serial_scm, pool, tmp_path):
     parallel = br.BayesianSCM(GRAPH, num_draws=12).fit(_data(), seed=3, progress=False, executor=pool)
     a, b = _saved(serial_scm, tmp_path, "serial"), _saved(parallel, tmp_path, "parallel")

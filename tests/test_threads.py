@@ -58,3 +58,17 @@ def test_public_entry_points_follow_the_policy():
     for fn in (br.BayesianSCM.fit, br.BayesianSCM.sample, br.attribute_anomalies, br.distribution_change,
                br.intrinsic_causal_influence, br.attribute_mean_deviation, br.outlier_scores, br.reference_it_scores):
         assert getattr(fn, "__wrapped__", None) is not None, fn.__name__
+
+
+def test_warnings_of_decorated_calls_point_at_the_callers_line():
+    import networkx as nx
+    import numpy as np
+    import pandas as pd
+
+    import bayesrca as br
+
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({"a": rng.normal(size=50), "b": np.ones(50)})
+    with pytest.warns(br.ConstantColumnWarning) as record:
+        br.BayesianSCM(nx.DiGraph([("a", "b")]), mechanisms="gaussian", num_draws=4).fit(data, seed=0)
+    assert [w.filename for w in record if issubclass(w.category, br.ConstantColumnWarning)] == [__file__]

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 from pyro.distributions import constraints
 
+from .._warnings import user_stacklevel
 from ..threads import thread_policy, torch_threads
 from .. import graph as graphs
 from .budget import memory_plan
@@ -314,7 +315,7 @@ def _check_tail_ess(tail_ess: np.ndarray, value_ess: np.ndarray, anomalies: list
             "and linear mechanisms upstream (closed form). See method_info['tail_ess_min'], ['value_ess_min'] "
             "and ['unreliable_tail'].",
             TailEstimateWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return {
         "tail_ess_min": [round(float(e), 2) for e in ess_min],
@@ -356,6 +357,6 @@ def _warn_extrapolation(scm, players, frame) -> None:
             "on extrapolation: " + "; ".join(far[:5]) + ("; ..." if len(far) > 5 else "")
             + ". Consider linear mechanisms for these nodes, or check the result against them.",
             ExtrapolationWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
 

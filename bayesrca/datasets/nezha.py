@@ -35,6 +35,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from .._warnings import user_stacklevel
 from ._files import reading
 from ..exceptions import BayesRCAWarning, ConfigError, DataError
 
@@ -228,7 +229,7 @@ def load_nezha(
             f"{root / 'cases.csv'}: {len(other)} cases name a target metric other than {metric!r} (e.g. "
             f"{other[0]!r}); their frames hold {metric!r}, and the analysed row is where its target value is largest",
             BayesRCAWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     return NezhaSystem(
         name=root.name,

@@ -33,6 +33,7 @@ from pathlib import Path
 import networkx as nx
 import pandas as pd
 
+from .._warnings import user_stacklevel
 from ._files import reading
 from ..exceptions import BayesRCAWarning, ConfigError, DataError
 
@@ -269,7 +270,7 @@ def _causal_graph(path: Path, measured: set[str]) -> tuple[nx.DiGraph, list[str]
             f"{path.parent.name}: graph nodes without data were marginalised (parents linked to children): "
             f"{unmeasured}",
             BayesRCAWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     return graph, unmeasured
 

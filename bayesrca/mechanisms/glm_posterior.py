@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._warnings import user_stacklevel
 from ..exceptions import ConvergenceWarning
 from ..inference import ESS_MIN, RHAT_MAX, chain_diagnostics
 
@@ -125,5 +126,5 @@ def warn_if_not_converged(info: dict[str, Any], num_draws: int, node: str) -> No
         f"node {node!r}: NUTS did not converge well (max R-hat {rhat:.3f} at {worst}, limit {RHAT_MAX}; "
         f"min bulk ESS {ess:.0f}, limit {ess_limit:.0f}); raise num_warmup / num_draws or use inference='laplace'",
         ConvergenceWarning,
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )
