@@ -18,7 +18,9 @@ Each benchmark runs in its own process (so each one's peak memory is its own), i
   intervals against exact truths on linear-Gaussian SCMs; DoWhy's supply-chain and microservice
   data), bayesrca vs DoWhy;
 * ``extreme.py``: the ranking and calibration tables repeated with outliers of 6-12 sd (closed
-  form, conditional and plain Monte Carlo tails), bayesrca vs DoWhy.
+  form, conditional and plain Monte Carlo tails), bayesrca vs DoWhy;
+* ``scaling_out.py``: the same fit and attribution serial, on a process pool and on a Dask
+  cluster (times, and whether every number is bit-identical).
 
 Every script writes ``<name>.md``, ``<name>.csv`` and its figures into ``--out``; this runner then
 writes ``report.md`` there: every table in order, with links to the figures. Run from the
@@ -53,6 +55,7 @@ SCRIPTS = {
     "nezha": "nezha.py",
     "change": "change.py",
     "extreme": "extreme.py",
+    "scaling_out": "scaling_out.py",
 }
 
 
