@@ -54,6 +54,7 @@ import torch
 from pyro.distributions import Normal, StudentT, constraints
 
 from . import tails
+from ..mechanisms.mixture import DrawSelection, _select, _within_support
 from ..mechanisms.noise import BootstrapGPD
 
 __all__ = ["DEFENSIVE", "SCALE", "RARE_IT", "inflatable_players", "NoiseProposal", "weighted_thresholds", "log_se"]
@@ -106,10 +107,13 @@ def _log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
     :data:`GRID` points per draw spanning the queries and interpolated linearly (GPD-tailed
     bootstrap noise: only its body, between the thresholds; its tails are closed form); the error is
     checked against exact values at 256 of the queries and, above :data:`GRID_TOL`, every query is
-    evaluated exactly instead.
+    evaluated exactly instead. A per-draw selection of families (:class:`~bayesrca.mechanisms.mixture.DrawSelection`)
+    is evaluated component by component, each as above.
     """
     if isinstance(dist, (Normal, StudentT)):
         return [_log_prob(dist, q) for q in queries]
+    if isinstance(dist, DrawSelection):
+        return _selection_log_densities(dist, queries)
     flat = torch.cat([q.reshape(-1, q.shape[-1]) for q in queries])  # (Q, D)
     lo, hi = flat.amin(0), flat.amax(0)
     size = GRID
@@ -125,6 +129,8 @@ def _log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
         return [_log_prob(dist, q) for q in queries]
     width = (hi - lo).clamp(min=1e-12)
     grid = lo + width * torch.linspace(0, 1, size, dtype=flat.dtype).unsqueeze(-1)  # (G, D)
+    if gpd is not None:  # lo + width rounds past the upper threshold: the GPD's density there, not the body's
+        grid = torch.minimum(torch.maximum(grid, gpd.lower), gpd.upper)
     table = _log_prob(dist, grid).T.contiguous()  # (D, G)
 
     def interpolate(q: torch.Tensor) -> torch.Tensor:
@@ -144,6 +150,21 @@ def _log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
     if bool(((evaluate(check) - _log_prob(dist, check)).abs() > GRID_TOL).any()):
         return [_log_prob(dist, q) for q in queries]
     return [evaluate(q) for q in queries]
+
+
+def _selection_log_densities(dist: DrawSelection, queries: list[torch.Tensor]) -> list[torch.Tensor]:
+    """:func:`_log_densities` of a per-draw selection of families: each component assigned to some
+    draw on its own (tabulated where it can be), -inf outside a component's support, then per draw
+    the assigned component's value."""
+    per_component = []
+    for k, comp in enumerate(dist.components):
+        if not bool((dist.assignment == k).any()):
+            per_component.append([torch.zeros_like(q) for q in queries])  # never selected
+        elif comp.support is None or comp.support is constraints.real:
+            per_component.append(_log_densities(comp, queries))
+        else:
+            per_component.append([_within_support(comp, q, lambda v, c=comp: _log_prob(c, v), -math.inf) for q in queries])
+    return [_select(dist.assignment, list(values)) for values in zip(*per_component)]
 
 
 class NoiseProposal:
