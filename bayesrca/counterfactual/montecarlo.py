@@ -133,22 +133,48 @@ class MonteCarloTails:
         self.bounds = (self.lo - self.mid, self.hi - self.mid)
         self.eps32 = self.eps.T.float().reshape(num_draws, 1, 1, num_mc_samples)
         self.proposal: imp.NoiseProposal | None = None
-        if conditional and importance:
-            self._propose(x, base_score, additive)
+        self.importance = conditional and importance
+        self._x, self._base_score, self._base_trace = x, base_score, self.trace
+        self._model_state = (self.lo, self.hi, self.it_score, self.tail_ess)  # the model's own estimates
+        if self.importance:
+            self._propose((self.it_score > imp.RARE_IT).any(-1))
         self._free_effect()
         self.last_ess = torch.empty(0)
 
-    def _propose(self, x: torch.Tensor, base_score: str, additive: list) -> None:
-        """Redraw the sampled noises from the proposal for the anomalies whose event is rare."""
-        parts, num_m = self.parts, self.num_mc_samples
+    def propose_for(self, rare: torch.Tensor) -> bool:
+        """Draw the sampled noises of the anomalies ``rare`` ``(K,)`` (too) from the proposal.
+
+        For anomalies whose IT score is below :data:`~bayesrca.counterfactual.importance.RARE_IT`
+        but some of whose coalition values are rare (a kept noise pointing away from the event).
+        Values computed before are not updated: call it before the values it is meant for.
+
+        Returns
+        -------
+        bool
+            Whether the proposal changed (some anomaly in ``rare`` did not use it yet, and some
+            player's noise can be moved).
+        """
+        if not self.importance:
+            return False
+        current = self.proposal.rare if self.proposal is not None else torch.zeros_like(rare)
+        rare = current | rare
+        if bool((rare == current).all()):
+            return False
+        self._propose(rare)
+        self._free_effect()
+        return self.proposal is not None
+
+    def _propose(self, rare: torch.Tensor) -> None:
+        """Redraw the sampled noises from the proposal for the anomalies ``rare`` ``(K,)`` (the
+        others keep the model's samples and estimates)."""
+        parts, num_m, x, base_score = self.parts, self.num_mc_samples, self._x, self._base_score
         inflate = imp.inflatable_players(self.scm, parts.players, self.gauss_var)
-        rare = (self.it_score > imp.RARE_IT).any(-1)
         if not inflate or not bool(rare.any()):
             return
         nodes = [parts.players[i] for i in inflate]
         proposal = imp.NoiseProposal(self.scm, nodes, parts.abducted, rare, num_m)
         self.trace = fresh_noise_trace(
-            self.scm, parts.players, num_m, dim=-3, propose={n: proposal.transform(n) for n in nodes}, base=self.trace
+            self.scm, parts.players, num_m, dim=-3, propose={n: proposal.transform(n) for n in nodes}, base=self._base_trace
         )
         noise = {n: self.trace.nodes[noise_site(n)]["value"].reshape(num_m, -1, self.scm.num_draws_) for n in nodes}
         self.proposal = proposal.fit(noise, parts.abducted)
@@ -158,8 +184,9 @@ class MonteCarloTails:
         log_w, log_wx = proposal.log_w, proposal.anomaly_log_w
         lo, hi, it, ess = imp.weighted_thresholds(centres, self.gauss_var.sum(-1).sqrt(), self.eps, x, log_w, log_wx, base_score)
         keep = rare.reshape(-1, 1)
-        self.lo, self.hi = torch.where(keep, lo, self.lo), torch.where(keep, hi, self.hi)
-        self.it_score, self.tail_ess = torch.where(keep, it, self.it_score), torch.where(keep, ess, self.tail_ess)
+        lo0, hi0, it0, ess0 = self._model_state
+        self.lo, self.hi = torch.where(keep, lo, lo0), torch.where(keep, hi, hi0)
+        self.it_score, self.tail_ess = torch.where(keep, it, it0), torch.where(keep, ess, ess0)
         # the event's geometry, as in __init__, for the new thresholds
         num_draws = self.scm.num_draws_
         finite_abs = [torch.where(t.isfinite(), t.abs(), torch.zeros_like(t)) for t in (self.lo, self.hi)]
