@@ -36,8 +36,6 @@ __all__ = ["PATHS", "choose_engine", "CounterfactualEngine"]
 
 #: The estimator paths: closed-form Gaussian tails and Monte Carlo.
 PATHS = ("analytic", "mc")
-#: Most coalitions of the first call (besides the singletons) that probe for rare coalition values.
-PROBE_COALITIONS = 64
 #: An anomaly whose probed values rest on too few samples in more than this share of the draws
 #: uses importance sampling (the share above which its result would be flagged).
 PROBE_SHARE = 0.1
@@ -182,7 +180,7 @@ class CounterfactualEngine:
         M fresh samples, then the estimates from each half of them, whose difference measures the
         Monte Carlo error at no extra cost.
 
-        On the first call, with importance sampling, a probe of its coalitions decides which
+        On the first call, with importance sampling, a probe of coalitions decides which
         anomalies draw their noises from the proposal (:meth:`_probe`).
         """
         if not self._probed:
@@ -200,18 +198,20 @@ class CounterfactualEngine:
 
         The proposal is first used for anomalies whose IT score is rare; an anomaly whose IT score
         is not, but whose event becomes rare once a kept noise points away from it, would get
-        values at the Monte Carlo floor. The singletons and up to :data:`PROBE_COALITIONS` of the
-        call's coalitions (evenly spaced) are evaluated from the model's samples; an anomaly with
-        a value on fewer than :data:`~bayesrca.counterfactual.tails.MIN_TAIL_ESS` effective
+        values at the Monte Carlo floor. The singletons and their complements are evaluated from
+        the model's samples (few distinct restrictions to the propagated players, whose program
+        runs cost most); an anomaly with a value on fewer than :data:`~bayesrca.counterfactual.tails.MIN_TAIL_ESS` effective
         samples in more than :data:`PROBE_SHARE` of the draws draws from the proposal from then
         on, for every coalition (one set of samples and weights: common random numbers).
         """
         propose_for = getattr(self.estimator, "propose_for", None)
         if propose_for is None or not getattr(self.estimator, "importance", False):
             return
-        n = masks.shape[1]
-        picked = torch.linspace(0, masks.shape[0] - 1, min(PROBE_COALITIONS, masks.shape[0])).long().unique()
-        probe = torch.cat([torch.eye(n, dtype=torch.bool), masks[picked]])
+        current = getattr(self.estimator, "proposal", None)
+        if current is not None and bool(current.rare.all()):  # every anomaly draws from it already
+            return
+        single = torch.eye(masks.shape[1], dtype=torch.bool)
+        probe = torch.cat([single, ~single])
         self.estimator(probe)
         ess = self._estimated_ess(probe)  # (C, K, D)
         if ess is None or not len(ess):
