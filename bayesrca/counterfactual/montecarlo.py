@@ -266,6 +266,7 @@ class MonteCarloTails:
         buf_full = torch.empty_like(buf)  # ... plus the sampled Gaussian part
         buf_free = torch.empty(num_draws, step, num_m, dtype=torch.float32)
         per_anomaly = self.free_effect.dim() == 4  # (D, K, R, M): the linear players' noise follows a proposal
+        log_w32_all = None if proposal is None else proposal.log_w.float().unsqueeze(1)  # (D, 1, K, M)
 
         def linear_part(patterns: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
             """(D, P, K, M): free linear part minus the event centre, for rest patterns ``patterns``.
@@ -320,9 +321,12 @@ class MonteCarloTails:
                     continue
                 log_w = proposal.log_weights(len(rows))  # (D, c, K, M)
                 weight[rows] = proposal.anomaly_log_weights(len(rows))
-                top = torch.where(full >= 0, log_w, -math.inf).amax(-1, keepdim=True).nan_to_num(neginf=0.0)
-                scale[rows] = top[..., 0].permute(1, 2, 0)
-                w = (log_w - top).clamp_(max=0.0).float().exp_()  # <= 1 in the event
+                # float32 for the per-sample arithmetic (half the memory traffic): a log weight
+                # rounded to 1e-7 of itself, the weight to 1e-4 at e^-700
+                log_w32 = log_w32_all.expand(-1, len(rows), -1, -1)
+                top = torch.where(full >= 0, log_w32, -math.inf).amax(-1, keepdim=True).nan_to_num(neginf=0.0)
+                scale[rows] = top[..., 0].permute(1, 2, 0).double()
+                w = (log_w32 - top).clamp_(max=0.0).exp_()  # <= 1 in the event
                 terms = full.add_(1).mul_(0.5).mul_(w)  # w * 1[event]
                 hits, hits2 = by_half(terms), by_half(terms.mul_(w))
                 count[rows] = hits.permute(1, 2, 0, 3)
