@@ -64,7 +64,8 @@ DEFENSIVE = 0.3
 #: Scale factor of the inflated components.
 SCALE = 4.0
 #: Importance sampling is used for an anomaly whose IT score exceeds this in some posterior draw
-#: (its event has probability below 1 %: fewer than 20 of 2,000 plain samples reach it).
+#: (its event has probability below 1 %: fewer than 20 of 2,000 plain samples reach it), and for
+#: one some of whose coalition values rest on too few plain samples (the engine's probe).
 RARE_IT = math.log(100.0)
 _KINDS = 3  # shift, mirror, scale
 

@@ -14,9 +14,10 @@ integrated analytically where the event is rare (:func:`~bayesrca.counterfactual
 so probabilities reach far below 1/M.
 
 Importance sampling (``importance=True``): for an anomaly whose event is rare under the model
-(IT score above :data:`~bayesrca.counterfactual.importance.RARE_IT` in some draw), the sampled
-noises are drawn from a defensive mixture proposal toward its event and every count or integrated
-term carries its importance weight (:mod:`bayesrca.counterfactual.importance`).
+(IT score above :data:`~bayesrca.counterfactual.importance.RARE_IT` in some draw), or some of
+whose coalition values are (:meth:`MonteCarloTails.propose_for`, called by the engine's probe),
+the sampled noises are drawn from a defensive mixture proposal toward its event and every count
+or integrated term carries its importance weight (:mod:`bayesrca.counterfactual.importance`).
 """
 
 from __future__ import annotations

@@ -178,6 +178,9 @@ def test_rare_coalition_value_triggers_importance_sampling():
     se = log_se(ess, M).numpy()
     assert np.all(np.abs(v[2, 0, :, 0].numpy() - truth) <= Z_TOL * se + 1e-3), (v[2, 0, :, 0], truth, se)
     assert float(engine.value_ess.min()) >= 10
+    usual = _engine(scm, float(u[np.argmin(np.abs(f[:, 0] - t)), 0]), t)  # X's own noise about 0: no rare value
+    usual(masks)
+    assert not usual.importance
 
 
 def test_reported_standard_error_is_honest():
