@@ -153,7 +153,8 @@ def _log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
         return torch.where((q > gpd.upper) | (q < gpd.lower), gpd.tail_log_prob(q), interpolate(q))
 
     check = flat[torch.linspace(0, len(flat) - 1, 256).long()]
-    if bool(((evaluate(check) - _log_prob(dist, check)).abs() > GRID_TOL).any()):
+    approx, exact = evaluate(check), _log_prob(dist, check)
+    if not bool(((approx - exact).abs() <= GRID_TOL).logical_or(approx == exact).all()):  # NaN fails too
         return [_log_prob(dist, q) for q in queries]
     return [evaluate(q) for q in queries]
 
@@ -168,7 +169,8 @@ def _binned_log_kde(kde: ResidualKDE, lo: torch.Tensor, width: torch.Tensor, siz
     of ``size`` points per draw, by linear binning of the atoms onto the grid and a discrete
     convolution with the kernel: about ``A + G * W`` operations per draw instead of ``G * A``
     (A atoms, W kernel width in grid steps). Its relative error is of order (step / bandwidth)^2;
-    None where the grid is too coarse for binning (a step above a quarter of the bandwidth).
+    None where the grid is too coarse for binning (a step above a quarter of the bandwidth) or
+    some grid point is beyond the kernels' reach.
     The caller checks the table against exact values."""
     atoms, h = kde.atoms.to(torch.float64), kde.bandwidth.to(torch.float64).expand(kde.atoms.shape[0])  # (D, A), (D,)
     step = (width / (size - 1)).to(torch.float64)  # (D,)
@@ -186,7 +188,10 @@ def _binned_log_kde(kde: ResidualKDE, lo: torch.Tensor, width: torch.Tensor, siz
     offsets = torch.arange(-half, half + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (offsets * (step / h).unsqueeze(-1)) ** 2) / (h.unsqueeze(-1) * math.sqrt(2 * math.pi))
     density = torch.nn.functional.conv1d(binned.unsqueeze(0), kernel.unsqueeze(1), groups=atoms.shape[0])[0]  # (D, G)
-    return torch.log(density / atoms.shape[-1])
+    table = torch.log(density / atoms.shape[-1])
+    # a grid point further than KERNEL_SDS bandwidths from every atom gets density 0 here, not the
+    # kernel's far tail: the exact table then (interpolating -inf would give NaN)
+    return table if bool(torch.isfinite(table).all()) else None
 
 
 def _selection_log_densities(dist: DrawSelection, queries: list[torch.Tensor]) -> list[torch.Tensor]:
