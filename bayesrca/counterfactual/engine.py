@@ -36,6 +36,9 @@ __all__ = ["PATHS", "choose_engine", "CounterfactualEngine"]
 
 #: The estimator paths: closed-form Gaussian tails and Monte Carlo.
 PATHS = ("analytic", "mc")
+#: An anomaly whose probed values rest on too few samples in more than this share of the draws
+#: uses importance sampling (the share above which its result would be flagged).
+PROBE_SHARE = 0.1
 
 
 def choose_engine(scm, players: Sequence[Hashable], tail: str = "auto") -> str:
@@ -138,6 +141,7 @@ class CounterfactualEngine:
         #: ``(K, D)``: the smallest ESS behind any estimated coalition value so far (``inf``: none,
         #: or closed form); values set exactly (``v = 0``, ``v = -IT``) do not count
         self.value_ess = torch.full(x.shape[:1] + (scm.num_draws_,), float("inf"), dtype=torch.float64)
+        self._probed = False
 
     @property
     def it_score(self) -> torch.Tensor:
@@ -175,9 +179,59 @@ class CounterfactualEngine:
         ``E = 1`` on the closed-form path. On the Monte Carlo path ``E = 3``: the estimate from all
         M fresh samples, then the estimates from each half of them, whose difference measures the
         Monte Carlo error at no extra cost.
+
+        On the first call, with importance sampling, a probe of coalitions decides which
+        anomalies draw their noises from the proposal (:meth:`_probe`).
         """
+        if not self._probed:
+            self._probed = True
+            self._probe(masks)
         out = self.estimator(masks)
+        ess = self._estimated_ess(masks)
+        self._set_exact(masks, out)
+        if ess is not None:
+            self.value_ess = torch.minimum(self.value_ess, ess.amin(0))
+        return out
+
+    def _probe(self, masks: torch.Tensor) -> None:
+        """Importance sampling for the anomalies some of whose coalition values are rare.
+
+        The proposal is first used for anomalies whose IT score is rare; an anomaly whose IT score
+        is not, but whose event becomes rare once a kept noise points away from it, would get
+        values at the Monte Carlo floor. The singletons and their complements are evaluated from
+        the model's samples (few distinct restrictions to the propagated players, whose program
+        runs cost most); an anomaly with a value on fewer than :data:`~bayesrca.counterfactual.tails.MIN_TAIL_ESS` effective
+        samples in more than :data:`PROBE_SHARE` of the draws draws from the proposal from then
+        on, for every coalition (one set of samples and weights: common random numbers).
+        """
+        propose_for = getattr(self.estimator, "propose_for", None)
+        if propose_for is None or not getattr(self.estimator, "importance", False):
+            return
+        current = getattr(self.estimator, "proposal", None)
+        if current is not None and bool(current.rare.all()):  # every anomaly draws from it already
+            return
+        single = torch.eye(masks.shape[1], dtype=torch.bool)
+        probe = torch.cat([single, ~single])
+        self.estimator(probe)
+        ess = self._estimated_ess(probe)  # (C, K, D)
+        if ess is None or not len(ess):
+            return
+        low = ((ess < tails.MIN_TAIL_ESS).double().mean(-1) > PROBE_SHARE).any(0)  # (K,)
+        if bool(low.any()):
+            propose_for(low)
+
+    def _estimated_ess(self, masks: torch.Tensor) -> torch.Tensor | None:
+        """``(C, K, D)``: the ESS behind the estimator's last values, ``inf`` where they are set exactly."""
         ess = getattr(self.estimator, "last_ess", None)  # (C, K, D) on the Monte Carlo path
+        if ess is None or not len(ess):
+            return None
+        moves = self.moves.T.to(torch.float64)  # (n, D)
+        full = (~masks).to(torch.float64) @ moves == 0  # (C, D)
+        inert = masks.to(torch.float64) @ moves == 0
+        return torch.where((full | inert).unsqueeze(1), torch.full_like(ess, float("inf")), ess)
+
+    def _set_exact(self, masks: torch.Tensor, out: torch.Tensor) -> None:
+        """The values that are exact whatever the estimator, in place."""
         # no free player moves X_t: the kept noises reproduce x_t, which lies in the event (v = 0, as
         # for the full set); left to the tails, the zero spread would give log 1/2 or -inf from rounding
         moves = self.moves.T.to(torch.float64)  # (n, D)
@@ -191,8 +245,3 @@ class CounterfactualEngine:
         if len(rows):
             it = -self.it_score.to(out.dtype)  # (K, D)
             out[rows, :, :, 0] = torch.where(inert[rows].unsqueeze(1), it, out[rows, :, :, 0])
-        if ess is not None and len(ess):
-            exact = (full | inert).unsqueeze(1)  # (C, 1, D)
-            estimated = torch.where(exact, torch.full_like(ess, float("inf")), ess)
-            self.value_ess = torch.minimum(self.value_ess, estimated.amin(0))
-        return out

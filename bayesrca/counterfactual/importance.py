@@ -54,7 +54,8 @@ import torch
 from pyro.distributions import Normal, StudentT, constraints
 
 from . import tails
-from ..mechanisms.noise import BootstrapGPD
+from ..mechanisms.mixture import DrawSelection, _select, _within_support
+from ..mechanisms.noise import BootstrapGPD, ResidualKDE
 
 __all__ = ["DEFENSIVE", "SCALE", "RARE_IT", "inflatable_players", "NoiseProposal", "weighted_thresholds", "log_se"]
 
@@ -63,7 +64,8 @@ DEFENSIVE = 0.3
 #: Scale factor of the inflated components.
 SCALE = 4.0
 #: Importance sampling is used for an anomaly whose IT score exceeds this in some posterior draw
-#: (its event has probability below 1 %: fewer than 20 of 2,000 plain samples reach it).
+#: (its event has probability below 1 %: fewer than 20 of 2,000 plain samples reach it), and for
+#: one some of whose coalition values rest on too few plain samples (the engine's probe).
 RARE_IT = math.log(100.0)
 _KINDS = 3  # shift, mirror, scale
 
@@ -106,10 +108,13 @@ def _log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
     :data:`GRID` points per draw spanning the queries and interpolated linearly (GPD-tailed
     bootstrap noise: only its body, between the thresholds; its tails are closed form); the error is
     checked against exact values at 256 of the queries and, above :data:`GRID_TOL`, every query is
-    evaluated exactly instead.
+    evaluated exactly instead. A per-draw selection of families (:class:`~bayesrca.mechanisms.mixture.DrawSelection`)
+    is evaluated component by component, each as above.
     """
     if isinstance(dist, (Normal, StudentT)):
         return [_log_prob(dist, q) for q in queries]
+    if isinstance(dist, DrawSelection):
+        return _selection_log_densities(dist, queries)
     flat = torch.cat([q.reshape(-1, q.shape[-1]) for q in queries])  # (Q, D)
     lo, hi = flat.amin(0), flat.amax(0)
     size = GRID
@@ -125,7 +130,14 @@ def _log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
         return [_log_prob(dist, q) for q in queries]
     width = (hi - lo).clamp(min=1e-12)
     grid = lo + width * torch.linspace(0, 1, size, dtype=flat.dtype).unsqueeze(-1)  # (G, D)
-    table = _log_prob(dist, grid).T.contiguous()  # (D, G)
+    if gpd is not None:  # lo + width rounds past the upper threshold: the GPD's density there, not the body's
+        grid = torch.minimum(torch.maximum(grid, gpd.lower), gpd.upper)
+    kde = gpd.kde if gpd is not None else dist if isinstance(dist, ResidualKDE) else None
+    table = None if kde is None else _binned_log_kde(kde, lo, width, size)
+    if table is None:
+        table = _log_prob(dist, grid).T.contiguous()  # (D, G)
+    elif gpd is not None:  # the body's density: the kernel estimate rescaled to the body's mass
+        table = table + torch.log(gpd._prob_body / gpd._body_mass).to(table.dtype).unsqueeze(-1)
 
     def interpolate(q: torch.Tensor) -> torch.Tensor:
         pos = ((q - lo) / width * (size - 1)).clamp(0, size - 1)
@@ -141,9 +153,60 @@ def _log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
         return torch.where((q > gpd.upper) | (q < gpd.lower), gpd.tail_log_prob(q), interpolate(q))
 
     check = flat[torch.linspace(0, len(flat) - 1, 256).long()]
-    if bool(((evaluate(check) - _log_prob(dist, check)).abs() > GRID_TOL).any()):
+    approx, exact = evaluate(check), _log_prob(dist, check)
+    if not bool(((approx - exact).abs() <= GRID_TOL).logical_or(approx == exact).all()):  # NaN fails too
         return [_log_prob(dist, q) for q in queries]
     return [evaluate(q) for q in queries]
+
+
+#: Kernel half-width, in bandwidths, of the binned kernel density (atoms further from every grid
+#: point contribute less than e^-32 of a kernel's peak).
+KERNEL_SDS = 8.0
+
+
+def _binned_log_kde(kde: ResidualKDE, lo: torch.Tensor, width: torch.Tensor, size: int) -> torch.Tensor | None:
+    """Log density ``(D, G)`` of a Gaussian kernel density on the grid ``lo + width * [0, 1]``
+    of ``size`` points per draw, by linear binning of the atoms onto the grid and a discrete
+    convolution with the kernel: about ``A + G * W`` operations per draw instead of ``G * A``
+    (A atoms, W kernel width in grid steps). Its relative error is of order (step / bandwidth)^2;
+    None where the grid is too coarse for binning (a step above a quarter of the bandwidth) or
+    some grid point is beyond the kernels' reach.
+    The caller checks the table against exact values."""
+    atoms, h = kde.atoms.to(torch.float64), kde.bandwidth.to(torch.float64).expand(kde.atoms.shape[0])  # (D, A), (D,)
+    step = (width / (size - 1)).to(torch.float64)  # (D,)
+    if bool((step > h / 4).any()):
+        return None
+    half = int(math.ceil(float((KERNEL_SDS * h / step).max())))
+    num = size + 2 * half
+    pos = (atoms - (lo - half * step).unsqueeze(-1)) / step.unsqueeze(-1)  # (D, A) in grid steps
+    inside = (pos >= 0) & (pos <= num - 1)
+    left = pos.floor().clamp(0, num - 2)
+    frac = (pos - left).clamp(0, 1)
+    binned = torch.zeros(atoms.shape[0], num, dtype=torch.float64)
+    binned.scatter_add_(1, left.long(), torch.where(inside, 1 - frac, 0.0))
+    binned.scatter_add_(1, left.long() + 1, torch.where(inside, frac, 0.0))
+    offsets = torch.arange(-half, half + 1, dtype=torch.float64)
+    kernel = torch.exp(-0.5 * (offsets * (step / h).unsqueeze(-1)) ** 2) / (h.unsqueeze(-1) * math.sqrt(2 * math.pi))
+    density = torch.nn.functional.conv1d(binned.unsqueeze(0), kernel.unsqueeze(1), groups=atoms.shape[0])[0]  # (D, G)
+    table = torch.log(density / atoms.shape[-1])
+    # a grid point further than KERNEL_SDS bandwidths from every atom gets density 0 here, not the
+    # kernel's far tail: the exact table then (interpolating -inf would give NaN)
+    return table if bool(torch.isfinite(table).all()) else None
+
+
+def _selection_log_densities(dist: DrawSelection, queries: list[torch.Tensor]) -> list[torch.Tensor]:
+    """:func:`_log_densities` of a per-draw selection of families: each component assigned to some
+    draw on its own (tabulated where it can be), -inf outside a component's support, then per draw
+    the assigned component's value."""
+    per_component = []
+    for k, comp in enumerate(dist.components):
+        if not bool((dist.assignment == k).any()):
+            per_component.append([torch.zeros_like(q) for q in queries])  # never selected
+        elif comp.support is None or comp.support is constraints.real:
+            per_component.append(_log_densities(comp, queries))
+        else:
+            per_component.append([_within_support(comp, q, lambda v, c=comp: _log_prob(c, v), -math.inf) for q in queries])
+    return [_select(dist.assignment, list(values)) for values in zip(*per_component)]
 
 
 class NoiseProposal:

@@ -14,9 +14,10 @@ integrated analytically where the event is rare (:func:`~bayesrca.counterfactual
 so probabilities reach far below 1/M.
 
 Importance sampling (``importance=True``): for an anomaly whose event is rare under the model
-(IT score above :data:`~bayesrca.counterfactual.importance.RARE_IT` in some draw), the sampled
-noises are drawn from a defensive mixture proposal toward its event and every count or integrated
-term carries its importance weight (:mod:`bayesrca.counterfactual.importance`).
+(IT score above :data:`~bayesrca.counterfactual.importance.RARE_IT` in some draw), or some of
+whose coalition values are (:meth:`MonteCarloTails.propose_for`, called by the engine's probe),
+the sampled noises are drawn from a defensive mixture proposal toward its event and every count
+or integrated term carries its importance weight (:mod:`bayesrca.counterfactual.importance`).
 """
 
 from __future__ import annotations
@@ -133,22 +134,48 @@ class MonteCarloTails:
         self.bounds = (self.lo - self.mid, self.hi - self.mid)
         self.eps32 = self.eps.T.float().reshape(num_draws, 1, 1, num_mc_samples)
         self.proposal: imp.NoiseProposal | None = None
-        if conditional and importance:
-            self._propose(x, base_score, additive)
+        self.importance = conditional and importance
+        self._x, self._base_score, self._base_trace = x, base_score, self.trace
+        self._model_state = (self.lo, self.hi, self.it_score, self.tail_ess)  # the model's own estimates
+        if self.importance:
+            self._propose((self.it_score > imp.RARE_IT).any(-1))
         self._free_effect()
         self.last_ess = torch.empty(0)
 
-    def _propose(self, x: torch.Tensor, base_score: str, additive: list) -> None:
-        """Redraw the sampled noises from the proposal for the anomalies whose event is rare."""
-        parts, num_m = self.parts, self.num_mc_samples
+    def propose_for(self, rare: torch.Tensor) -> bool:
+        """Draw the sampled noises of the anomalies ``rare`` ``(K,)`` (too) from the proposal.
+
+        For anomalies whose IT score is below :data:`~bayesrca.counterfactual.importance.RARE_IT`
+        but some of whose coalition values are rare (a kept noise pointing away from the event).
+        Values computed before are not updated: call it before the values it is meant for.
+
+        Returns
+        -------
+        bool
+            Whether the proposal changed (some anomaly in ``rare`` did not use it yet, and some
+            player's noise can be moved).
+        """
+        if not self.importance:
+            return False
+        current = self.proposal.rare if self.proposal is not None else torch.zeros_like(rare)
+        rare = current | rare
+        if bool((rare == current).all()):
+            return False
+        self._propose(rare)
+        self._free_effect()
+        return self.proposal is not None
+
+    def _propose(self, rare: torch.Tensor) -> None:
+        """Redraw the sampled noises from the proposal for the anomalies ``rare`` ``(K,)`` (the
+        others keep the model's samples and estimates)."""
+        parts, num_m, x, base_score = self.parts, self.num_mc_samples, self._x, self._base_score
         inflate = imp.inflatable_players(self.scm, parts.players, self.gauss_var)
-        rare = (self.it_score > imp.RARE_IT).any(-1)
         if not inflate or not bool(rare.any()):
             return
         nodes = [parts.players[i] for i in inflate]
         proposal = imp.NoiseProposal(self.scm, nodes, parts.abducted, rare, num_m)
         self.trace = fresh_noise_trace(
-            self.scm, parts.players, num_m, dim=-3, propose={n: proposal.transform(n) for n in nodes}, base=self.trace
+            self.scm, parts.players, num_m, dim=-3, propose={n: proposal.transform(n) for n in nodes}, base=self._base_trace
         )
         noise = {n: self.trace.nodes[noise_site(n)]["value"].reshape(num_m, -1, self.scm.num_draws_) for n in nodes}
         self.proposal = proposal.fit(noise, parts.abducted)
@@ -158,8 +185,9 @@ class MonteCarloTails:
         log_w, log_wx = proposal.log_w, proposal.anomaly_log_w
         lo, hi, it, ess = imp.weighted_thresholds(centres, self.gauss_var.sum(-1).sqrt(), self.eps, x, log_w, log_wx, base_score)
         keep = rare.reshape(-1, 1)
-        self.lo, self.hi = torch.where(keep, lo, self.lo), torch.where(keep, hi, self.hi)
-        self.it_score, self.tail_ess = torch.where(keep, it, self.it_score), torch.where(keep, ess, self.tail_ess)
+        lo0, hi0, it0, ess0 = self._model_state
+        self.lo, self.hi = torch.where(keep, lo, lo0), torch.where(keep, hi, hi0)
+        self.it_score, self.tail_ess = torch.where(keep, it, it0), torch.where(keep, ess, ess0)
         # the event's geometry, as in __init__, for the new thresholds
         num_draws = self.scm.num_draws_
         finite_abs = [torch.where(t.isfinite(), t.abs(), torch.zeros_like(t)) for t in (self.lo, self.hi)]
@@ -239,6 +267,7 @@ class MonteCarloTails:
         buf_full = torch.empty_like(buf)  # ... plus the sampled Gaussian part
         buf_free = torch.empty(num_draws, step, num_m, dtype=torch.float32)
         per_anomaly = self.free_effect.dim() == 4  # (D, K, R, M): the linear players' noise follows a proposal
+        log_w32_all = None if proposal is None else proposal.log_w.float().unsqueeze(1)  # (D, 1, K, M)
 
         def linear_part(patterns: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
             """(D, P, K, M): free linear part minus the event centre, for rest patterns ``patterns``.
@@ -293,9 +322,12 @@ class MonteCarloTails:
                     continue
                 log_w = proposal.log_weights(len(rows))  # (D, c, K, M)
                 weight[rows] = proposal.anomaly_log_weights(len(rows))
-                top = torch.where(full >= 0, log_w, -math.inf).amax(-1, keepdim=True).nan_to_num(neginf=0.0)
-                scale[rows] = top[..., 0].permute(1, 2, 0)
-                w = (log_w - top).clamp_(max=0.0).float().exp_()  # <= 1 in the event
+                # float32 for the per-sample arithmetic (half the memory traffic): a log weight
+                # rounded to 1e-7 of itself, the weight to 1e-4 at e^-700
+                log_w32 = log_w32_all.expand(-1, len(rows), -1, -1)
+                top = torch.where(full >= 0, log_w32, -math.inf).amax(-1, keepdim=True).nan_to_num(neginf=0.0)
+                scale[rows] = top[..., 0].permute(1, 2, 0).double()
+                w = (log_w32 - top).clamp_(max=0.0).exp_()  # <= 1 in the event
                 terms = full.add_(1).mul_(0.5).mul_(w)  # w * 1[event]
                 hits, hits2 = by_half(terms), by_half(terms.mul_(w))
                 count[rows] = hits.permute(1, 2, 0, 3)

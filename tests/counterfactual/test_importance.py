@@ -25,7 +25,7 @@ from scipy.special import log_ndtr, logsumexp
 import bayesrca as br
 from bayesrca.counterfactual import CounterfactualEngine
 from bayesrca.counterfactual import tails
-from bayesrca.counterfactual.importance import NoiseProposal, log_se, weighted_thresholds
+from bayesrca.counterfactual.importance import RARE_IT, NoiseProposal, log_se, weighted_thresholds
 from bayesrca.mechanisms.additive import AdditiveNoiseModel
 
 FUNCTIONS = {
@@ -154,6 +154,33 @@ def test_without_importance_sampling_the_far_tail_is_absurd():
     engine = _engine(scm, _anomaly("cube", scm, t), t, importance=False)
     assert np.max(engine.it_score.numpy() + exact_log_tail(scm, t)) > 1.0  # far too high
     assert engine.tail_ess.min() < 10  # ... and flagged
+
+
+def test_rare_coalition_value_triggers_importance_sampling():
+    """An IT score below RARE_IT, but the target's own noise points away from the event: v({X})
+    needs P in its far tail. The probe of the engine's first call finds that value at the Monte
+    Carlo floor and draws from the proposal; v({X}) is then estimated, within its reported error."""
+    scm, x = _fit("linear", "bootstrap", "bootstrap")
+    u, _, f = _grid(scm)
+    t = float(np.quantile(x, 0.97))  # IT score about 3.5 < log 100
+    p_value = float(u[np.argmin(np.abs(f[:, 0] - (t + 2.5))), 0])  # X's own noise about -2.5
+    masks = torch.tensor([[False, False], [True, False], [False, True], [True, True]])
+    plain = _engine(scm, p_value, t, importance=False)
+    plain(masks)
+    assert bool((plain.estimator.last_ess[2, 0] < 10).any())  # v({X}) at the floor without the proposal
+    engine = _engine(scm, p_value, t)
+    assert bool((engine.it_score < RARE_IT).all()) and not engine.importance  # not rare by its IT score
+    v = engine(masks)
+    assert engine.importance
+    ess = engine.estimator.last_ess[2, 0]
+    assert bool((ess >= 10).all()), ess
+    truth = exact_log_tail(scm, t, engine.estimator.parts.abducted["X"][0].numpy())
+    se = log_se(ess, M).numpy()
+    assert np.all(np.abs(v[2, 0, :, 0].numpy() - truth) <= Z_TOL * se + 1e-3), (v[2, 0, :, 0], truth, se)
+    assert float(engine.value_ess.min()) >= 10
+    usual = _engine(scm, float(u[np.argmin(np.abs(f[:, 0] - t)), 0]), t)  # X's own noise about 0: no rare value
+    usual(masks)
+    assert not usual.importance
 
 
 def test_reported_standard_error_is_honest():
