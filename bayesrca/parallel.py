@@ -8,6 +8,11 @@ and :func:`bayesrca.attribute_anomalies` each batch of anomalies, to :func:`run_
 seed (per node, per batch), never one per worker, so the numbers are bit-identical however and
 wherever the tasks run.
 
+Objects every task needs (the fitted model) are passed once as ``shared``: on a Dask executor
+they are scattered to every worker once (``client.scatter(..., broadcast=True)``) and each task
+carries only a reference; a :class:`~concurrent.futures.ProcessPoolExecutor` has no such store,
+so there they travel with each task (make the tasks few and large: ``batch_size``).
+
 Workers must be processes: torch's and Pyro's random state is per process, and tasks seed it, so
 tasks sharing one process's threads would draw from each other's streams.
 :class:`~concurrent.futures.ThreadPoolExecutor` is refused for that reason.
@@ -23,7 +28,7 @@ from typing import Any
 from ._warnings import user_stacklevel
 from .exceptions import ConfigError
 
-__all__ = ["check_executor", "run_tasks"]
+__all__ = ["check_executor", "run_tasks", "share"]
 
 
 def check_executor(executor: Any) -> Executor | None:
@@ -47,19 +52,22 @@ def run_tasks(
     fn: Callable[..., Any],
     tasks: Sequence[tuple],
     on_result: Callable[[int, Any], None],
+    shared: tuple = (),
 ) -> None:
-    """Call ``fn(*task)`` for every task and hand each result to ``on_result(index, result)``.
+    """Call ``fn(*shared, *task)`` for every task and hand each result to ``on_result(index, result)``.
 
     In this process (``executor=None``) in order; on an executor as the results arrive (the
     callback runs here, in the caller's process). ``fn`` must be a module-level function and the
-    tasks picklable. Warnings a task raises on a worker are raised again here. The first task
+    tasks picklable. ``shared`` objects reach a Dask cluster's workers once (:func:`share`), not
+    with every task. Warnings a task raises on a worker are raised again here. The first task
     that fails cancels those not yet started and its exception is raised here.
     """
     if executor is None:
         for i, task in enumerate(tasks):
-            on_result(i, fn(*task))
+            on_result(i, fn(*shared, *task))
         return
-    futures = {executor.submit(_recording, fn, task): i for i, task in enumerate(tasks)}
+    handles = share(executor, shared)
+    futures = {executor.submit(_recording, fn, task, *handles): i for i, task in enumerate(tasks)}
     try:
         for future in as_completed(futures):
             result, caught = future.result()
@@ -71,9 +79,23 @@ def run_tasks(
             future.cancel()
 
 
-def _recording(fn: Callable[..., Any], task: tuple) -> tuple[Any, list[tuple[str, type[Warning]]]]:
-    """``fn(*task)`` and the warnings it raised (a worker's warnings would stay in its own log)."""
+def share(executor: Executor, objects: tuple) -> tuple:
+    """What to pass to ``executor.submit`` for ``objects`` every task needs.
+
+    A Dask client's executor (``distributed.Client.get_executor()``, which keeps its client as
+    ``_client``) gets each object scattered to all workers once, and the futures stand for them:
+    Dask hands a task the worker's copy. Any other executor gets the objects themselves (pickled
+    with each task).
+    """
+    client = getattr(executor, "_client", None)
+    if not objects or not callable(getattr(client, "scatter", None)):
+        return tuple(objects)
+    return tuple(client.scatter(obj, broadcast=True, hash=False) for obj in objects)
+
+
+def _recording(fn: Callable[..., Any], task: tuple, *shared: Any) -> tuple[Any, list[tuple[str, type[Warning]]]]:
+    """``fn(*shared, *task)`` and the warnings it raised (a worker's warnings would stay in its own log)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = fn(*task)
+        result = fn(*shared, *task)
     return result, [(str(w.message), w.category) for w in caught]

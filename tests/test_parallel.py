@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import math
 import multiprocessing
+import pickle
 import zipfile
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -14,7 +16,7 @@ import pytest
 
 import bayesrca as br
 from bayesrca.exceptions import ConfigError
-from bayesrca.parallel import check_executor, run_tasks
+from bayesrca.parallel import check_executor, run_tasks, share
 
 pytestmark = pytest.mark.filterwarnings("ignore::bayesrca.TailEstimateWarning")  # few samples, on purpose
 
@@ -61,6 +63,60 @@ class _Inline(Executor):
         except Exception as err:  # noqa: BLE001 - handed to the future, as executors do
             future.set_exception(err)
         return future
+
+
+class _Handle:
+    """What a fake cluster hands out for a scattered object."""
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+
+
+class _FakeClient:
+    """Records scatter calls and keeps the objects, as a Dask client's worker store would."""
+
+    def __init__(self) -> None:
+        self.store: dict = {}
+        self.scatters: list = []
+
+    def scatter(self, obj, broadcast=False, hash=True):
+        self.scatters.append((type(obj).__name__, broadcast))
+        handle = _Handle(len(self.store))
+        self.store[handle.key] = obj
+        return handle
+
+
+class _ClusterLike(_Inline):
+    """An executor with a ``_client`` (as ``distributed.Client.get_executor()``): handles in the
+    arguments are replaced by the stored objects, as Dask replaces futures; the tasks themselves
+    are pickled to check what travels with each."""
+
+    def __init__(self) -> None:
+        self._client = _FakeClient()
+        self.task_bytes: list[int] = []
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.task_bytes.append(len(pickle.dumps(args[:2])))  # fn and the task, without the shared objects
+        args = tuple(self._client.store[a.key] if isinstance(a, _Handle) else a for a in args)
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_the_model_is_scattered_once_not_sent_per_task(serial_scm):
+    """On a Dask-like executor the fitted model goes to the workers once (broadcast), and the tasks
+    carry a small reference: numbers identical to the serial run."""
+    kwargs = {"seed": 5, "num_mc_samples": 300, "batch_size": 2, "progress": False}
+    executor = _ClusterLike()
+    clustered = br.attribute_anomalies(serial_scm, "d", ANOMALIES, executor=executor, **kwargs)
+    serial = br.attribute_anomalies(serial_scm, "d", ANOMALIES, **kwargs)
+    assert np.array_equal(serial.contributions, clustered.contributions)
+    assert executor._client.scatters == [("BayesianSCM", True)]
+    assert len(executor.task_bytes) == math.ceil(len(ANOMALIES) / 2) > 1
+    assert max(executor.task_bytes) < len(pickle.dumps(serial_scm)) / 10
+
+
+def test_share_passes_objects_through_without_a_client():
+    assert share(_Inline(), (1, "a")) == (1, "a")
+    assert share(_ClusterLike(), ()) == ()
 
 
 @pytest.fixture(scope="module")

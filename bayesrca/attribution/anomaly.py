@@ -211,9 +211,9 @@ def attribute_anomalies(
 
     bar = open_bar(resolve(progress), work, "attributing anomalies", unit="coalition")
     with bar:
-        tasks = [(scm, target_node, players, frame.iloc[first:stop], options, None if executor else bar)
+        tasks = [(target_node, players, frame.iloc[first:stop], options, None if executor else bar)
                  for first, _, stop in plan.chunks]
-        run_tasks(executor, attribute_batch, tasks, done)
+        run_tasks(executor, attribute_batch, tasks, done, shared=(scm,))  # the model reaches a Dask worker once
     integrated, importance = flags["integrated"], flags["importance"]
     info = {
         "engine": path,
