@@ -87,10 +87,10 @@ def share(executor: Executor, objects: tuple) -> tuple:
     Dask hands a task the worker's copy. Any other executor gets the objects themselves (pickled
     with each task).
     """
-    client = getattr(executor, "_client", None)
-    if not objects or not callable(getattr(client, "scatter", None)):
+    scatter = getattr(getattr(executor, "_client", None), "scatter", None)
+    if not objects or not callable(scatter):
         return tuple(objects)
-    return tuple(client.scatter(obj, broadcast=True, hash=False) for obj in objects)
+    return tuple(scatter(obj, broadcast=True, hash=False) for obj in objects)
 
 
 def _recording(fn: Callable[..., Any], task: tuple, *shared: Any) -> tuple[Any, list[tuple[str, type[Warning]]]]:
