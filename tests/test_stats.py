@@ -99,6 +99,32 @@ def test_inference_data_has_one_chain_and_the_attrs():
     np.testing.assert_array_equal(post["v"].values[0], draws)
 
 
+def test_inference_data_on_the_arviz_1_api(monkeypatch):
+    """arviz 1.x re-exports arviz-base's ``from_dict`` (groups in one dict, attrs per group), which
+    needs Python >= 3.12 as ``arviz``; arviz-base itself installs on 3.11, so the 1.x branch runs
+    here against the real function, with ``arviz`` standing in as version 1."""
+    import sys
+    import types
+
+    arviz_base = pytest.importorskip("arviz_base")
+    shim = types.ModuleType("arviz")
+    shim.__version__ = "1.0.0"
+    shim.from_dict = arviz_base.from_dict
+    monkeypatch.setitem(sys.modules, "arviz", shim)
+    draws = np.random.default_rng(2).normal(size=(40, 2, 3))
+    tree = stats.inference_data(
+        {"v": (draws, ["unit", "node"]), "total": (draws.sum(axis=(1, 2)), [])},
+        {"unit": ["p", "q"], "node": ["a", "b", "c"]},
+        {"target": "c"},
+    )
+    post = tree["posterior"]
+    assert post["v"].dims == ("chain", "draw", "unit", "node") and post["v"].shape == (1, 40, 2, 3)
+    assert post["total"].dims == ("chain", "draw")
+    assert post.attrs["target"] == "c" and tree.attrs["target"] == "c"
+    assert list(post["node"].values) == ["a", "b", "c"]
+    np.testing.assert_array_equal(post["v"].values[0], draws)
+
+
 def test_stats_imports_no_plotting():
     import ast
     from pathlib import Path
