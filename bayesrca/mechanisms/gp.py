@@ -207,22 +207,42 @@ class GPANM(AdditiveNoiseModel):
         of the fastest feature) reaching ``TABLE_MARGIN`` sd beyond the training data, and read by
         cubic Hermite interpolation with exact slopes (relative error ~1e-8, below float32's
         round-off), instead of ``2 m`` sines and cosines per element. Parent values beyond the
-        table take the exact sum.
+        table (importance sampling moves some far out) take the exact sum, those values only.
         """
         self._check_fitted()
         dtype = dtype or (parents[0].dtype if parents else self.intercept_.dtype)
         tables = self._tables(dtype) if parents else None
-        if tables is None or any(bool((p < t[0]).any() or (p > t[1]).any()) for p, t in zip(parents, tables)):
+        if tables is None:
             return super().loc(parents, dtype)
         per_parent = 3 + 2 * int(self.num_frequencies)
         coef = self.coef_.to(dtype)
         out = self.intercept_.to(dtype)
-        for k, (p, (_, _, low, step, values, slopes)) in enumerate(zip(parents, tables)):
+        for k, (p, (p_low, p_high, low, step, values, slopes)) in enumerate(zip(parents, tables)):
             base = k * per_parent  # coef_ columns: per parent the trend, 2 m Fourier weights, 2 hinges
             z = (p - self.x_center_[k].to(dtype)) / self.x_scale_[k].to(dtype)
-            out = out + p * coef[:, base] + _hermite(z, low, step, values, slopes, self.num_draws_)
+            far = (p < p_low) | (p > p_high)
+            if bool(far.any()):
+                top = low + step * (values.numel() // self.num_draws_ - 1)
+                fourier = _hermite(z.clamp(low, top), low, step, values, slopes, self.num_draws_)
+                far = far.expand(fourier.shape)
+                draws = torch.arange(self.num_draws_).expand(fourier.shape)[far]
+                fourier[far] = self._fourier_sum(z.expand(fourier.shape)[far], draws, k, dtype)
+            else:
+                fourier = _hermite(z, low, step, values, slopes, self.num_draws_)
+            out = out + p * coef[:, base] + fourier
             out = out + (z - self.z_high_[k].to(dtype)).clamp_(min=0) * coef[:, base + per_parent - 2]
             out = out + (self.z_low_[k].to(dtype) - z).clamp_(min=0) * coef[:, base + per_parent - 1]
+        return out
+
+    def _fourier_sum(self, z: torch.Tensor, draws: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
+        """Parent ``k``'s exact Fourier sum at standardised values ``z`` ``(S,)`` of draws ``draws`` ``(S,)``."""
+        base = k * (3 + 2 * int(self.num_frequencies))
+        inv_lengthscale = (1.0 / self.lengthscale_)[draws]
+        out = torch.zeros_like(z)
+        for j, w in enumerate(self.frequencies_):
+            angle = z * (w * inv_lengthscale).to(dtype)
+            out.addcmul_(torch.cos(angle), self.coef_[draws, base + 1 + 2 * j].to(dtype))
+            out.addcmul_(angle.sin_(), self.coef_[draws, base + 2 + 2 * j].to(dtype))
         return out
 
     def _tables(self, dtype: torch.dtype) -> list[tuple] | None:

@@ -254,7 +254,7 @@ def test_attribution_through_gp_nodes_is_efficient_per_draw_and_survives_save_lo
     np.testing.assert_array_equal(back.grid_weights_, mech.grid_weights_)
 
 
-def test_tabulated_evaluation_matches_the_exact_fourier_sum():
+def test_tabulated_evaluation_matches_the_exact_fourier_sum(monkeypatch):
     from bayesrca.mechanisms.additive import AdditiveNoiseModel
 
     rng = np.random.default_rng(9)
@@ -267,9 +267,21 @@ def test_tabulated_evaluation_matches_the_exact_fourier_sum():
     torch.testing.assert_close(mech.loc(inside), exact, rtol=0, atol=1e-6 * float(exact.abs().max()))
     single = [p.float() for p in inside]
     torch.testing.assert_close(mech.loc(single), exact.float(), rtol=0, atol=1e-5 * float(exact.abs().max()))
-    # beyond the table (10 sd past the data) the exact sum is used
+    # beyond the table (10 sd past the data) the exact sum is used, for those values only: a tensor
+    # mixing near and far values (and broadcasting over the draws) matches the exact sum everywhere
     far = [torch.tensor([[40.0]], dtype=torch.float64), torch.tensor([[0.0]], dtype=torch.float64)]
-    assert torch.equal(mech.loc(far), AdditiveNoiseModel.loc(mech, far))
+    exact_far = AdditiveNoiseModel.loc(mech, far)
+    torch.testing.assert_close(mech.loc(far), exact_far, rtol=0, atol=1e-6 * float(exact_far.abs().max()))
+    mixed = [inside[0].clone(), inside[1].clone()]
+    mixed[0][::7] *= 20.0  # some rows far beyond the table in every draw
+    mixed[1][3] = -45.0  # one row of the second parent, shared by all draws
+    exact_mixed = AdditiveNoiseModel.loc(mech, mixed)
+    torch.testing.assert_close(mech.loc(mixed), exact_mixed, rtol=0, atol=1e-6 * float(exact_mixed.abs().max()))
+    calls = []
+    monkeypatch.setattr(AdditiveNoiseModel, "loc", lambda *a, **k: calls.append(1))
+    mech.loc(mixed)
+    assert not calls  # no full exact evaluation because a few values are far
+    monkeypatch.undo()
     # a refit drops the tables of the previous fit
     with seeded(1):
         mech.fit(-y, pa, num_draws=32)
