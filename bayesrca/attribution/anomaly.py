@@ -112,7 +112,10 @@ def attribute_anomalies(
     base_score : str, default "median_cdf"
         Base score tau of the IT score: ``"median_cdf"`` (two-sided quantile score, DoWhy's
         default), ``"mean_deviation"``, ``"median_deviation"``, ``"upper"`` (only large values are
-        anomalous, e.g. latencies) or ``"lower"``.
+        anomalous, e.g. latencies), ``"lower"``, or DoWhy's ``"rank"`` (``RankBasedAnomalyScorer``,
+        the median-CDF event) and ``"density"`` (``InverseDensityScorer``: p(X) <= p(x), p a kernel
+        density estimate), each per posterior draw from that draw's marginal
+        (:mod:`bayesrca.counterfactual.tails`).
     max_elements : int, default 2**25
         Bound on the elements of the largest intermediate tensor (coalitions x Monte Carlo
         samples x anomalies x draws, float32); coalitions and anomalies are chunked to respect it.
