@@ -153,6 +153,7 @@ def early_stopping_estimate(
     tolerance: float | None,
     generator: torch.Generator | None,
     chunk_size: int | None,
+    unit_dims: int = 0,
 ) -> ShapleyEstimate:
     """Add batches of ``batch`` antithetic permutations until every player's pooled standard error is at most ``tolerance``.
 
@@ -161,8 +162,9 @@ def early_stopping_estimate(
     ``sum_p z_p x_p`` (z standard normal, for the jitter) are accumulated batch by batch, all
     around the first batch's mean (so a player whose every pair agrees gets an error of exactly 0).
     The pooled standard error of a player is the root mean square of its standard errors over the
-    batch elements; ``tolerance=None`` is 1 % of the root-mean-square total. At most ``cap``
-    permutations (even) are used.
+    batch elements, per unit: the first ``unit_dims`` batch dimensions (e.g. anomalies) are units
+    that must each meet the tolerance; ``tolerance=None`` is 1 % of the root-mean-square total over
+    all elements. At most ``cap`` permutations (even) are used.
     """
     sums: list[torch.Tensor] = []  # sum, sum of squares, sum of z x, sum of z (x centred on shift)
     shift = torch.empty(0)
@@ -193,7 +195,7 @@ def early_stopping_estimate(
         if tolerance is None:  # 1 % of the root-mean-square total v(N) - v(empty)
             total = (mean + shift[..., 0, :]).sum(-1)
             tolerance = EARLY_STOPPING_RELATIVE_TOLERANCE * float(total.pow(2).mean().sqrt())
-        pooled = se.reshape(-1, n).pow(2).mean(0).sqrt()  # (n,): root mean square over the batch elements
+        pooled = se.reshape(*se.shape[:unit_dims], -1, n).pow(2).mean(-2).sqrt()  # (*units, n): RMS over the rest
         if bool((pooled <= tolerance).all()):
             converged = True
             break

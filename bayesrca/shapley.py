@@ -72,8 +72,9 @@ class ShapleyOptions:
         contributions over random antithetic permutations; ``"auto"`` is exact when the number of
         players is at most ``max_exact_players`` and permutation otherwise. ``"early_stopping"``
         adds batches of ``max(2 n, 32)`` antithetic permutations until the standard error of every
-        player's estimate (root mean square over the batch elements, e.g. anomalies x posterior
-        draws) is at most ``tolerance``, or ``num_permutations`` are used (DoWhy's
+        player's estimate (root mean square over the batch elements, e.g. over the posterior draws
+        of each anomaly, see :func:`shapley_estimate`) is at most ``tolerance``, or
+        ``num_permutations`` are used (DoWhy's
         ``EARLY_STOPPING``, with a standard error instead of a relative change as the rule); the
         error is returned with the estimate (:func:`shapley_estimate`).
     num_permutations : int, optional
@@ -271,14 +272,17 @@ def shapley_estimate(
     max_exact_players: int = 12,
     generator: torch.Generator | None = None,
     chunk_size: int | None = None,
+    unit_dims: int = 0,
 ) -> ShapleyEstimate:
     """Shapley values of every player with their estimation error.
 
-    The arguments are those of :func:`shapley_values`, which returns ``.values`` of this.
-    ``method="early_stopping"`` (or ``ShapleyOptions("early_stopping", cap, tolerance=...)``) adds
-    batches of ``max(2 n, 32)`` antithetic permutations until, for every player, the root mean
-    square over the batch elements of the standard error is at most the tolerance (default 1 %
-    of the root-mean-square total ``v(N) - v(empty)``), or the cap is reached.
+    The arguments are those of :func:`shapley_values`, which returns ``.values`` of this, and
+    ``unit_dims``. ``method="early_stopping"`` (or ``ShapleyOptions("early_stopping", cap,
+    tolerance=...)``) adds batches of ``max(2 n, 32)`` antithetic permutations until, for every
+    player and every unit (an index of the first ``unit_dims`` batch dimensions, e.g. one anomaly;
+    ``unit_dims=0``: the whole batch is one unit), the root mean square of the standard errors over
+    the unit's batch elements (e.g. its posterior draws) is at most the tolerance (default 1 % of the
+    root-mean-square total ``v(N) - v(empty)``), or the cap is reached.
 
     Returns
     -------
@@ -292,10 +296,11 @@ def shapley_estimate(
     options = ShapleyOptions.of(method, num_permutations, max_exact_players, name="method").resolve(n)
     if chunk_size is not None:
         chunk_size = _as_int(chunk_size, "chunk_size", 1)
+    unit_dims = _as_int(unit_dims, "unit_dims", 0)
     if options.method == "early_stopping":
         assert options.num_permutations is not None  # resolve() sets the cap
         return early_stopping_estimate(set_function, n, options.num_permutations, options.batch_permutations(n),
-                                       options.tolerance, generator, chunk_size)
+                                       options.tolerance, generator, chunk_size, unit_dims)
     if options.method == "exact":
         values = evaluate_combined(set_function, all_coalitions(n), exact_shapley_coefficients(n), chunk_size)
         return ShapleyEstimate(values, torch.zeros_like(values), None, None, True)

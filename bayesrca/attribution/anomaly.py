@@ -293,6 +293,7 @@ def attribute_batch(scm, target_node, players: list, rows: pd.DataFrame, options
                 estimator,
                 generator,
                 max(1, options["max_elements"] // (len(rows) * num_draws * 3)),  # values of a batch, float64
+                unit_dims=1,  # every anomaly meets early stopping's tolerance
             )  # (K, D, E, n)
         return {
             "contributions": phi[:, :, 0].permute(1, 0, 2).numpy(),

@@ -214,8 +214,8 @@ def distribution_change(
         mc_se[idx] = mc_std_error(phi)
         info["shapley"] = estimator.method
         if error:
-            info.update(shapley_error_info(error["se"].numpy(), [str(n) for n in active], error["num_permutations"],
-                                           error["converged"]))
+            info.update(shapley_error_info(error["se"].pow(2).mean(0, keepdim=True).sqrt().numpy(),
+                                           [str(n) for n in active], error["num_permutations"], error["converged"]))
     info["active_nodes"] = [str(n) for n in active]
     return ContributionResult(
         contributions, total, [str(p) for p in players], str(target_node),

@@ -155,6 +155,8 @@ def estimate_shapley(
     estimator: ShapleyOptions,
     generator: torch.Generator | None,
     chunk_size: int | None,
+    *,
+    unit_dims: int = 0,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Shapley values ``(..., D, E, n)`` of an attribution, with early stopping's error folded in.
 
@@ -166,6 +168,8 @@ def estimate_shapley(
     their error does not show as spread across draws; this convolution puts it there, and the
     credible intervals widen by it (variance of a draw = posterior variance + squared standard
     error). The half-sample estimates (``E`` = 1, 2, for :func:`mc_std_error`) stay as estimated.
+    ``unit_dims`` leading dimensions (anomalies) are units that must each meet the tolerance
+    (:func:`~bayesrca.shapley.shapley_estimate`).
 
     Returns
     -------
@@ -175,7 +179,8 @@ def estimate_shapley(
         Empty unless early stopping: ``se`` (``(..., D, n)`` standard errors of the reported
         estimate), ``num_permutations`` and ``converged``.
     """
-    est = shapley_estimate(set_function, num_players, method=estimator, generator=generator, chunk_size=chunk_size)
+    est = shapley_estimate(set_function, num_players, method=estimator, generator=generator, chunk_size=chunk_size,
+                           unit_dims=unit_dims)
     if est.jitter is None or est.std_error is None:
         return est.values, {}
     phi = est.values.clone()
@@ -189,7 +194,8 @@ def shapley_error_info(se: np.ndarray, nodes: Sequence[str], num_permutations: i
     Parameters
     ----------
     se : numpy.ndarray
-        ``(..., n)`` standard errors of the Shapley estimates (per unit and posterior draw).
+        ``(U, n)`` standard errors of the Shapley estimates per unit (e.g. anomaly): the root mean
+        square over the unit's posterior draws; ``U = 1`` for a single quantity.
     nodes : sequence of str
         The ``n`` players.
     num_permutations : int
@@ -200,11 +206,11 @@ def shapley_error_info(se: np.ndarray, nodes: Sequence[str], num_permutations: i
     Returns
     -------
     dict
-        ``shapley_se`` (per node, the root mean square of the standard errors over units and
-        draws, already folded into the draws), ``shapley_num_permutations`` and
-        ``shapley_converged``.
+        ``shapley_se`` (per node, the largest over units of the root-mean-square standard error over
+        draws, the quantity the stopping rule bounds; already folded into the draws),
+        ``shapley_num_permutations`` and ``shapley_converged``.
     """
-    pooled = np.sqrt(np.mean(np.reshape(se, (-1, len(nodes))) ** 2, axis=0))
+    pooled = np.max(np.reshape(se, (-1, len(nodes))), axis=0)
     if not converged:
         warnings.warn(
             f"early-stopping Shapley reached its cap of {num_permutations} permutations before its tolerance "

@@ -149,8 +149,8 @@ def intrinsic_causal_influence(
             "num_outer": 0 if path == "analytic" else num_outer, "num_inner": 0 if path == "analytic" else num_inner,
             "seed": args.seed}
     if error:
-        info.update(shapley_error_info(error["se"].numpy(), [str(p) for p in players], error["num_permutations"],
-                                       error["converged"]))
+        info.update(shapley_error_info(error["se"].pow(2).mean(0, keepdim=True).sqrt().numpy(), [str(p) for p in players],
+                                       error["num_permutations"], error["converged"]))
     return ContributionResult(
         contributions, total, [str(p) for p in players], str(target_node),
         attribution="intrinsic_causal_influence", quantity=f"{name} of {target_node!r}", method_info=info,

@@ -132,7 +132,7 @@ def attribute_mean_deviation(
         else:
             value = _MonteCarloValue(scm, players, target_node, kept, num_mc_samples, score)
             step = max(1, args.max_elements // (num_mc_samples * num_k * num_draws))
-        phi, error = estimate_shapley(value, n, estimator, generator, step)  # (K, D, E, n)
+        phi, error = estimate_shapley(value, n, estimator, generator, step, unit_dims=1)  # (K, D, E, n)
         full = torch.ones(1, n, dtype=torch.bool)
         total = value(full)[0, :, :, 0]  # (K, D): v(all players) - v(empty) = v(all players)
     info = {
@@ -145,7 +145,8 @@ def attribute_mean_deviation(
         "score": score,
     }
     if error:
-        info.update(shapley_error_info(error["se"].numpy(), [str(p) for p in players], error["num_permutations"],
+        info.update(shapley_error_info(error["se"].pow(2).mean(1).sqrt().numpy(), [str(p) for p in players],
+                                       error["num_permutations"],
                                        error["converged"]))
     return AttributionResult(
         phi[:, :, 0].permute(1, 0, 2).numpy(),
