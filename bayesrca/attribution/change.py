@@ -119,7 +119,7 @@ def distribution_change(
         Nodes known not to have changed (probability of change set to 0).
     num_mc_samples : int, default 2000
         Fresh noise samples per draw for the summary (not used for the exact linear mean).
-    shapley : {"auto", "exact", "permutation"} or ShapleyOptions
+    shapley : {"auto", "exact", "permutation", "early_stopping"} or ShapleyOptions
         Shapley estimator over the nodes that changed in at least one draw. A
         :class:`~bayesrca.shapley.ShapleyOptions` gives the estimator and its settings at once.
     num_permutations : int, optional

@@ -69,7 +69,7 @@ def check_common_arguments(
     seed : int, numpy.random.Generator or None
         The user's seed (see :func:`bayesrca._random.resolve_seed`).
     shapley : str or ShapleyOptions
-        ``"auto"``, ``"exact"``, ``"permutation"``, or complete :class:`~bayesrca.shapley.ShapleyOptions`.
+        ``"auto"``, ``"exact"``, ``"permutation"``, ``"early_stopping"``, or complete :class:`~bayesrca.shapley.ShapleyOptions`.
     num_permutations : int or None
         Permutations of the permutation estimator (must stay None with a ``ShapleyOptions``).
     max_exact_players : int

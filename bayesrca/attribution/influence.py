@@ -85,7 +85,7 @@ def intrinsic_causal_influence(
     num_outer, num_inner : int, default 1000 and 10
         Nested Monte Carlo sample sizes per posterior draw. The outer size drives the Monte Carlo
         error (the inner variance is corrected for); ``mc_se`` in the summary reports it.
-    shapley : {"auto", "exact", "permutation"} or ShapleyOptions
+    shapley : {"auto", "exact", "permutation", "early_stopping"} or ShapleyOptions
         Shapley estimator (the closed form is additive, so both are exact there). A
         :class:`~bayesrca.shapley.ShapleyOptions` gives the estimator and its settings at once.
     num_permutations : int, optional
