@@ -5,7 +5,13 @@ of every upstream node's contribution to an outlier's IT score, with credible in
 the probability that each node is the top root cause.
 """
 
-from .attribution import attribute_anomalies, attribute_mean_deviation, distribution_change, intrinsic_causal_influence
+from .attribution import (
+    attribute_anomalies,
+    attribute_mean_deviation,
+    distribution_change,
+    intrinsic_causal_influence,
+    intrinsic_causal_influence_sample,
+)
 from .exceptions import (
     BayesRCAError,
     BayesRCAWarning,
@@ -70,6 +76,7 @@ __all__ = [
     "TailEstimateWarning",
     "distribution_change",
     "intrinsic_causal_influence",
+    "intrinsic_causal_influence_sample",
     "attribute_mean_deviation",
     "ContributionResult",
 ]

@@ -69,7 +69,10 @@ def outlier_scores(
         its noise distribution, i.e. given its parents.
     base_score : str, default "median_cdf"
         Base score tau, see :mod:`bayesrca.counterfactual.tails` (``"median_cdf"``, ``"mean_deviation"``,
-        ``"median_deviation"``, ``"upper"``, ``"lower"``).
+        ``"median_deviation"``, ``"upper"``, ``"lower"``, and DoWhy's ``"rank"`` and ``"density"``),
+        computed per posterior draw from that draw's marginal (closed form or its samples).
+        ``"density"`` is always estimated from samples (a kernel density estimate,
+        :mod:`bayesrca.counterfactual.density`), also for GPD-tailed noise.
 
     Returns
     -------
@@ -104,7 +107,7 @@ def outlier_scores(
             trace = fresh_noise_trace(scm, scm.nodes_, num_mc_samples, dim=-2)
             for n in nodes:
                 dist = scm.mechanisms_[n].noise_distribution()
-                if isinstance(dist, BootstrapGPD):
+                if isinstance(dist, BootstrapGPD) and base_score != "density":
                     scores[n] = gpd_noise_scores(dist, noise[n], base_score)
                 elif getattr(scm.mechanisms_[n], "noise_is_gaussian", False):
                     scores[n] = tails.gaussian_thresholds(noise[n], dist.mean, dist.stddev, base_score)[2]
@@ -128,7 +131,7 @@ def outlier_scores(
                 if n in scores or scm.parents_[n] or not has_additive_noise(mech):
                     continue
                 dist = mech.noise_distribution()
-                if isinstance(dist, BootstrapGPD):
+                if isinstance(dist, BootstrapGPD) and base_score != "density":
                     scores[n] = gpd_noise_scores(dist, mech.abduct(observed[n], []), base_score)
             rest = [n for n in nodes if n not in scores]
             if rest:
@@ -242,8 +245,10 @@ def gpd_noise_scores(noise: BootstrapGPD, x: torch.Tensor, base_score: str = DEF
         ``(R, D)`` scores, >= 0, finite however far out ``x`` lies.
     """
     side = tails.event_side(base_score)
+    if base_score == "density":
+        raise ConfigError("gpd_noise_scores has no density-based score: base_score='density' is estimated from samples")
     x = x.expand(x.shape[0], noise.batch_shape[-1])
-    if side != "two" or base_score == "median_cdf":
+    if side != "two" or base_score in tails.QUANTILE_SCORES:
         log_cdf, log_sf = noise.log_tails(x)
         if side == "upper":
             log_p = log_sf

@@ -4,7 +4,9 @@ The set function receives a boolean matrix of coalitions (one row per coalition,
 column per player) and returns one value per coalition for every element of an
 arbitrary trailing batch shape, e.g. ``(anomalies, posterior_draws)``. Shapley values
 are then linear combinations of these values, computed either exactly (all ``2**n``
-coalitions) or from antithetic random permutations.
+coalitions), from antithetic random permutations, or from antithetic permutations added in
+batches until the estimate's standard error is below a tolerance (early stopping, whose error is
+returned with the estimate, :func:`shapley_estimate`).
 """
 
 from __future__ import annotations
@@ -16,19 +18,33 @@ from collections.abc import Callable
 
 import torch
 
+from ._shapley_sampling import (
+    ShapleyEstimate,
+    early_stopping_estimate,
+    evaluate_combined,
+    permutation_estimate,
+)
 from .exceptions import ConfigError
 
-__all__ = ["ShapleyOptions", "shapley_values", "all_coalitions", "exact_shapley_coefficients"]
+__all__ = [
+    "ShapleyOptions",
+    "ShapleyEstimate",
+    "shapley_values",
+    "shapley_estimate",
+    "all_coalitions",
+    "exact_shapley_coefficients",
+]
 
 SetFunction = Callable[[torch.Tensor], torch.Tensor]
 
 #: Largest number of players whose ``2**n`` coalitions may be enumerated.
 MAX_ENUMERABLE_PLAYERS = 25
-#: The Shapley estimators: ``"auto"`` picks one of the other two from the number of players.
-SHAPLEY_METHODS = ("auto", "exact", "permutation")
+#: The Shapley estimators: ``"auto"`` picks ``"exact"`` or ``"permutation"`` from the number of players.
+SHAPLEY_METHODS = ("auto", "exact", "permutation", "early_stopping")
+#: Default cap of ``"early_stopping"``: this many batches of the default permutation count.
+EARLY_STOPPING_BATCHES = 40
 #: Default of ``max_exact_players``: ``"auto"`` enumerates ``2**12`` coalitions at most.
 DEFAULT_MAX_EXACT_PLAYERS = 12
-_WORD_BITS = 62  # player bits per int64 key word (keeps keys non-negative)
 
 
 def _as_int(value: object, name: str, minimum: int, maximum: int | None = None) -> int:
@@ -51,16 +67,26 @@ class ShapleyOptions:
 
     Parameters
     ----------
-    method : {"auto", "exact", "permutation"}, default "auto"
+    method : {"auto", "exact", "permutation", "early_stopping"}, default "auto"
         ``"exact"`` enumerates all ``2**n`` coalitions; ``"permutation"`` averages marginal
         contributions over random antithetic permutations; ``"auto"`` is exact when the number of
-        players is at most ``max_exact_players`` and permutation otherwise.
+        players is at most ``max_exact_players`` and permutation otherwise. ``"early_stopping"``
+        adds batches of ``max(2 n, 32)`` antithetic permutations until the standard error of every
+        player's estimate (root mean square over the batch elements, e.g. over the posterior draws
+        of each anomaly, see :func:`shapley_estimate`) is at most ``tolerance``, or
+        ``num_permutations`` are used (DoWhy's
+        ``EARLY_STOPPING``, with a standard error instead of a relative change as the rule); the
+        error is returned with the estimate (:func:`shapley_estimate`).
     num_permutations : int, optional
         Permutations for the permutation estimator (default ``max(2 n, 32)``, see
-        :meth:`resolve`); each sampled permutation is followed by its reverse.
+        :meth:`resolve`); each sampled permutation is followed by its reverse. For
+        ``"early_stopping"`` the most permutations used (default 40 batches).
     max_exact_players : int, default 12
         Largest number of players that ``"auto"`` solves exactly, at most
         ``MAX_ENUMERABLE_PLAYERS``.
+    tolerance : float, optional
+        ``"early_stopping"`` only: the standard error (in the set function's units) at which to
+        stop; default 1 % of the root-mean-square total ``v(N) - v(empty)`` over the batch.
 
     Raises
     ------
@@ -70,7 +96,7 @@ class ShapleyOptions:
     Examples
     --------
     >>> ShapleyOptions().resolve(3)
-    ShapleyOptions(method='exact', num_permutations=None, max_exact_players=12)
+    ShapleyOptions(method='exact', num_permutations=None, max_exact_players=12, tolerance=None)
     >>> ShapleyOptions("permutation").resolve(3).num_permutations
     32
     """
@@ -78,10 +104,21 @@ class ShapleyOptions:
     method: str = "auto"
     num_permutations: int | None = None
     max_exact_players: int = DEFAULT_MAX_EXACT_PLAYERS
+    tolerance: float | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.method, str) and self.method in SHAPLEY_METHODS):
-            raise ConfigError(f"method must be 'auto', 'exact' or 'permutation', got {self.method!r}.")
+            raise ConfigError(
+                f"method must be 'auto', 'exact', 'permutation' or 'early_stopping', got {self.method!r}."
+            )
+        if self.tolerance is not None:
+            if self.method != "early_stopping":
+                raise ConfigError(f"tolerance is a setting of method='early_stopping', not of {self.method!r}.")
+            if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float)) or not (
+                math.isfinite(self.tolerance) and self.tolerance > 0
+            ):
+                raise ConfigError(f"tolerance must be a positive finite number, got {self.tolerance!r}.")
+            object.__setattr__(self, "tolerance", float(self.tolerance))
         if self.num_permutations is not None:
             object.__setattr__(self, "num_permutations", _as_int(self.num_permutations, "num_permutations", 1))
         max_exact = _as_int(self.max_exact_players, "max_exact_players", 0, MAX_ENUMERABLE_PLAYERS)
@@ -121,7 +158,7 @@ class ShapleyOptions:
             return method
         if not (isinstance(method, str) and method in SHAPLEY_METHODS):
             raise ConfigError(
-                f"{name} must be 'auto', 'exact', 'permutation' or a ShapleyOptions, got {method!r}."
+                f"{name} must be 'auto', 'exact', 'permutation', 'early_stopping' or a ShapleyOptions, got {method!r}."
             )
         return cls(method, num_permutations, max_exact_players)
 
@@ -131,9 +168,10 @@ class ShapleyOptions:
         Returns
         -------
         ShapleyOptions
-            ``method`` is ``"exact"`` or ``"permutation"`` (the label attributions report in
-            ``method_info["shapley"]``); for ``"permutation"``, ``num_permutations`` is the number
-            used (the default ``max(2 n, 32)`` filled in, made even), for ``"exact"`` it is None.
+            ``method`` is ``"exact"``, ``"permutation"`` or ``"early_stopping"`` (the label
+            attributions report in ``method_info["shapley"]``); for ``"permutation"``,
+            ``num_permutations`` is the number used (the default ``max(2 n, 32)`` filled in, made
+            even), for ``"early_stopping"`` the cap (default 40 times that), for ``"exact"`` None.
 
         Raises
         ------
@@ -156,15 +194,26 @@ class ShapleyOptions:
         if num_permutations is None:
             num_permutations = max(2 * n, 32)
             num_permutations += num_permutations % 2
+            if method == "early_stopping":
+                num_permutations *= EARLY_STOPPING_BATCHES
+        if method == "early_stopping":
+            return dataclasses.replace(self, num_permutations=num_permutations + num_permutations % 2)
         return dataclasses.replace(self, method="permutation", num_permutations=num_permutations)
+
+    def batch_permutations(self, num_players: int) -> int:
+        """Permutations per batch of ``"early_stopping"``: ``max(2 n, 32)``, even, at most the cap."""
+        batch = max(2 * num_players, 32)
+        cap = self.resolve(num_players).num_permutations or batch
+        return min(batch + batch % 2, cap)
 
     def num_coalitions(self, num_players: int) -> int:
         """Most distinct coalitions the estimator evaluates for ``num_players`` players."""
         resolved = self.resolve(num_players)
         if resolved.method == "exact":
             return 2**num_players
-        assert resolved.num_permutations is not None  # resolve() sets it for the permutation method
+        assert resolved.num_permutations is not None  # resolve() sets it for the permutation methods
         return min(2**num_players, resolved.num_permutations * (num_players + 1))
+
 
 
 def all_coalitions(num_players: int) -> torch.Tensor:
@@ -214,89 +263,50 @@ def exact_shapley_coefficients(num_players: int, dtype: torch.dtype = torch.floa
     return coef.to(dtype)
 
 
-def _evaluate_combined(
-    set_function: SetFunction, masks: torch.Tensor, weights: torch.Tensor, chunk_size: int | None
-) -> torch.Tensor:
-    """``sum_c v(masks[c]) * weights[c]``: evaluate in chunks of coalitions and contract each.
-
-    The contraction is linear, so chunk by chunk it needs memory for one chunk of values only.
-    """
-    step = masks.shape[0] if chunk_size is None else chunk_size
-    total: torch.Tensor | None = None
-    batch: tuple | None = None
-    for start in range(0, masks.shape[0], step):
-        chunk = masks[start : start + step]
-        out = set_function(chunk)
-        if not isinstance(out, torch.Tensor):
-            raise ConfigError(
-                f"set_function must return a torch.Tensor, got {type(out).__name__}."
-            )
-        if out.dim() == 0 or out.shape[0] != chunk.shape[0]:
-            raise ConfigError(
-                f"set_function must return a tensor whose first dimension is the number of "
-                f"coalitions ({chunk.shape[0]}), got shape {tuple(out.shape)}."
-            )
-        if batch is not None and out.shape[1:] != batch:
-            raise ConfigError(
-                "set_function must return the same trailing batch shape for every call, got "
-                f"{batch} and {tuple(out.shape[1:])}."
-            )
-        batch = tuple(out.shape[1:])
-        if not (out.is_floating_point() or out.is_complex()):
-            out = out.to(torch.get_default_dtype())
-        part = _combine(out, weights[start : start + step])
-        total = part if total is None else total.add_(part)
-    assert total is not None  # masks has at least one row
-    return total
-
-
-def _combine(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Contract ``values[C, *batch]`` with ``weights[C, n]`` into ``(*batch, n)``."""
-    weights = weights.to(dtype=values.dtype, device=values.device)
-    return torch.tensordot(values, weights, dims=([0], [0]))
-
-
-def _sample_permutations(
-    n: int, num_permutations: int, generator: torch.Generator | None
-) -> torch.Tensor:
-    """Antithetic permutations ``(num_permutations, n)``: each one followed by its reverse."""
-    half = (num_permutations + 1) // 2
-    base = torch.stack([torch.randperm(n, generator=generator) for _ in range(half)])
-    return torch.stack([base, base.flip(1)], dim=1).reshape(2 * half, n)[:num_permutations]
-
-
-def _permutation_estimate(
+def shapley_estimate(
     set_function: SetFunction,
-    n: int,
-    num_permutations: int,
-    generator: torch.Generator | None,
-    chunk_size: int | None,
-) -> torch.Tensor:
-    """Monte-Carlo Shapley values from prefix coalitions of antithetic permutations."""
-    perms = _sample_permutations(n, num_permutations, generator)  # (P, n)
-    num_words = (n + _WORD_BITS - 1) // _WORD_BITS
-    # Multi-word int64 bit keys of every prefix (including the empty and full set).
-    contrib = torch.zeros(num_permutations, n, num_words, dtype=torch.int64)
-    contrib.scatter_(2, (perms // _WORD_BITS)[..., None], (1 << (perms % _WORD_BITS))[..., None])
-    prefix = torch.cat(
-        [torch.zeros(num_permutations, 1, num_words, dtype=torch.int64), contrib.cumsum(1)], dim=1
-    ).reshape(-1, num_words)
-    if num_words == 1:
-        unique_keys, inverse = torch.unique(prefix[:, 0], return_inverse=True)
-        unique_keys = unique_keys[:, None]
-    else:
-        unique_keys, inverse = torch.unique(prefix, dim=0, return_inverse=True)
-    players = torch.arange(n, dtype=torch.int64)
-    word_of, bit_of = players // _WORD_BITS, players % _WORD_BITS
-    masks = ((unique_keys[:, word_of] >> bit_of) & 1).bool()  # (U, n)
-    # counts[u, j] = #permutations where u is "prefix + j" minus # where u is "prefix before j".
-    index = inverse.reshape(num_permutations, n + 1)
-    cols = perms.reshape(-1)
-    ones = torch.ones_like(cols)
-    counts = torch.zeros(masks.shape[0], n, dtype=torch.int64)
-    counts.index_put_((index[:, 1:].reshape(-1), cols), ones, accumulate=True)
-    counts.index_put_((index[:, :-1].reshape(-1), cols), -ones, accumulate=True)
-    return _evaluate_combined(set_function, masks, counts, chunk_size) / num_permutations
+    num_players: int,
+    *,
+    method: str | ShapleyOptions = "auto",
+    num_permutations: int | None = None,
+    max_exact_players: int = 12,
+    generator: torch.Generator | None = None,
+    chunk_size: int | None = None,
+    unit_dims: int = 0,
+) -> ShapleyEstimate:
+    """Shapley values of every player with their estimation error.
+
+    The arguments are those of :func:`shapley_values`, which returns ``.values`` of this, and
+    ``unit_dims``. ``method="early_stopping"`` (or ``ShapleyOptions("early_stopping", cap,
+    tolerance=...)``) adds batches of ``max(2 n, 32)`` antithetic permutations until, for every
+    player and every unit (an index of the first ``unit_dims`` batch dimensions, e.g. one anomaly;
+    ``unit_dims=0``: the whole batch is one unit), the root mean square of the standard errors over
+    the unit's batch elements (e.g. its posterior draws) is at most the tolerance (default 1 % of the
+    root-mean-square total ``v(N) - v(empty)``), or the cap is reached.
+
+    Returns
+    -------
+    ShapleyEstimate
+        The values, their standard errors and (early stopping) a jitter draw that sums to 0 over
+        players; ``num_permutations`` used and whether the rule was met.
+    """
+    if not callable(set_function):
+        raise ConfigError(f"set_function must be callable, got {type(set_function).__name__}.")
+    n = _as_int(num_players, "num_players", 1)
+    options = ShapleyOptions.of(method, num_permutations, max_exact_players, name="method").resolve(n)
+    if chunk_size is not None:
+        chunk_size = _as_int(chunk_size, "chunk_size", 1)
+    unit_dims = _as_int(unit_dims, "unit_dims", 0)
+    if options.method == "early_stopping":
+        assert options.num_permutations is not None  # resolve() sets the cap
+        return early_stopping_estimate(set_function, n, options.num_permutations, options.batch_permutations(n),
+                                       options.tolerance, generator, chunk_size, unit_dims)
+    if options.method == "exact":
+        values = evaluate_combined(set_function, all_coalitions(n), exact_shapley_coefficients(n), chunk_size)
+        return ShapleyEstimate(values, torch.zeros_like(values), None, None, True)
+    assert options.num_permutations is not None  # resolve() sets it for the permutation method
+    values = permutation_estimate(set_function, n, options.num_permutations, generator, chunk_size)
+    return ShapleyEstimate(values, None, None, options.num_permutations, True)
 
 
 def shapley_values(
@@ -320,11 +330,13 @@ def shapley_values(
         cast to the default float dtype; floating dtypes are kept.
     num_players : int
         Number of players ``n >= 1``.
-    method : {"auto", "exact", "permutation"} or ShapleyOptions, default "auto"
+    method : {"auto", "exact", "permutation", "early_stopping"} or ShapleyOptions, default "auto"
         ``"exact"`` enumerates all ``2**n`` coalitions; ``"permutation"`` averages
         marginal contributions over random antithetic permutations; ``"auto"`` is exact
-        when ``num_players <= max_exact_players`` and permutation otherwise. A
-        :class:`ShapleyOptions` carries the method and the two settings below at once.
+        when ``num_players <= max_exact_players`` and permutation otherwise;
+        ``"early_stopping"`` adds permutations until a standard error is reached (see
+        :func:`shapley_estimate`, which also returns the error). A :class:`ShapleyOptions`
+        carries the method and its settings at once.
     num_permutations : int, optional
         Number of permutations for ``"permutation"`` (default ``max(2 n, 32)``). Each
         sampled permutation is followed by its reverse. Ignored by ``"exact"``.
@@ -350,13 +362,7 @@ def shapley_values(
         ``chunk_size``, too many players for exact enumeration, or a set function whose
         result is not a tensor with one row per coalition.
     """
-    if not callable(set_function):
-        raise ConfigError(f"set_function must be callable, got {type(set_function).__name__}.")
-    n = _as_int(num_players, "num_players", 1)
-    options = ShapleyOptions.of(method, num_permutations, max_exact_players, name="method").resolve(n)
-    if chunk_size is not None:
-        chunk_size = _as_int(chunk_size, "chunk_size", 1)
-    if options.method == "exact":
-        return _evaluate_combined(set_function, all_coalitions(n), exact_shapley_coefficients(n), chunk_size)
-    assert options.num_permutations is not None  # resolve() sets it for the permutation method
-    return _permutation_estimate(set_function, n, options.num_permutations, generator, chunk_size)
+    return shapley_estimate(
+        set_function, num_players, method=method, num_permutations=num_permutations,
+        max_exact_players=max_exact_players, generator=generator, chunk_size=chunk_size,
+    ).values

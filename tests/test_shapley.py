@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bayesrca.exceptions import ConfigError
-from bayesrca.shapley import all_coalitions, exact_shapley_coefficients, shapley_values
+from bayesrca.shapley import ShapleyOptions, all_coalitions, exact_shapley_coefficients, shapley_estimate, shapley_values
 
 SETTINGS = settings(max_examples=50, deadline=None)
 seeds = st.integers(min_value=0, max_value=2**31 - 1)
@@ -297,3 +297,118 @@ def test_all_coalitions_rejects_bad_sizes():
         all_coalitions(0)
     with pytest.raises(ConfigError, match="num_players"):
         exact_shapley_coefficients(64)
+
+
+# --- early stopping -------------------------------------------------------------------------
+
+
+def _nonlinear_game(n: int, batch: int = 6, seed: int = 0):
+    """v(S) = log(1 + s^2) + sin(s), s = sum of the members' weights: no closed-form Shapley values."""
+    weights = torch.rand(n, batch, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+    def game(masks: torch.Tensor) -> torch.Tensor:
+        s = masks.to(torch.float64) @ weights
+        return torch.log1p(s**2) + torch.sin(s)
+
+    return game
+
+
+def test_early_stopping_is_within_its_reported_error_of_a_large_permutation_answer():
+    n = 25
+    game = _nonlinear_game(n)
+    est = shapley_estimate(game, n, method=ShapleyOptions("early_stopping", tolerance=0.03),
+                           generator=torch.Generator().manual_seed(1))
+    assert est.converged and est.num_permutations < 2000
+    ref = shapley_values(game, n, method="permutation", num_permutations=20_000,
+                         generator=torch.Generator().manual_seed(2))
+    ref_se = est.std_error * math.sqrt(est.num_permutations / 20_000)  # the reference's own error, same variance
+    z = (est.values - ref) / (est.std_error**2 + ref_se**2).sqrt()
+    assert float(z.abs().max()) < 4.5  # 150 players x elements: a 4.5-sd miss is a defect, not chance
+    assert 0.5 < float(z.std()) < 1.5  # the reported error is of the right size, neither far too small nor too large
+    full, empty = game(torch.ones(1, n, dtype=torch.bool))[0], game(torch.zeros(1, n, dtype=torch.bool))[0]
+    torch.testing.assert_close(est.values.sum(-1), full - empty)  # efficiency of the estimate
+    torch.testing.assert_close((est.values + est.jitter).sum(-1), full - empty)  # and with the error folded in
+    assert float((est.jitter / est.std_error).std()) == pytest.approx(1.0, abs=0.25)
+
+
+def test_early_stopping_error_shrinks_with_a_tighter_tolerance_and_stops_at_the_cap():
+    n = 20
+    game = _nonlinear_game(n, seed=3)
+    loose = shapley_estimate(game, n, method=ShapleyOptions("early_stopping", tolerance=0.06),
+                             generator=torch.Generator().manual_seed(0))
+    tight = shapley_estimate(game, n, method=ShapleyOptions("early_stopping", tolerance=0.03),
+                             generator=torch.Generator().manual_seed(0))
+    assert loose.converged and tight.converged
+    assert tight.num_permutations > loose.num_permutations
+    pooled = [e.std_error.pow(2).mean(0).sqrt() for e in (loose, tight)]  # per player, over the batch
+    assert float(pooled[0].max()) <= 0.06 and float(pooled[1].max()) <= 0.03
+    assert float(pooled[1].max()) < float(pooled[0].max())
+    capped = shapley_estimate(game, n, method=ShapleyOptions("early_stopping", 64, tolerance=1e-6),
+                              generator=torch.Generator().manual_seed(0))
+    assert not capped.converged and capped.num_permutations == 64
+    default = shapley_estimate(game, n, method="early_stopping", generator=torch.Generator().manual_seed(0))
+    total = game(torch.ones(1, n, dtype=torch.bool))[0] - game(torch.zeros(1, n, dtype=torch.bool))[0]
+    assert default.converged  # default tolerance: 1 % of the root-mean-square total
+    assert float(default.std_error.pow(2).mean(0).sqrt().max()) <= 0.01 * float(total.pow(2).mean().sqrt())
+
+
+@SETTINGS
+@given(n=st.integers(min_value=2, max_value=9), seed=seeds, data=st.data())
+def test_early_stopping_null_player_gets_zero_and_efficiency_holds(n, seed, data):
+    null = data.draw(st.integers(min_value=0, max_value=n - 1))
+    table = random_table(n, (3,), seed)
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[null] = False
+
+    def game(masks: torch.Tensor) -> torch.Tensor:
+        return table[keys_of(masks & keep)]  # any game of the others; the null player never changes a value
+
+    est = shapley_estimate(game, n, method=ShapleyOptions("early_stopping", 96, tolerance=1e-3),
+                           generator=torch.Generator().manual_seed(seed))
+    # zero up to the rounding of the contraction (GEMM may pair +v(S) and -v(S) through other terms)
+    assert float(est.values[..., null].abs().max()) <= 1e-12 and float(est.std_error[..., null].max()) <= 1e-12
+    assert float(est.jitter[..., null].abs().max()) <= 1e-12
+    full, empty = game(torch.ones(1, n, dtype=torch.bool))[0], game(torch.zeros(1, n, dtype=torch.bool))[0]
+    torch.testing.assert_close((est.values + est.jitter).sum(-1), full - empty)
+
+
+@SETTINGS
+@given(n=st.integers(min_value=2, max_value=8), seed=seeds)
+def test_early_stopping_symmetric_players_agree_within_their_error(n, seed):
+    weights = torch.rand(n, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    weights[1] = weights[0]  # players 0 and 1 are interchangeable
+
+    def game(masks: torch.Tensor) -> torch.Tensor:
+        s = masks.to(torch.float64) @ weights
+        return torch.sqrt(1 + s**2)
+
+    est = shapley_estimate(game, n, method="early_stopping", generator=torch.Generator().manual_seed(seed))
+    gap = (est.values[..., 0] - est.values[..., 1]).abs()
+    bound = 6 * (est.std_error[..., 0] ** 2 + est.std_error[..., 1] ** 2).sqrt() + 1e-12
+    assert torch.all(gap <= bound)
+
+
+def test_exact_and_permutation_estimates_report_their_error_as_documented():
+    game = _nonlinear_game(4)
+    exact = shapley_estimate(game, 4, method="exact")
+    assert torch.all(exact.std_error == 0) and exact.jitter is None and exact.num_permutations is None
+    perm = shapley_estimate(game, 4, method="permutation", num_permutations=8, generator=torch.Generator().manual_seed(0))
+    assert perm.std_error is None and perm.num_permutations == 8
+    torch.testing.assert_close(
+        perm.values, shapley_values(game, 4, method="permutation", num_permutations=8, generator=torch.Generator().manual_seed(0))
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"method": "permutation", "tolerance": 0.1}, "early_stopping"),
+        ({"method": "early_stopping", "tolerance": 0.0}, "tolerance"),
+        ({"method": "early_stopping", "tolerance": float("nan")}, "tolerance"),
+        ({"method": "early_stopping", "tolerance": True}, "tolerance"),
+        ({"method": "early_stopping", "num_permutations": 0}, "num_permutations"),
+    ],
+)
+def test_early_stopping_options_are_checked(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        ShapleyOptions(**kwargs)

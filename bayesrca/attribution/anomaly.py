@@ -16,7 +16,15 @@ from .._warnings import user_stacklevel
 from ..threads import thread_policy, torch_threads
 from .. import graph as graphs
 from .budget import memory_plan
-from .common import check_common_arguments, check_fitted_scm, check_num_mc_samples, check_player_frame, mc_std_error
+from .common import (
+    check_common_arguments,
+    check_fitted_scm,
+    check_num_mc_samples,
+    check_player_frame,
+    estimate_shapley,
+    mc_std_error,
+    shapley_error_info,
+)
 from .._progress import counting, open_bar, resolve
 from ..parallel import check_executor, run_tasks
 from .._random import seeded
@@ -27,7 +35,7 @@ from ..counterfactual import (
 )
 from ..exceptions import ConfigError, DataError, ExtrapolationWarning, TailEstimateWarning
 from ..results import AttributionResult
-from ..shapley import ShapleyOptions, shapley_values
+from ..shapley import ShapleyOptions
 from ..counterfactual.importance import log_se
 from ..counterfactual.tails import MIN_TAIL_ESS, event_side
 from ..validation import check_positive_int, check_positive_number
@@ -79,9 +87,12 @@ def attribute_anomalies(
     num_mc_samples : int, default 2000
         Fresh noise samples per posterior draw for Monte Carlo tail probabilities (not used on
         the closed-form linear-Gaussian path).
-    shapley : {"auto", "exact", "permutation"} or ShapleyOptions
+    shapley : {"auto", "exact", "permutation", "early_stopping"} or ShapleyOptions
         Shapley estimator; ``"auto"`` is exact up to ``max_exact_players`` players. A
         :class:`~bayesrca.shapley.ShapleyOptions` gives the estimator and its settings at once.
+        ``"early_stopping"`` (for targets with many ancestors) adds permutations until the
+        standard error is below a tolerance, and folds that error into the draws
+        (:func:`~bayesrca.attribution.common.estimate_shapley`; ``method_info["shapley_se"]``).
     num_permutations : int, optional
         Permutations for ``shapley="permutation"`` (default ``max(2n, 32)``).
     max_exact_players : int, default 12
@@ -101,7 +112,10 @@ def attribute_anomalies(
     base_score : str, default "median_cdf"
         Base score tau of the IT score: ``"median_cdf"`` (two-sided quantile score, DoWhy's
         default), ``"mean_deviation"``, ``"median_deviation"``, ``"upper"`` (only large values are
-        anomalous, e.g. latencies) or ``"lower"``.
+        anomalous, e.g. latencies), ``"lower"``, or DoWhy's ``"rank"`` (``RankBasedAnomalyScorer``,
+        the median-CDF event) and ``"density"`` (``InverseDensityScorer``: p(X) <= p(x), p a kernel
+        density estimate), each per posterior draw from that draw's marginal
+        (:mod:`bayesrca.counterfactual.tails`).
     max_elements : int, default 2**25
         Bound on the elements of the largest intermediate tensor (coalitions x Monte Carlo
         samples x anomalies x draws, float32); coalitions and anomalies are chunked to respect it.
@@ -186,6 +200,8 @@ def attribute_anomalies(
     tail_ess = np.empty((num_draws, len(frame)))
     value_ess = np.empty((num_draws, len(frame)))
     flags = {"integrated": False, "importance": False}  # did any batch integrate a Gaussian part / sample by importance?
+    shapley_ms = np.zeros((len(frame), n))  # early stopping: mean square standard error over draws
+    shapley_runs: list = []  # early stopping: (permutations, converged) per batch
     num_coalitions = estimator.num_coalitions(n)
     work = sum(stop - first for first, _, stop in plan.chunks) * num_coalitions
     _log.info("attribution at %r: %d players, %s path, %s Shapley, %d batch(es) of anomalies",
@@ -206,6 +222,9 @@ def attribute_anomalies(
         mc_se[start:stop] = out["mc_se"][skip:]
         for key in flags:
             flags[key] = flags[key] or out[key]
+        if out["shapley"]:
+            shapley_ms[start:stop] = out["shapley"]["se_ms"][skip:]
+            shapley_runs.append((out["shapley"]["num_permutations"], out["shapley"]["converged"]))
         if executor is not None:  # in this process the bar follows the coalitions themselves
             bar.update((stop - first) * num_coalitions)
 
@@ -231,6 +250,9 @@ def attribute_anomalies(
     if max_memory_mb is not None:
         info["max_memory_mb"] = max_memory_mb
     info.update(_check_tail_ess(tail_ess, value_ess, list(frame.index), num_mc_samples))
+    if shapley_runs:
+        info.update(shapley_error_info(np.sqrt(shapley_ms), [str(p) for p in players],
+                                       max(r[0] for r in shapley_runs), all(r[1] for r in shapley_runs)))
     return AttributionResult(
         contributions,
         it_scores,
@@ -265,12 +287,13 @@ def attribute_batch(scm, target_node, players: list, rows: pd.DataFrame, options
                 importance=options["tail"] in ("auto", "mc"),
             )
             function = engine if bar is None else counting(engine, bar, len(rows))
-            phi = shapley_values(
+            phi, error = estimate_shapley(
                 function,
                 len(players),
-                method=estimator,
-                generator=generator,
-                chunk_size=max(1, options["max_elements"] // (len(rows) * num_draws * 3)),  # values of a batch, float64
+                estimator,
+                generator,
+                max(1, options["max_elements"] // (len(rows) * num_draws * 3)),  # values of a batch, float64
+                unit_dims=1,  # every anomaly meets early stopping's tolerance
             )  # (K, D, E, n)
         return {
             "contributions": phi[:, :, 0].permute(1, 0, 2).numpy(),
@@ -280,6 +303,8 @@ def attribute_batch(scm, target_node, players: list, rows: pd.DataFrame, options
             "mc_se": mc_std_error(phi),
             "integrated": engine.integrated,
             "importance": engine.importance,
+            "shapley": error and {"se_ms": error["se"].pow(2).mean(1).numpy(), "num_permutations": error["num_permutations"],
+                                  "converged": error["converged"]},
         }
 
 

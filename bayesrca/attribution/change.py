@@ -50,9 +50,16 @@ from ..mechanisms.base import noise_site
 from ..parallel import check_executor, run_tasks
 from ..results import ContributionResult
 from ..scm import BayesianSCM
-from ..shapley import ShapleyOptions, shapley_values
+from ..shapley import ShapleyOptions
 from ..validation import check_positive_int, check_probability
-from .common import check_common_arguments, check_num_mc_samples, check_player_frame, mc_std_error
+from .common import (
+    check_common_arguments,
+    check_num_mc_samples,
+    check_player_frame,
+    estimate_shapley,
+    mc_std_error,
+    shapley_error_info,
+)
 
 __all__ = ["change_log_bayes_factor", "distribution_change"]
 
@@ -112,7 +119,7 @@ def distribution_change(
         Nodes known not to have changed (probability of change set to 0).
     num_mc_samples : int, default 2000
         Fresh noise samples per draw for the summary (not used for the exact linear mean).
-    shapley : {"auto", "exact", "permutation"} or ShapleyOptions
+    shapley : {"auto", "exact", "permutation", "early_stopping"} or ShapleyOptions
         Shapley estimator over the nodes that changed in at least one draw. A
         :class:`~bayesrca.shapley.ShapleyOptions` gives the estimator and its settings at once.
     num_permutations : int, optional
@@ -200,12 +207,15 @@ def distribution_change(
         with seeded(seeds[2]) as generator, torch.no_grad():
             value = _SwapValue(shared, players, target_node, fits, flags, psi, num_mc_samples, exact_mean)
             step = max(1, args.max_elements // (4 * value.num_samples * num_draws))
-            phi = shapley_values(value, len(active), method=estimator, generator=generator, chunk_size=step)  # (D, E, A)
+            phi, error = estimate_shapley(value, len(active), estimator, generator, step)  # (D, E, A)
             total = value(torch.ones(1, len(active), dtype=torch.bool))[0, :, 0].numpy()  # v(P) - v(empty)
         idx = [players.index(n) for n in active]
         contributions[:, idx] = phi[:, 0].numpy()
         mc_se[idx] = mc_std_error(phi)
         info["shapley"] = estimator.method
+        if error:
+            info.update(shapley_error_info(error["se"].pow(2).mean(0, keepdim=True).sqrt().numpy(),
+                                           [str(n) for n in active], error["num_permutations"], error["converged"]))
     info["active_nodes"] = [str(n) for n in active]
     return ContributionResult(
         contributions, total, [str(p) for p in players], str(target_node),

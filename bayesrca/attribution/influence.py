@@ -34,14 +34,14 @@ from pyro import poutine
 from ..threads import thread_policy
 from .. import graph as graphs
 from .._random import seeded
-from .common import check_common_arguments, check_fitted_scm, mc_std_error
+from .common import check_common_arguments, check_fitted_scm, estimate_shapley, mc_std_error, shapley_error_info
 from ..results import ContributionResult
 from ..counterfactual import linearize
 from ..exceptions import ConfigError
 from ..counterfactual.handlers import KeepNoise
 from ..mechanisms.base import noise_site
 from ..scm import BayesianSCM
-from ..shapley import ShapleyOptions, shapley_values
+from ..shapley import ShapleyOptions
 from ..validation import check_positive_int
 
 __all__ = ["intrinsic_causal_influence"]
@@ -85,7 +85,7 @@ def intrinsic_causal_influence(
     num_outer, num_inner : int, default 1000 and 10
         Nested Monte Carlo sample sizes per posterior draw. The outer size drives the Monte Carlo
         error (the inner variance is corrected for); ``mc_se`` in the summary reports it.
-    shapley : {"auto", "exact", "permutation"} or ShapleyOptions
+    shapley : {"auto", "exact", "permutation", "early_stopping"} or ShapleyOptions
         Shapley estimator (the closed form is additive, so both are exact there). A
         :class:`~bayesrca.shapley.ShapleyOptions` gives the estimator and its settings at once.
     num_permutations : int, optional
@@ -140,7 +140,7 @@ def intrinsic_causal_influence(
         else:
             value = _NestedValue(scm, players, target_node, measure, num_outer, num_inner)
             step = max(1, args.max_elements // (3 * num_outer * num_inner * num_draws))
-        phi = shapley_values(value, len(players), method=estimator, generator=generator, chunk_size=step)  # (D, E, n)
+        phi, error = estimate_shapley(value, len(players), estimator, generator, step)  # (D, E, n)
         total = value(torch.ones(1, len(players), dtype=torch.bool))[0, :, 0].numpy()  # v(P); v(empty) = 0
     mc_se = mc_std_error(phi) if path == "mc" else None
     contributions = phi[:, 0].numpy()
@@ -148,6 +148,9 @@ def intrinsic_causal_influence(
     info = {"engine": path, "measure": name, "shapley": estimator.method, "num_draws": num_draws,
             "num_outer": 0 if path == "analytic" else num_outer, "num_inner": 0 if path == "analytic" else num_inner,
             "seed": args.seed}
+    if error:
+        info.update(shapley_error_info(error["se"].pow(2).mean(0, keepdim=True).sqrt().numpy(), [str(p) for p in players],
+                                       error["num_permutations"], error["converged"]))
     return ContributionResult(
         contributions, total, [str(p) for p in players], str(target_node),
         attribution="intrinsic_causal_influence", quantity=f"{name} of {target_node!r}", method_info=info,

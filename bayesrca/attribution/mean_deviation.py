@@ -38,8 +38,16 @@ from ..counterfactual.handlers import KeepNoise
 from ..exceptions import ConfigError, DataError
 from ..mechanisms.base import noise_site
 from ..results import AttributionResult
-from ..shapley import ShapleyOptions, shapley_values
-from .common import check_common_arguments, check_fitted_scm, check_num_mc_samples, check_player_frame, mc_std_error
+from ..shapley import ShapleyOptions
+from .common import (
+    check_common_arguments,
+    check_fitted_scm,
+    check_num_mc_samples,
+    check_player_frame,
+    estimate_shapley,
+    mc_std_error,
+    shapley_error_info,
+)
 
 __all__ = ["SCORES", "attribute_mean_deviation"]
 
@@ -124,7 +132,7 @@ def attribute_mean_deviation(
         else:
             value = _MonteCarloValue(scm, players, target_node, kept, num_mc_samples, score)
             step = max(1, args.max_elements // (num_mc_samples * num_k * num_draws))
-        phi = shapley_values(value, n, method=estimator, generator=generator, chunk_size=step)  # (K, D, E, n)
+        phi, error = estimate_shapley(value, n, estimator, generator, step, unit_dims=1)  # (K, D, E, n)
         full = torch.ones(1, n, dtype=torch.bool)
         total = value(full)[0, :, :, 0]  # (K, D): v(all players) - v(empty) = v(all players)
     info = {
@@ -136,6 +144,10 @@ def attribute_mean_deviation(
         "seed": args.seed,
         "score": score,
     }
+    if error:
+        info.update(shapley_error_info(error["se"].pow(2).mean(1).sqrt().numpy(), [str(p) for p in players],
+                                       error["num_permutations"],
+                                       error["converged"]))
     return AttributionResult(
         phi[:, :, 0].permute(1, 0, 2).numpy(),
         total.T.numpy(),

@@ -54,6 +54,7 @@ import torch
 from pyro.distributions import Normal, StudentT, constraints
 
 from . import tails
+from .density import density_thresholds
 from ..mechanisms.mixture import DrawSelection, _select, _within_support
 from ..mechanisms.noise import BootstrapGPD, ResidualKDE
 
@@ -341,7 +342,7 @@ def _weighted_empirical(values, log_w, x, log_wx, base_score):
     below, above = _log_cumulative(lw)
     below2, above2 = _log_cumulative(2 * lw)
     xs = x.unsqueeze(-1).contiguous()
-    if base_score == "median_cdf":
+    if base_score in tails.QUANTILE_SCORES:
         left = below.gather(-1, torch.searchsorted(v, xs, right=True))  # weight of samples <= x
         right = above.gather(-1, torch.searchsorted(v, xs, right=False))  # ... >= x
         upper, target = right <= left, torch.minimum(left, right).contiguous()
@@ -352,6 +353,8 @@ def _weighted_empirical(values, log_w, x, log_wx, base_score):
         hi_low = torch.where(i_hi < num_m, v.gather(-1, i_hi.clamp(max=num_m - 1)), v[:, -1:] + span)
         lo = torch.where(upper, torch.minimum(lo_up, xs), xs)
         hi = torch.where(upper, xs, torch.maximum(hi_low, xs))
+    elif base_score == "density":
+        lo, hi = density_thresholds(v, xs, log_weights=lw)
     elif side == "two":
         if base_score == "mean_deviation":
             w = (lw - lw.amax(-1, keepdim=True)).exp()
@@ -408,8 +411,11 @@ def weighted_thresholds(centres, sd, eps, x, log_w, log_wx, base_score: str = "m
     gauss = (s > 0).nonzero().squeeze(-1)
     if len(gauss):
         c, g, lwg = rows[gauss], s[gauss], lw[gauss]
-        if base_score == "median_cdf":
+        if base_score in tails.QUANTILE_SCORES:
             lo[gauss], hi[gauss] = tails.mixture_thresholds(c, g, xs[gauss], log_weights=lwg)
+        elif base_score == "density":
+            lo_g, hi_g = density_thresholds(c, xs[gauss].unsqueeze(-1), g, log_weights=lwg)
+            lo[gauss], hi[gauss] = lo_g[:, 0], hi_g[:, 0]
         tail, ess[gauss] = tails.mixture_log_tail(c, g, lo[gauss], hi[gauss], return_ess=True, log_weights=lwg)
         log_p[gauss] = tail[:, 0]
     shape = (num_k, num_d)

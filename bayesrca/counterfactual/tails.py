@@ -9,7 +9,17 @@ Every supported base score has superlevel sets of the form "outside an interval"
 * ``"mean_deviation"`` / ``"median_deviation"``: :math:`\tau(y) = |y - c|` with c the marginal's
   mean or median (thresholds :math:`c \pm |x - c|`);
 * ``"upper"`` / ``"lower"``: one-sided, only large (small) values are anomalous
-  (:math:`\tau = F` or :math:`1 - F`).
+  (:math:`\tau = F` or :math:`1 - F`);
+* ``"rank"`` (DoWhy's ``RankBasedAnomalyScorer``): :math:`\tau(y) = -\log \min(1, 2R^{\ge}(y)/(M+1),
+  2R^{\le}(y)/(M+1))` with the ranks of y among the model's M samples (y counted); a monotone
+  function of :math:`\min(F, 1 - F)` like the median-CDF score, so its event and IT score are the
+  median-CDF ones (the order statistics below count ties on both sides, as the ranks do);
+* ``"density"`` (DoWhy's ``InverseDensityScorer``): :math:`\tau(y) = 1/p(y)` with p the marginal's
+  density, a kernel estimate from the samples (:mod:`bayesrca.counterfactual.density`); a
+  Gaussian marginal is symmetric, so there it is the two-sided event around the mean.
+
+Every base score is computed per posterior draw from that draw's own marginal (its closed form or
+its samples), as DoWhy fits its scorer on samples of its one fitted model.
 
 Three estimators, per posterior draw:
 
@@ -31,9 +41,11 @@ from typing import Literal, overload
 import torch
 
 from ..exceptions import ConfigError
+from .density import density_thresholds
 
 __all__ = [
     "BASE_SCORES",
+    "QUANTILE_SCORES",
     "event_side",
     "gaussian_thresholds",
     "gaussian_log_tail",
@@ -50,7 +62,9 @@ __all__ = [
 #: sampled centres (relative error of the probability about ``1 / sqrt(ESS)``).
 MIN_TAIL_ESS = 10.0
 
-BASE_SCORES = ("median_cdf", "mean_deviation", "median_deviation", "upper", "lower")
+BASE_SCORES = ("median_cdf", "mean_deviation", "median_deviation", "upper", "lower", "rank", "density")
+#: Base scores whose event has the median-CDF thresholds (one end x, the other its mirror quantile).
+QUANTILE_SCORES = ("median_cdf", "rank")
 
 
 def event_side(base_score: str) -> str:
@@ -116,7 +130,7 @@ def empirical_thresholds(
     num = reference.shape[0]
     ordered = reference.sort(dim=0).values.T.contiguous()  # (D, M)
     xs = x.expand(x.shape[0], ordered.shape[0]).T.contiguous()  # (D, K)
-    if base_score == "median_cdf":
+    if base_score in QUANTILE_SCORES:
         n_le = torch.searchsorted(ordered, xs, right=True)
         n_ge = num - torch.searchsorted(ordered, xs, right=False)
         m = torch.minimum(n_le, n_ge)
@@ -127,6 +141,8 @@ def empirical_thresholds(
         high_order = torch.where(m > 0, torch.gather(ordered, 1, (num - m).clamp(max=num - 1)), above)  # m-th largest
         lo = torch.where(upper, torch.minimum(low_order, xs), xs)
         hi = torch.where(upper, xs, torch.maximum(high_order, xs))
+    elif base_score == "density":
+        lo, hi = density_thresholds(ordered, xs)
     elif side == "two":
         centre = ordered.mean(-1, keepdim=True) if base_score == "mean_deviation" else ordered.median(-1, keepdim=True).values
         dist = (xs - centre).abs()
@@ -316,7 +332,14 @@ def conditional_thresholds(
     lo, hi, it_score : torch.Tensor
         Each of shape ``(K, D)``; with ``return_ess`` also the ESS ``(K, D)``.
     """
-    lo, hi, it, count = empirical_thresholds(reference, x, base_score, return_count=True)
+    if base_score == "density":  # the density of the centres, each widened by the draw's Gaussian part
+        num, xs = reference.shape[0], x.expand(x.shape[0], reference.shape[1]).T.contiguous()  # (D, K)
+        lo_t, hi_t = density_thresholds(centres.T, xs, sd)
+        ordered = reference.sort(dim=0).values.T.contiguous()
+        count = (torch.searchsorted(ordered, lo_t, right=True) + num - torch.searchsorted(ordered, hi_t, right=False)).T
+        lo, hi, it = lo_t.T.contiguous(), hi_t.T.contiguous(), -empirical_log_prob(count, num).to(reference.dtype)
+    else:
+        lo, hi, it, count = empirical_thresholds(reference, x, base_score, return_count=True)
     ess = count.to(torch.float64).clone()
     gaussian = (sd > 0).expand_as(count)
     it = torch.where(gaussian, -torch.log(count.clamp(min=1).to(torch.float64) / reference.shape[0]), it).clamp(min=0.0)
@@ -324,7 +347,7 @@ def conditional_thresholds(
     if bool(rare.any()):
         k_idx, d_idx = rare.nonzero(as_tuple=True)
         rows, s, xs = centres.T[d_idx], sd[d_idx], x.expand_as(count)[k_idx, d_idx].to(torch.float64)
-        if base_score == "median_cdf":
+        if base_score in QUANTILE_SCORES:
             lo[k_idx, d_idx], hi[k_idx, d_idx] = mixture_thresholds(rows, s, xs)
         log_tail, ess[k_idx, d_idx] = mixture_log_tail(rows, s, lo[k_idx, d_idx], hi[k_idx, d_idx], return_ess=True)
         it[k_idx, d_idx] = -log_tail[:, 0]

@@ -200,3 +200,95 @@ def test_mc_std_error_estimates_the_sd_of_the_full_sample_mean():
     np.testing.assert_allclose(se, (sigma / num_m**0.5).numpy(), rtol=0.05)
     np.testing.assert_allclose(se, phi[:, 0].std(0).numpy(), rtol=0.06)
 
+
+
+# --- early-stopping Shapley in the attributions ----------------------------------------------
+
+WIDE = 24  # roots of the wide graph: the target has 24 ancestors, 25 players
+
+
+def _wide(n: int = 400, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    roots = {f"R{i}": rng.normal(size=n) for i in range(WIDE)}
+    weights = np.linspace(0.2, 1.5, WIDE)
+    y = sum(w * roots[f"R{i}"] for i, w in enumerate(weights)) + rng.normal(size=n)
+    graph = nx.DiGraph([(f"R{i}", "Y") for i in range(WIDE)])
+    return graph, pd.DataFrame({**roots, "Y": y}), weights
+
+
+@pytest.fixture(scope="module")
+def wide():
+    graph, data, weights = _wide()
+    scm = br.BayesianSCM(graph, mechanisms="gaussian", num_draws=30).fit(data, seed=0)
+    base = {f"R{i}": 0.0 for i in range(WIDE)}
+    rows = [base | {"R10": 8.0}, base | {"R20": 5.0, "R2": 3.0}]
+    for row, own in zip(rows, (4.0, 0.0)):  # the target's own noise: 4 in the first row
+        row["Y"] = sum(w * row[f"R{i}"] for i, w in enumerate(weights)) + own
+    return scm, pd.DataFrame(rows)
+
+
+def test_early_stopping_attribution_is_within_its_error_of_a_large_permutation_answer(wide):
+    scm, anomalies = wide
+    res = br.attribute_anomalies(scm, "Y", anomalies, seed=0, shapley=ShapleyOptions("early_stopping", tolerance=0.15))
+    info = res.method_info
+    assert res.method_info["engine"] == "analytic" and info["shapley"] == "early_stopping"
+    assert info["shapley_converged"] and info["shapley_num_permutations"] < 40 * 50
+    se = np.array([info["shapley_se"][node] for node in res.nodes])
+    assert se.max() <= 0.15 and se.min() > 0
+    # efficiency per draw, with the estimator's error folded in
+    np.testing.assert_allclose(res.contributions.sum(-1), res.it_scores, rtol=1e-5, atol=1e-5)
+    ref = br.attribute_anomalies(scm, "Y", anomalies, seed=1, shapley="permutation", num_permutations=4000)
+    ref_se = se * np.sqrt(info["shapley_num_permutations"] / 4000)
+    gap = np.abs(np.median(res.contributions, 0) - np.median(ref.contributions, 0))  # (K, n)
+    assert np.all(gap <= 4 * np.sqrt(2 * se**2 + ref_se**2) + 1e-3), gap.max()
+    top = res.summary().groupby("anomaly").head(1)["node"].tolist()
+    assert top == ["R10", "R20"]
+
+
+def test_early_stopping_error_is_folded_into_the_draws_and_shrinks_with_the_tolerance(wide):
+    scm, anomalies = wide
+    loose = br.attribute_anomalies(scm, "Y", anomalies, seed=0, shapley=ShapleyOptions("early_stopping", tolerance=0.35))
+    tight = br.attribute_anomalies(scm, "Y", anomalies, seed=0, shapley=ShapleyOptions("early_stopping", tolerance=0.16))
+    se = [np.array(list(r.method_info["shapley_se"].values())) for r in (loose, tight)]
+    assert se[1].max() <= 0.16 < se[0].max() <= 0.35
+    assert tight.method_info["shapley_num_permutations"] > loose.method_info["shapley_num_permutations"]
+    # the draws carry the error: with a loose tolerance the spread across draws grows by it (shapley_se is
+    # the largest over the anomalies, so the growth averaged over them is a part of its square: 0.46 measured)
+    spread = [r.contributions.std(0) for r in (loose, tight)]  # (K, n)
+    assert np.mean(spread[0] ** 2 - spread[1] ** 2) > 0.2 * np.mean(se[0] ** 2 - se[1] ** 2)
+    # its IT scores are those of any other estimator (the closed form does not depend on it)
+    np.testing.assert_allclose(loose.it_scores, tight.it_scores)
+
+
+def test_early_stopping_at_its_cap_warns_and_says_so(wide):
+    scm, anomalies = wide
+    with pytest.warns(br.ConvergenceWarning, match="cap of 64 permutations"):
+        res = br.attribute_anomalies(scm, "Y", anomalies, seed=0,
+                                     shapley=ShapleyOptions("early_stopping", 64, tolerance=1e-6))
+    assert res.method_info["shapley_converged"] is False and res.method_info["shapley_num_permutations"] == 64
+
+
+def test_early_stopping_in_the_other_attributions_reports_its_error(fitted):
+    opts = ShapleyOptions("early_stopping", 200, tolerance=1e-3)
+    ici = br.intrinsic_causal_influence(fitted, "c", shapley=opts, seed=0)
+    assert set(ici.method_info["shapley_se"]) == {"a", "b", "c"}
+    # additive game: every permutation gives the exact answer, so the error is 0 and the draws are unchanged
+    assert max(ici.method_info["shapley_se"].values()) < 1e-9
+    np.testing.assert_allclose(ici.contributions, br.intrinsic_causal_influence(fitted, "c", seed=0).contributions,
+                               rtol=1e-9)
+    rows = pd.DataFrame({"a": [2.0], "b": [0.0], "c": [3.0]})
+    md = br.attribute_mean_deviation(fitted, "c", rows, shapley=opts, seed=0)
+    assert md.method_info["shapley_converged"] and "shapley_se" in md.method_info
+
+
+def test_early_stopping_bounds_every_anomalys_error_however_anomalies_are_batched(wide):
+    scm, anomalies = wide
+    opts = ShapleyOptions("early_stopping", tolerance=0.2)
+    together = br.attribute_anomalies(scm, "Y", anomalies, seed=0, shapley=opts)
+    apart = br.attribute_anomalies(scm, "Y", anomalies, seed=0, shapley=opts, batch_size=1)
+    for res in (together, apart):
+        assert res.method_info["shapley_converged"] and max(res.method_info["shapley_se"].values()) <= 0.2
+        np.testing.assert_allclose(res.contributions.sum(-1), res.it_scores, rtol=1e-5, atol=1e-5)
+    # the easy anomaly (R20) alone needs fewer permutations than the hard one: batches stop on their own
+    alone = br.attribute_anomalies(scm, "Y", anomalies.iloc[[1]], seed=0, shapley=opts)
+    assert alone.method_info["shapley_num_permutations"] < together.method_info["shapley_num_permutations"]
