@@ -199,6 +199,20 @@ def test_distribution_change_fits_on_processes_give_the_serial_numbers(pool):
     assert np.array_equal(serial.contributions, parallel.contributions)
 
 
+def test_intrinsic_causal_influence_on_a_pool_gives_the_serial_numbers(pool, serial_scm):
+    """The nested Monte Carlo engine's coalitions as tasks: bit-identical (exact and permutation Shapley)."""
+    for shapley in ("exact", "permutation"):
+        kwargs = {"seed": 4, "num_outer": 64, "num_inner": 4, "engine": "mc", "shapley": shapley}
+        serial = br.intrinsic_causal_influence(serial_scm, "d", **kwargs)
+        parallel = br.intrinsic_causal_influence(serial_scm, "d", executor=pool, **kwargs)
+        assert np.array_equal(serial.contributions, parallel.contributions)
+        assert np.array_equal(serial.total, parallel.total)
+    clustered = br.intrinsic_causal_influence(serial_scm, "d", executor=_ClusterLike(), **kwargs)
+    assert np.array_equal(serial.contributions, clustered.contributions)
+    with pytest.raises(ConfigError, match="separate processes"), ThreadPoolExecutor(1) as threads:
+        br.intrinsic_causal_influence(serial_scm, "d", executor=threads)
+
+
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True])
 def test_batch_size_is_validated(serial_scm, bad):
     with pytest.raises(ConfigError, match="batch_size"):

@@ -25,6 +25,7 @@ so the Shapley values of a draw add up to the draw's variance of the target. Two
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from concurrent.futures import Executor
 from typing import cast
 
 import pyro
@@ -34,6 +35,7 @@ from pyro import poutine
 from ..threads import thread_policy
 from .. import graph as graphs
 from .._random import seeded
+from ..parallel import ExecutorSetFunction, check_executor
 from .common import check_common_arguments, check_fitted_scm, estimate_shapley, mc_std_error, shapley_error_info
 from ..results import ContributionResult
 from ..counterfactual import linearize
@@ -63,6 +65,7 @@ def intrinsic_causal_influence(
     max_exact_players: int = 12,
     max_elements: int = 2**25,
     seed: int | None = None,
+    executor: Executor | None = None,
 ) -> ContributionResult:
     r"""Posterior intrinsic causal influence of every upstream node's noise on the target.
 
@@ -96,6 +99,11 @@ def intrinsic_causal_influence(
         Bound on the elements of one intermediate tensor (coalitions x samples x draws).
     seed : int, optional
         Seed of the Monte Carlo and permutation draws.
+    executor : concurrent.futures.Executor, optional
+        Evaluate the coalitions of the nested Monte Carlo engine as tasks on this executor (a
+        :class:`~concurrent.futures.ProcessPoolExecutor`, or a Dask client's ``get_executor()``;
+        :mod:`bayesrca.parallel`): bit-identical numbers to None. A callable ``measure`` must then
+        be picklable (a module-level function). The closed form runs in this process.
 
     Returns
     -------
@@ -113,6 +121,7 @@ def intrinsic_causal_influence(
         If the model is not fitted.
     """
     check_fitted_scm(scm)
+    executor = check_executor(executor)
     players = graphs.players_of(scm.graph_, target_node)
     if engine not in _ENGINES:
         raise ConfigError(f"engine must be one of {_ENGINES}, got {engine!r}")
@@ -139,6 +148,8 @@ def intrinsic_causal_influence(
             step = None
         else:
             value = _NestedValue(scm, players, target_node, measure, num_outer, num_inner)
+            if executor is not None:  # the samples are drawn here; the coalitions are evaluated there
+                value = ExecutorSetFunction(value, executor)
             step = max(1, args.max_elements // (3 * num_outer * num_inner * num_draws))
         phi, error = estimate_shapley(value, len(players), estimator, generator, step)  # (D, E, n)
         total = value(torch.ones(1, len(players), dtype=torch.bool))[0, :, 0].numpy()  # v(P); v(empty) = 0
