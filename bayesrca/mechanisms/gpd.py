@@ -9,9 +9,15 @@ residuals beyond the last training residual.
 Posterior (:func:`sample_tail_posterior`) given ``m`` exceedances :math:`y_{1..m}` over a
 threshold:
 
-* prior: :math:`\xi` half-normal, :math:`\xi \sim \mathcal N(0, 0.5^2)` restricted to
-  :data:`SHAPE_MIN` = 0 ... :data:`SHAPE_MAX` = 0.95 (weakly informative, centred at the
-  exponential tail); :math:`\log\sigma` flat;
+* prior: with probability :data:`EXPONENTIAL_PRIOR` = 1/2 the tail is exponential
+  (:math:`\xi = 0` exactly), otherwise :math:`\xi` is half-normal, :math:`\xi \sim \mathcal N(0, 0.5^2)`
+  restricted to :data:`SHAPE_MIN` = 0 ... :data:`SHAPE_MAX` = 0.95 (weakly informative);
+  :math:`\log\sigma` flat. The point mass is there because :math:`\xi = 0` is the limit of the
+  whole Gumbel domain of attraction (Gaussian, exponential, gamma, log-normal-like residuals),
+  the common case: without it every draw of an exponential tail has :math:`\xi > 0` (the truth
+  sits on the boundary of the support), a tail heavier than the data's in every draw, and far
+  tail probabilities biased upwards with intervals that exclude the truth. The posterior weighs
+  the two by their marginal likelihoods (a Bayes factor, computed on the same scale grid);
 * the exact posterior :math:`\propto \text{prior} \times \prod_i g(y_i; \xi, \sigma)` on a
   grid of :data:`NUM_SHAPES` shapes times :data:`NUM_LOG_SCALES` log-scales, the scale grid
   centred for each shape at the scale whose GPD median is the exceedances' median and
@@ -43,6 +49,7 @@ __all__ = [
     "SHAPE_MIN",
     "SHAPE_MAX",
     "SHAPE_PRIOR_SD",
+    "EXPONENTIAL_PRIOR",
     "NUM_SHAPES",
     "NUM_LOG_SCALES",
     "gpd_log_pdf",
@@ -56,6 +63,8 @@ SHAPE_MIN = 0.0
 SHAPE_MAX = 0.95
 #: standard deviation of the half-normal prior on the shape
 SHAPE_PRIOR_SD = 0.5
+#: prior probability that a tail is exactly exponential (shape 0)
+EXPONENTIAL_PRIOR = 0.5
 NUM_SHAPES = 39
 NUM_LOG_SCALES = 48
 _SMALL = 1e-14
@@ -164,21 +173,32 @@ def sample_tail_posterior(exceedances: torch.Tensor, floor: float, num_draws: in
     -------
     dict
         ``shape`` and ``scale`` (each ``(num_draws,)``), and the scalars ``shape_mean`` (the
-        posterior mean shape) and ``edge_mass`` (posterior mass on the outer lines of the
+        posterior mean shape), ``exponential_prob`` (the posterior probability of the
+        exponential tail, shape 0) and ``edge_mass`` (posterior mass on the outer lines of the
         scale grid; near 0 when the grid covers the posterior).
     """
     dtype = exceedances.dtype
     log_post, log_scale = grid_log_posterior(exceedances.reshape(1, -1), torch.tensor([floor], dtype=dtype))
-    prob = torch.softmax(log_post.reshape(-1), dim=-1)
-    cell = torch.multinomial(prob, num_draws, replacement=True)
-    s_idx, t_idx = cell // NUM_LOG_SCALES, cell % NUM_LOG_SCALES
     shapes = _shape_grid(dtype)
+    # the half-normal slab, normalised over the grid's shapes, and the exponential point mass on the
+    # shape-0 row's scales: both on the same log-scale measure, so their masses are comparable
+    log_slab_prior = -0.5 * (shapes / SHAPE_PRIOR_SD) ** 2
+    slab = log_post[0] + (math.log1p(-EXPONENTIAL_PRIOR) - torch.logsumexp(log_slab_prior, 0))
+    spike = log_post[0, 0] + math.log(EXPONENTIAL_PRIOR)  # at shape 0 the slab's prior term is 0
+    prob = torch.softmax(torch.cat([slab.reshape(-1), spike]), dim=-1)
+    num_slab = NUM_SHAPES * NUM_LOG_SCALES
+    cell = torch.multinomial(prob, num_draws, replacement=True)
+    exponential = cell >= num_slab
+    cell = torch.where(exponential, cell - num_slab, cell)
+    s_idx, t_idx = cell // NUM_LOG_SCALES, cell % NUM_LOG_SCALES
     d_shape = shapes[1] - shapes[0]
     d_log = log_scale[0, 0, 1] - log_scale[0, 0, 0]
     jitter = torch.rand(2, num_draws, dtype=dtype) - 0.5
-    shape = (shapes[s_idx] + d_shape * jitter[0]).clamp(SHAPE_MIN, SHAPE_MAX)
-    scale = (log_scale[0, s_idx, t_idx] + d_log * jitter[1]).exp()
-    grid_prob = prob.reshape(log_post.shape[1:])
-    edge = grid_prob[:, 0].sum() + grid_prob[:, -1].sum()
+    shape = torch.where(exponential, 0.0, (shapes[s_idx] + d_shape * jitter[0]).clamp(SHAPE_MIN, SHAPE_MAX))
+    scale = (log_scale[0, torch.where(exponential, 0, s_idx), t_idx] + d_log * jitter[1]).exp()
+    grid_prob = prob[:num_slab].reshape(log_post.shape[1:])
+    spike_prob = prob[num_slab:]
+    edge = grid_prob[:, 0].sum() + grid_prob[:, -1].sum() + spike_prob[0] + spike_prob[-1]
     shape_mean = (grid_prob.sum(-1) * shapes).sum()
-    return {"shape": shape, "scale": scale, "shape_mean": shape_mean, "edge_mass": edge}
+    return {"shape": shape, "scale": scale, "shape_mean": shape_mean, "edge_mass": edge,
+            "exponential_prob": spike_prob.sum()}

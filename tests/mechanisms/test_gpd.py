@@ -110,3 +110,25 @@ def test_tied_exceedances_give_a_finite_posterior():
     torch.manual_seed(0)
     post = sample_tail_posterior(torch.zeros(30, dtype=T), 1e-3, 50)
     assert bool(post["scale"].isfinite().all()) and bool((post["scale"] > 0).all())
+
+
+def test_exponential_tails_get_the_point_mass_and_heavy_tails_do_not():
+    """The prior's point mass at shape 0 (the Gumbel domain's limit): light tails put most of the
+    posterior on it, with few exceedances too, so the far tail of exponential residuals is not
+    heavier than theirs in every draw; heavy tails leave it."""
+    rng = np.random.default_rng(11)
+    torch.manual_seed(0)
+    light = [sample_tail_posterior(_exceedances(sample), 1e-6, 2000)
+             for sample in (rng.exponential(size=100), rng.exponential(size=5000), rng.normal(size=5000))]
+    for post in light:
+        assert float(post["exponential_prob"]) > 0.5
+        assert abs(float((post["shape"] == 0).double().mean()) - float(post["exponential_prob"])) < 0.05
+    heavy = sample_tail_posterior(_exceedances(rng.pareto(2.5, size=5000)), 1e-6, 2000)
+    assert float(heavy["exponential_prob"]) < 1e-3
+    # the far tail of exponential residuals (true log P(Y > 8) = -8 for a unit scale): the draws'
+    # 90 % interval holds it, where a shape above 0 in every draw put it below the interval
+    exceed = torch.tensor(rng.exponential(size=10))
+    post = sample_tail_posterior(exceed, 1e-6, 4000)
+    log_sf = gpd_log_sf(torch.tensor(8.0, dtype=T), post["shape"], post["scale"])
+    lo, hi = torch.quantile(log_sf, torch.tensor([0.05, 0.95], dtype=T))
+    assert float(lo) < -8.0 < float(hi), (float(lo), float(hi))
