@@ -47,7 +47,7 @@ from .results import AttributionResult
 from .scm import BayesianSCM, _resolve_spec, _user_mechanism
 from .selection import discrete_kind
 from .threads import thread_policy
-from .validation import check_frame, check_positive_int, check_probability, constant_columns
+from .validation import check_frame, check_positive_int, constant_columns
 
 __all__ = ["GraphEnsemble", "MAX_UNCERTAIN_EDGES"]
 
@@ -145,10 +145,10 @@ class GraphEnsemble:
         for edge in uncertain:
             if not (isinstance(edge, tuple) and len(edge) == 2 and edge[0] in base and edge[1] in base and edge[0] != edge[1]):
                 raise ConfigError(f"edge_probs key {edge!r} is not a (cause, effect) pair of two distinct graph nodes")
-            p = check_probability(self.edge_probs[edge], f"edge_probs[{edge!r}]")
-            if not 0 < p < 1:
-                raise ConfigError(f"edge_probs[{edge!r}] = {p}: an uncertain edge needs 0 < p < 1; put a sure edge "
-                                  "in base_graph (p = 1) or leave it out (p = 0)")
+            p = self.edge_probs[edge]
+            if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not 0 < p < 1:
+                raise ConfigError(f"edge_probs[{edge!r}] = {p!r}: an uncertain edge needs a number 0 < p < 1; put a "
+                                  "sure edge in base_graph (p = 1) or leave it out (p = 0)")
             probs.append(p)
         found, prior, labels = [], [], []
         for present in itertools.product((True, False), repeat=len(uncertain)):
@@ -281,7 +281,8 @@ class GraphEnsemble:
             attribution, Monte Carlo diagnostics combined over the graphs.
         """
         self._check_fitted()
-        min_weight = check_probability(min_weight, "min_weight")
+        if isinstance(min_weight, bool) or not isinstance(min_weight, (int, float)) or not 0 <= min_weight < 1:
+            raise ConfigError(f"min_weight must be a number in [0, 1), got {min_weight!r}")
         seed = resolve_seed(seed)
         labels = list(self.weights_["graph"])
         weights = trim_weights(self.weights_["weight"].to_numpy(), min_weight)
