@@ -150,7 +150,7 @@ class GraphEnsemble:
                 raise ConfigError(f"edge_probs[{edge!r}] = {p!r}: an uncertain edge needs a number 0 < p < 1; put a "
                                   "sure edge in base_graph (p = 1) or leave it out (p = 0)")
             probs.append(p)
-        found, prior, labels = [], [], []
+        found, weights, labels = [], [], []
         for present in itertools.product((True, False), repeat=len(uncertain)):
             g = nx.DiGraph()
             g.add_nodes_from(base.nodes)
@@ -159,10 +159,9 @@ class GraphEnsemble:
             if not nx.is_directed_acyclic_graph(g):
                 continue
             found.append(nx.freeze(g))
-            prior.append(math.prod(p if keep else 1 - p for p, keep in zip(probs, present)))
+            weights.append(math.prod(p if keep else 1 - p for p, keep in zip(probs, present)))
             labels.append("{" + ", ".join(f"{u}->{v}" for (u, v), keep in zip(uncertain, present) if keep) + "}")
-        prior = np.asarray(prior)
-        return found, prior / prior.sum(), labels, uncertain
+        return found, np.asarray(weights) / sum(weights), labels, uncertain
 
     # -- fitting ------------------------------------------------------------------------------
     @thread_policy
@@ -198,7 +197,7 @@ class GraphEnsemble:
         folds = heldout_folds(len(frame), num_folds, np.random.default_rng(np.random.SeedSequence([base_seed, 1])))
         if self.averaging not in ("pseudo-bma+", "stacking", "none"):
             raise ConfigError(f"averaging must be one of ('pseudo-bma+', 'stacking', 'none'), got {self.averaging!r}")
-        options = {"num_draws": num_draws, "averaging": self.averaging, "progress": False,
+        options: dict[str, Any] = {"num_draws": num_draws, "averaging": self.averaging, "progress": False,
                    "weighting": "pseudo-bma+" if self.averaging == "none" else self.averaging}
         fitted, tables, scores = {}, {}, {}
         for g in found:

@@ -197,10 +197,10 @@ def check_graph(
     if isinstance(model, BayesianSCM):
         model.check_fitted()
         graph, spec = model.graph_, model.mechanisms
-        averaging = model.averaging
+        averaging, noise_scale = model.averaging, model.constant_noise_scale
         data = model.training_data_ if data is None else data
     else:
-        graph, spec, averaging = graphs.validate_graph(model), mechanisms, "pseudo-bma+"
+        graph, spec, averaging, noise_scale = graphs.validate_graph(model), mechanisms, "pseudo-bma+", 1e-3
         if data is None:
             raise ConfigError("check_graph(graph, data): data are needed to check a graph")
     alpha = check_probability(alpha, "alpha")
@@ -222,7 +222,7 @@ def check_graph(
         options = {"num_draws": num_draws, "averaging": averaging,
                    "weighting": "pseudo-bma+" if averaging == "none" else averaging, "progress": False,
                    "constant": bool(frame[node].nunique() == 1),
-                   "constant_noise_scale": None if _user_mechanism(spec, node) else 1e-3}
+                   "constant_noise_scale": None if _user_mechanism(spec, node) else noise_scale}
         lpd, pit = node_heldout(
             str(node), resolved, discrete_kind(data[node]) if resolved == "auto" else None,
             frame[node].to_numpy(), frame[list(parents)].to_numpy().reshape(len(frame), len(parents)), folds,
