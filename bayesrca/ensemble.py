@@ -109,6 +109,22 @@ class GraphEnsemble:
         self.constant_noise_scale = constant_noise_scale
         self.num_folds = num_folds
 
+    _PARAM_NAMES = ("candidates", "edge_probs", "base_graph", "prior", "mechanisms", "averaging", "num_draws",
+                    "constant_noise_scale", "num_folds")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters by name (scikit-learn convention; ``deep`` is accepted, unused)."""
+        return {name: getattr(self, name) for name in self._PARAM_NAMES}
+
+    def set_params(self, **params: Any) -> GraphEnsemble:
+        """Set constructor parameters (scikit-learn convention); refit afterwards. Returns self."""
+        unknown = sorted(set(params) - set(self._PARAM_NAMES))
+        if unknown:
+            raise ConfigError(f"GraphEnsemble has no parameter(s) {unknown}; valid: {list(self._PARAM_NAMES)}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
     # -- candidates ---------------------------------------------------------------------------
     def _candidates(self) -> tuple[list[nx.DiGraph], np.ndarray, list[str], list[Edge]]:
         """The candidate graphs (frozen), their prior, their labels and the uncertain edges."""

@@ -155,3 +155,7 @@ def test_bad_configurations_are_refused():
     with pytest.raises(NotFittedError):
         GraphEnsemble([TRUE]).attribute_anomalies("d", ANOMALY)
     assert "not fitted" in repr(GraphEnsemble([TRUE]))
+    with pytest.raises(ConfigError, match="no parameter"):
+        GraphEnsemble([TRUE]).set_params(graph=TRUE)
+    ens = GraphEnsemble([TRUE]).set_params(num_draws=7)
+    assert ens.get_params()["num_draws"] == 7 and set(ens.get_params()) >= {"candidates", "edge_probs", "mechanisms"}
