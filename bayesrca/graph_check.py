@@ -15,10 +15,14 @@ r"""Checks of a causal graph against data, to run before attributing.
 * ``independence`` (one per implied independence): the local Markov property of the graph says
   every node is independent of its non-descendants given its parents, :math:`X \perp Y \mid PA(X)`.
   Each such statement is tested by the partial correlation of X and Y given PA(X) (Fisher's z;
-  ``test="spearman"`` uses ranks, which catches monotone nonlinear dependence). A rejected
-  independence means the data contradict the graph there: typically a missing edge between the
-  two nodes or a missing common cause. Partial correlation tests linear (or monotone) dependence
-  only; a non-rejection is no proof of independence.
+  ``test="spearman"`` uses ranks), or, with ``test="pit"``, by the rank correlation of X's
+  held-out PIT with Y: the PIT is X's noise as the fitted mechanism sees it (for an additive-noise
+  model a monotone function of :math:`x - f(pa)`), which the graph says is independent of every
+  non-descendant, so a nonlinear mechanism does not leave dependence behind as a linear
+  residualisation does. A rejected independence means the data contradict the graph there:
+  typically a missing edge between the two nodes or a missing common cause (or, for the partial
+  correlations, a nonlinear mechanism). These tests see linear (or monotone) dependence only; a
+  non-rejection is no proof of independence.
 
 P-values of each kind are corrected for multiple testing (Holm by default, or Benjamini-Hochberg)
 and ``rejected`` compares the corrected p-value with ``alpha``. The held-out scores come from
@@ -51,7 +55,7 @@ __all__ = ["check_graph", "local_independences", "partial_correlation_test", "ad
 #: Multiple-testing corrections :func:`check_graph` accepts.
 CORRECTIONS = ("holm", "bh")
 #: Conditional-independence tests :func:`check_graph` accepts.
-TESTS = ("fisher-z", "spearman")
+TESTS = ("fisher-z", "spearman", "pit")
 #: Posterior predictive replicates per draw and held-out row for the PIT.
 PIT_REPLICATES = 8
 
@@ -176,8 +180,9 @@ def check_graph(
         Level of the tests, after the correction.
     correction : {"holm", "bh"}, default "holm"
         Multiple-testing correction within each kind of test.
-    test : {"fisher-z", "spearman"}, default "fisher-z"
-        Partial correlation of the values, or of their ranks.
+    test : {"fisher-z", "spearman", "pit"}, default "fisher-z"
+        Partial correlation of the values, or of their ranks; or rank correlation of the node's
+        held-out PIT with the other node (uses the fitted mechanisms: for nonlinear ones).
     num_folds : int, default 3
         Cross-validation folds of the held-out scores.
     num_draws : int, default 100
@@ -214,7 +219,7 @@ def check_graph(
     frame = check_frame(data, order, what="data", min_rows=8)
     base_seed = resolve_seed(seed)
     folds = heldout_folds(len(frame), num_folds, np.random.default_rng(base_seed))
-    rows = []
+    rows, pits = [], {}
     for i, node in enumerate(order):
         parents = graphs.parents_of(graph, node)
         node_spec = spec.get(node, "auto") if isinstance(spec, Mapping) else spec
@@ -223,20 +228,25 @@ def check_graph(
                    "weighting": "pseudo-bma+" if averaging == "none" else averaging, "progress": False,
                    "constant": bool(frame[node].nunique() == 1),
                    "constant_noise_scale": None if _user_mechanism(spec, node) else noise_scale}
-        lpd, pit = node_heldout(
+        lpd, pits[node] = node_heldout(
             str(node), resolved, discrete_kind(data[node]) if resolved == "auto" else None,
             frame[node].to_numpy(), frame[list(parents)].to_numpy().reshape(len(frame), len(parents)), folds,
             seed=np.random.SeedSequence([base_seed, i]), options=options,
         )
-        ks = sps.kstest(pit, "uniform")
+        ks = sps.kstest(pits[node], "uniform")
         rows.append({"check": "heldout_elpd", "node": node, "statistic": float(lpd.mean()),
                      "se": float(lpd.std() / math.sqrt(len(lpd)))})
         rows.append({"check": "ppc_pit", "node": node, "statistic": float(ks.statistic), "p_value": float(ks.pvalue)})
     values = frame.rank().to_numpy() if test == "spearman" else frame.to_numpy()
     column = {n: j for j, n in enumerate(frame.columns)}
+    scored = np.concatenate(folds)  # the rows of the held-out PITs, in their order
     for x, y, given in local_independences(graph):
-        r, p = partial_correlation_test(values[:, column[x]], values[:, column[y]],
-                                        values[:, [column[g] for g in given]])
+        if test == "pit":  # x's held-out PIT is a function of its noise, independent of y under the graph
+            r, p = partial_correlation_test(sps.rankdata(pits[x]), sps.rankdata(values[scored, column[y]]),
+                                            np.empty((len(scored), 0)))
+        else:
+            r, p = partial_correlation_test(values[:, column[x]], values[:, column[y]],
+                                            values[:, [column[g] for g in given]])
         rows.append({"check": "independence", "node": x, "other": y, "given": ", ".join(map(str, given)),
                      "statistic": r, "p_value": p})
     table = pd.DataFrame(rows, columns=["check", "node", "other", "given", "statistic", "se", "p_value",

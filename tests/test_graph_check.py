@@ -104,3 +104,20 @@ def test_adjusted_pvalues_are_larger_bounded_and_keep_the_order(p, method):
     order = np.argsort(p, kind="stable")
     assert np.all(np.diff(adj[order]) >= -1e-15)
     assert np.all(adjust_pvalues(p, "bh") <= adjust_pvalues(p, "holm") + 1e-15)
+
+
+def test_the_pit_test_uses_the_fitted_mechanisms_and_flags_the_missing_edge():
+    rng = np.random.default_rng(4)
+    a = rng.uniform(-2, 2, size=400)
+    data = pd.DataFrame({"a": a, "b": a**2 + 0.3 * rng.normal(size=400), "c": np.exp(a) + 0.3 * rng.normal(size=400)})
+    fork = nx.DiGraph([("a", "b"), ("a", "c")])  # the true graph, nonlinear mechanisms
+    # a linear residualisation on a leaves both curvatures behind: b ⊥ c | a is wrongly rejected
+    linear = check_graph(fork, data, mechanisms="spline", test="fisher-z", seed=0)
+    assert linear.loc[linear["check"] == "independence", "rejected"].all()
+    # the held-out PIT is the noise as the (spline) mechanism sees it: no false rejection
+    pit = check_graph(fork, data, mechanisms="spline", test="pit", seed=0)
+    assert not pit.loc[pit["check"] == "independence", "rejected"].any()
+    chain = nx.DiGraph([("a", "b"), ("b", "c")])  # c depends on a beyond b: c ⊥ a | b is false
+    flagged = check_graph(chain, data, mechanisms="spline", test="pit", seed=0)
+    ind = flagged[flagged["check"] == "independence"].set_index(["node", "other"])
+    assert bool(ind.loc[("c", "a"), "rejected"])
