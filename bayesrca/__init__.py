@@ -35,6 +35,8 @@ from .mechanisms import (
     RootDistribution,
     SplineANM,
 )
+from .ensemble import GraphEnsemble
+from .graph_check import check_graph
 from .persistence import load, save
 from .report import write_report
 from .results import AttributionResult, ContributionResult, ScoreResult
@@ -79,4 +81,6 @@ __all__ = [
     "intrinsic_causal_influence_sample",
     "attribute_mean_deviation",
     "ContributionResult",
+    "GraphEnsemble",
+    "check_graph",
 ]

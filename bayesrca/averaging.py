@@ -60,7 +60,9 @@ def _usable(lpd: np.ndarray) -> np.ndarray:
     return ok
 
 
-def pseudo_bma_plus_weights(lpd: np.ndarray, rng: np.random.Generator, num_bootstrap: int = NUM_BOOTSTRAP) -> np.ndarray:
+def pseudo_bma_plus_weights(
+    lpd: np.ndarray, rng: np.random.Generator, num_bootstrap: int = NUM_BOOTSTRAP, log_prior: np.ndarray | None = None,
+) -> np.ndarray:
     r"""Pseudo-BMA+ weights: ``exp(elpd_k)`` normalised, averaged over Bayesian-bootstrap replicates.
 
     Replicate b draws Dirichlet(1, ..., 1) row weights :math:`\alpha^{(b)}`, sets
@@ -77,6 +79,10 @@ def pseudo_bma_plus_weights(lpd: np.ndarray, rng: np.random.Generator, num_boots
         Source of the bootstrap weights.
     num_bootstrap : int
         Replicates.
+    log_prior : ndarray, shape (K,), optional
+        Log prior weights of the candidates, added to every replicate's elpd before the softmax
+        (``w_k ∝ prior_k exp(elpd_k)``; used to weight graphs, :mod:`bayesrca.ensemble`); a
+        candidate with prior 0 (``-inf``) gets weight 0. None: equal priors.
 
     Returns
     -------
@@ -85,9 +91,18 @@ def pseudo_bma_plus_weights(lpd: np.ndarray, rng: np.random.Generator, num_boots
     """
     lpd = _check(lpd)
     ok = _usable(lpd)
+    if log_prior is not None:
+        log_prior = np.asarray(log_prior, dtype=np.float64)
+        if log_prior.shape != (lpd.shape[1],) or np.isnan(log_prior).any() or np.isposinf(log_prior).any():
+            raise ValueError(f"log_prior must be {lpd.shape[1]} log weights (no NaN or +inf), got {log_prior!r}")
+        ok &= np.isfinite(log_prior)
+        if not ok.any():
+            raise ValueError("no candidate has both a positive prior and finite held-out log densities")
     n = lpd.shape[0]
     alpha = rng.dirichlet(np.ones(n), size=num_bootstrap)  # (B, n)
     elpd = n * alpha @ lpd[:, ok]  # (B, K_ok)
+    if log_prior is not None:
+        elpd = elpd + log_prior[ok]
     elpd -= elpd.max(1, keepdims=True)
     w = np.exp(elpd)
     w /= w.sum(1, keepdims=True)

@@ -21,7 +21,7 @@ from bayesrca.exceptions import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
 
-__all__ = ["PlottableResult", "plot_forest", "plot_graph", "plot_it_score"]
+__all__ = ["PlottableResult", "plot_forest", "plot_graph", "plot_graph_check", "plot_it_score"]
 
 
 class PlottableResult(Protocol):
@@ -316,4 +316,56 @@ def plot_it_score(
         fontsize="medium",
     )
     ax.legend(fontsize="small", frameon=False)
+    return ax
+
+
+def plot_graph_check(table: pd.DataFrame, ax: Axes | None = None, max_rows: int = 40) -> Axes:
+    """The tests of :func:`bayesrca.check_graph` as a dot plot of their corrected p-values.
+
+    One row per independence implied by the graph (``node ⊥ other | given``) and per node's
+    posterior predictive check (``PIT node``), on a ``-log10`` scale: rejected checks in red,
+    the others in grey, the level ``alpha`` as a dashed line. With many tests the ``max_rows``
+    smallest p-values are drawn.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table :func:`bayesrca.check_graph` returned.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure is created when omitted.
+    max_rows : int, default 40
+        Most tests drawn.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ConfigError
+        If ``table`` is not a check_graph table.
+    """
+    import matplotlib.pyplot as plt
+
+    needed = {"check", "node", "other", "given", "p_adjusted", "rejected"}
+    if not isinstance(table, pd.DataFrame) or not needed <= set(table.columns):
+        raise ConfigError("table must be the DataFrame returned by bayesrca.check_graph")
+    tests = table[table["check"].isin(["independence", "ppc_pit"]) & table["p_adjusted"].notna()]
+    tests = tests.sort_values("p_adjusted", kind="stable").head(max_rows).iloc[::-1]
+    labels = [f"{r.node} ⊥ {r.other}" + (f" | {r.given}" if r.given else "") if r.check == "independence"
+              else f"PIT {r.node}" for r in tests.itertuples()]
+    score = -np.log10(np.clip(tests["p_adjusted"].to_numpy(dtype=float), 1e-300, 1.0))
+    colours = ["tab:red" if bool(flag) else "0.5" for flag in tests["rejected"].fillna(False)]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.35 * len(tests) + 1.5), layout="constrained")
+    ax.scatter(score, np.arange(len(tests)), c=colours, zorder=3)
+    ax.set_yticks(np.arange(len(tests)), labels, fontsize=8)
+    alpha = table.attrs.get("alpha")
+    if alpha is not None:
+        ax.axvline(-np.log10(alpha), color="tab:red", linestyle="--", linewidth=1, label=f"alpha = {alpha:g}")
+        ax.legend(loc="lower right", fontsize=8)
+    correction = table.attrs.get("correction", "")
+    ax.set_xlabel(f"-log10 p ({correction}-corrected); red: the data reject it")
+    ax.set_title("Graph check: implied independences and predictive checks", fontsize="medium")
+    ax.grid(axis="x", alpha=0.3)
     return ax

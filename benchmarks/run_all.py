@@ -20,7 +20,9 @@ Each benchmark runs in its own process (so each one's peak memory is its own), i
 * ``extreme.py``: the ranking and calibration tables repeated with outliers of 6-12 sd (closed
   form, conditional and plain Monte Carlo tails), bayesrca vs DoWhy;
 * ``scaling_out.py``: the same fit and attribution serial, on a process pool and on a Dask
-  cluster (times, and whether every number is bit-identical).
+  cluster (times, and whether every number is bit-identical);
+* ``graph_uncertainty.py``: root-cause recall when one true edge is missing from the given graph,
+  with and without marking it uncertain (``GraphEnsemble``).
 
 Every script writes ``<name>.md``, ``<name>.csv`` and its figures into ``--out``; this runner then
 writes ``report.md`` there: every table in order, with links to the figures. Run from the
@@ -56,6 +58,7 @@ SCRIPTS = {
     "change": "change.py",
     "extreme": "extreme.py",
     "scaling_out": "scaling_out.py",
+    "graph_uncertainty": "graph_uncertainty.py",
 }
 
 

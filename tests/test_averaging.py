@@ -237,3 +237,19 @@ def test_a_rich_family_that_does_not_beat_a_cheaper_one_it_nests_is_left_out():
     # on linear data the spline does not beat the linear fit it nests: only linear/gaussian remains
     pointwise = [base, base - 0.2, base + rng.normal(0, 0.01, 500), base - 0.1]
     assert redundant_families(cands, pointwise, **kw).tolist() == [False, True, True, True]
+
+
+def test_a_log_prior_multiplies_the_weights_and_a_zero_prior_excludes():
+    lpd = np.random.default_rng(2).normal(-1.0, 0.5, size=(100, 1))
+    both = np.hstack([lpd, lpd])  # equal held-out densities: the weights are the prior
+    w = pseudo_bma_plus_weights(both, np.random.default_rng(1), log_prior=np.log([0.2, 0.8]))
+    np.testing.assert_allclose(w, [0.2, 0.8], atol=1e-12)
+    with np.errstate(divide="ignore"):
+        w0 = pseudo_bma_plus_weights(both, np.random.default_rng(1), log_prior=np.log([0.0, 1.0]))
+    np.testing.assert_array_equal(w0, [0.0, 1.0])
+    # no prior and an equal prior give the same numbers (the bootstrap draws are the same)
+    np.testing.assert_array_equal(pseudo_bma_plus_weights(both + np.arange(2) * 0.01, np.random.default_rng(3)),
+                                  pseudo_bma_plus_weights(both + np.arange(2) * 0.01, np.random.default_rng(3),
+                                                          log_prior=np.log([0.5, 0.5])))
+    with pytest.raises(ValueError, match="log_prior"):
+        pseudo_bma_plus_weights(both, np.random.default_rng(1), log_prior=np.zeros(3))

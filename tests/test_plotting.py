@@ -181,3 +181,21 @@ def test_it_score_plot_scores_normal_rows_with_the_results_base_score_and_seed(c
     # precomputed reference scores are used as given
     heights, edges = _grey_histogram(plotting.plot_it_score(res, scm, normal_scores=default))
     np.testing.assert_allclose(heights, np.histogram(default, bins=edges, density=True)[0])
+
+
+def test_plot_graph_check_marks_the_rejected_independences():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=200)
+    b = a + rng.normal(size=200)
+    data = pd.DataFrame({"a": a, "b": b, "c": 2 * b + a + rng.normal(size=200)})
+    table = br.check_graph(nx.DiGraph([("a", "b"), ("b", "c")]), data, mechanisms="gaussian", seed=0)
+    ax = plotting.plot_graph_check(table)
+    assert isinstance(ax, Axes)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert "c ⊥ a | b" in labels and "PIT a" in labels
+    colours = ax.collections[0].get_facecolors()
+    red = [tuple(np.round(c[:3], 3)) == tuple(np.round(matplotlib.colors.to_rgb("tab:red"), 3)) for c in colours]
+    assert red[labels.index("c ⊥ a | b")] and sum(red) == 1
+    with pytest.raises(ConfigError, match="check_graph"):
+        plotting.plot_graph_check(pd.DataFrame({"x": [1]}))
+    plt.close("all")
