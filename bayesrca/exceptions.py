@@ -16,6 +16,7 @@ __all__ = [
     "ConvergenceWarning",
     "ConstantColumnWarning",
     "ExtrapolationWarning",
+    "ImputationWarning",
 ]
 
 
@@ -62,4 +63,14 @@ class TailEstimateWarning(BayesRCAWarning):
     floor, a lower bound, or conditional Monte Carlo reached it through one or a few sampled
     centres, so the score can be far too high. ``method_info["tail_ess_min"]`` gives the effective
     sample size per anomaly and ``method_info["unreliable_tail"]`` the anomalies concerned.
+    """
+
+
+class ImputationWarning(BayesRCAWarning):
+    """An anomaly's missing values were drawn from too few effective candidates to be trusted.
+
+    Its observed descendants lie far from what the candidates drawn from the missing nodes'
+    mechanisms predict, so the resampled values (and the contributions that rest on them) may be
+    off. ``method_info["impute_ess_min"]`` gives the effective sample size per anomaly and
+    ``method_info["unreliable_imputation"]`` the anomalies concerned.
     """
