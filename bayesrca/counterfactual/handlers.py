@@ -271,16 +271,19 @@ class ImputeMissing(Messenger):
 def _widen(fn, z: torch.Tensor, scales: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """Draws ``z`` of ``fn`` (candidates on dimension 0) widened about their median, and log p / q.
 
-    Candidate ``l`` is scaled by ``scales[l % S]``: a draw of the equal mixture ``q`` of the
-    distribution scaled about its median ``c`` by each scale, ``q(n) = mean_s p(c + (n - c) / s) / s``.
+    Candidate ``l`` is scaled by ``scales[l % S]``: a draw of the mixture ``q`` of the
+    distribution scaled about its median ``c`` by each scale, ``q(n) = sum_s w_s p(c + (n - c) / s) / s``
+    with ``w_s`` the share of the candidates scaled by ``s``.
     """
-    shape = (-1,) + (1,) * (z.dim() - 1)
-    scale = torch.tensor(scales, dtype=z.dtype).repeat(-(-z.shape[0] // len(scales)))[: z.shape[0]].reshape(shape)
+    num, shape = z.shape[0], (-1,) + (1,) * (z.dim() - 1)
+    which = torch.arange(num) % len(scales)
+    scale = torch.tensor(scales, dtype=z.dtype)[which].reshape(shape)
+    log_share = torch.log(torch.bincount(which, minlength=len(scales)).to(z.dtype) / num)
     centre = z.median(dim=0, keepdim=True).values
     value = centre + scale * (z - centre)
-    parts = torch.stack([fn.log_prob(centre + (value - centre) / s) - math.log(s) for s in scales])
-    log_q = torch.logsumexp(parts, dim=0) - math.log(len(scales))
-    return value, fn.log_prob(value) - log_q
+    parts = torch.stack([fn.log_prob(centre + (value - centre) / s) - math.log(s) + log_share[i]
+                         for i, s in enumerate(scales) if log_share[i] > -math.inf])
+    return value, fn.log_prob(value) - torch.logsumexp(parts, dim=0)
 
 
 def abduct(fn: Callable, observed: Mapping[object, torch.Tensor]) -> Callable:
