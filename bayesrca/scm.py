@@ -220,7 +220,8 @@ class BayesianSCM:
 
         :mod:`bayesrca.persistence` loads models through this classmethod only: the model sets
         its learned attributes itself, and ``graph_fingerprint_`` and ``parents_`` are derived
-        from ``graph`` as :meth:`fit` derives them.
+        from ``graph`` as :meth:`fit` derives them (``rows_used_`` from ``training_data``, whose
+        NaN cells are the missing values the fit left out).
 
         Parameters
         ----------
