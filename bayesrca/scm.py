@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from concurrent.futures import Executor
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -18,7 +19,8 @@ from . import graph as graphs
 from ._progress import open_bar
 from ._progress import resolve as resolve_progress
 from ._random import resolve_seed, seeded
-from .exceptions import ConfigError, DataError, GraphError, NotFittedError
+from ._warnings import user_stacklevel
+from .exceptions import CompleteCaseWarning, ConfigError, DataError, GraphError, NotFittedError
 from .averaging import WEIGHTINGS
 from .mechanisms import Mechanism
 from .mechanisms.mixture import FamilyMixture
@@ -414,16 +416,27 @@ class BayesianSCM:
         return f"BayesianSCM({n} nodes, mechanisms={self.mechanisms!r}{avg}, num_draws={self.num_draws}, {state})"
 
 
+#: A node fitted on less than this share of the rows that observe it gets a :class:`CompleteCaseWarning`.
+MIN_COMPLETE_SHARE = 0.5
+
+
 def complete_cases(frame: pd.DataFrame, graph: nx.DiGraph, order: Sequence[Hashable]) -> dict[Hashable, int]:
     """Per node, the rows where it and its parents are all observed; a :class:`DataError` below two.
+
+    Warns (:class:`CompleteCaseWarning`) when a node keeps less than :data:`MIN_COMPLETE_SHARE`
+    of the rows that observe it.
 
     Each mechanism models ``p(x_j | pa_j)``, so the rows where its parents or itself are
     missing carry no information about it that a complete-case fit could use (missing at random).
     """
-    counts = {}
+    counts, thin = {}, []
     for node in order:
         parents = graphs.parents_of(graph, node)
         counts[node] = int(frame[[node, *parents]].notna().all(axis=1).sum())
+        observed = int(frame[node].notna().sum())
+        if counts[node] < MIN_COMPLETE_SHARE * observed:
+            sparse = sorted(parents, key=lambda p: int(frame[p].notna().sum()))[:2]
+            thin.append(f"{node!r} on {counts[node]} of {observed} rows (parents most often missing: {sparse!r})")
         if counts[node] < 2:
             observed = int(frame[node].notna().sum())
             raise DataError(
@@ -431,6 +444,15 @@ def complete_cases(frame: pd.DataFrame, graph: nx.DiGraph, order: Sequence[Hasha
                 f"are all observed ({observed} where it is), but its mechanism needs at least 2; "
                 "supply rows where they are observed together, or fill its missing values"
             )
+    if thin:
+        warnings.warn(
+            "training data: some nodes are fitted on less than half of the rows that observe them, because a parent "
+            "is missing in the others: " + "; ".join(thin[:5]) + ("; ..." if len(thin) > 5 else "")
+            + ". If those values are missing for a reason tied to them (e.g. no requests), the fit is biased; "
+            "consider filling them with their meaning (e.g. a neutral value).",
+            CompleteCaseWarning,
+            stacklevel=user_stacklevel(),
+        )
     return counts
 
 

@@ -566,3 +566,14 @@ def test_node_without_two_complete_rows_is_a_data_error():
     with pytest.raises(DataError, match="'X1' has 1 row") as info:
         br.BayesianSCM(make_graph(), mechanisms="gaussian", num_draws=NUM_DRAWS).fit(data, seed=0)
     assert "fill its missing values" in str(info.value)
+
+
+def test_node_fitted_on_a_small_share_of_its_rows_warns():
+    """A parent missing in most rows leaves its child few complete rows: said, with the counts."""
+    data = make_data()
+    data.loc[: N_ROWS - 40, "X1"] = np.nan  # X1 observed in 39 rows: X2 (parents X0, X1) keeps 39 of 200
+    with pytest.warns(br.CompleteCaseWarning, match=r"'X2' on 39 of 200 rows") as record:
+        model = br.BayesianSCM(make_graph(), mechanisms="gaussian", num_draws=NUM_DRAWS).fit(data, seed=0)
+    assert model.rows_used_ == {"X0": 200, "X1": 39, "X2": 39}
+    assert "'X1'" in str(record[0].message).split("'X2'")[1]  # the parent to blame
+    assert all("'X1' on" not in str(w.message) for w in record)  # X1 lost only its own missing rows
