@@ -14,17 +14,23 @@ MIN_OBSERVED_ROWS = 20
 
 
 def too_sparse(normal: pd.DataFrame, graph: nx.DiGraph, minimum: int = MIN_OBSERVED_ROWS) -> list:
-    """Nodes observed with all their parents in fewer than ``minimum`` rows, parents first.
+    """Nodes to fill so that every node is observed with all its parents in at least ``minimum`` rows.
 
-    A node found too sparse counts as filled (observed everywhere) for its children.
+    In topological order, while a node and its parents are observed together in fewer than
+    ``minimum`` rows, the one of them observed in the fewest rows is filled (then counts as
+    observed everywhere); filling only adds rows, so nodes already checked stay fittable.
     """
     observed = normal.notna()
-    sparse = []
+    sparse: list = []
     for node in nx.topological_sort(graph):
         if node not in observed.columns:
             continue
-        parents = [p for p in graph.predecessors(node) if p in observed.columns]
-        if int(observed[[node, *parents]].all(axis=1).sum()) < minimum:
-            sparse.append(node)
-            observed[node] = True
+        columns = [node, *(p for p in graph.predecessors(node) if p in observed.columns)]
+        while int(observed[columns].all(axis=1).sum()) < minimum:
+            gaps = [c for c in columns if not observed[c].all()]
+            if not gaps:
+                break
+            worst = min(gaps, key=lambda c: int(observed[c].sum()))
+            sparse.append(worst)
+            observed[worst] = True
     return sparse

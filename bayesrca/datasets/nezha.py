@@ -20,9 +20,10 @@ Choices made here, all recorded on the returned objects:
   gap as missing at random). ``"median"`` (the default before, what the README's baselines do)
   fills a NaN cell with the median of the column's observed normal values; ``"mean"`` the mean; a
   number fills that number. A column that is NaN throughout the normal data falls back to 0, and
-  under ``"missing"`` so does a node observed together with its parents in fewer than 20 normal
-  rows (:data:`~bayesrca.datasets._missing.MIN_OBSERVED_ROWS`; it could not be fitted on so few). Rows are never dropped; the masks of the NaN cells
-  are kept (``NezhaSystem.normal_filled``, ``NezhaCase.filled``).
+  under ``"missing"``, where a node and its parents are observed together in fewer than 20 normal
+  rows (:data:`~bayesrca.datasets._missing.MIN_OBSERVED_ROWS`), so does the sparsest of them, until
+  20 rows remain (it could not be fitted on so few). Rows are never dropped; the masks of the NaN
+  cells are kept (``NezhaSystem.normal_filled``, ``NezhaCase.filled``).
 * **Analysed row.** Single-row methods analyse the window row where the target's robust z
   (:func:`robust_z`, against the observed normal values) is largest; score orderings may use the
   whole window (``NezhaCase.frame``).

@@ -20,10 +20,11 @@ Choices made here, all recorded on the returned objects:
   before) fills the value that has no effect on its callers: latency 0 (no time was spent in the
   service) and availability 100 (no request failed). ``"mean"`` fills the column mean of the
   normal data, as the upstream evaluation code does. A number fills that number. Under
-  ``"missing"`` a node observed together with its parents in fewer than 20 normal rows
-  (:data:`~bayesrca.datasets._missing.MIN_OBSERVED_ROWS`) gets the neutral value (0 for requests)
-  instead: it could not be fitted on so few. Rows are never dropped, neither in the normal data nor in
-  the issue windows; the masks of the NaN cells are kept (``normal_filled``, ``PetShopIssue.filled``).
+  ``"missing"``, where a node and its parents are observed together in fewer than 20 normal rows
+  (:data:`~bayesrca.datasets._missing.MIN_OBSERVED_ROWS`), the sparsest of them gets the neutral
+  value (0 for requests) instead, until 20 rows remain: it could not be fitted on so few. Rows are
+  never dropped, neither in the normal data nor in the issue windows; the masks of the NaN cells
+  are kept (``normal_filled``, ``PetShopIssue.filled``).
 """
 
 from __future__ import annotations

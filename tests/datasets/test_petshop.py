@@ -165,3 +165,14 @@ def test_end_to_end_latency_issue_ranks_the_injected_service_first():
     table = res.summary()
     assert table["node"].iloc[0] == ROOT_CAUSE
     np.testing.assert_allclose(res.contributions.sum(axis=-1), res.it_scores, rtol=1e-3, atol=1e-3)
+
+
+def test_too_sparse_fills_the_sparsest_of_a_node_and_its_parents():
+    """A child whose parents are each observed often enough but rarely together: the sparsest parent is filled."""
+    from bayesrca.datasets._missing import too_sparse
+
+    graph = nx.DiGraph([("a", "c"), ("b", "c")])
+    frame = pd.DataFrame({"a": [1.0] * 30 + [np.nan] * 30, "b": [np.nan] * 25 + [1.0] * 35, "c": [1.0] * 60})
+    assert too_sparse(frame, graph, minimum=20) == ["a"]  # a (30 rows) before b (35): then b and c share 35
+    assert too_sparse(frame, graph, minimum=5) == []  # a and b overlap in 5 rows
+    assert too_sparse(frame.assign(c=np.nan), graph, minimum=20) == ["c", "a"]  # the node itself first, then a
