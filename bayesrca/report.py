@@ -155,7 +155,7 @@ def render_report(
 def _missing_note(result: Any, pos: int) -> list[str]:
     """A note on the anomaly's missing values (integrated out), or nothing when it has none."""
     missing = result.method_info.get("missing")
-    if not missing or not missing[pos]:
+    if not missing or len(missing) != len(result.anomalies) or not missing[pos]:  # none, or pooled rows
         return []
     ess = result.method_info.get("impute_ess_min", [None] * len(missing))[pos]
     return [(f"<p class='note'>Missing values integrated out: <b>{html.escape(', '.join(missing[pos]))}</b>. "
