@@ -169,7 +169,9 @@ def _fit(args: argparse.Namespace) -> str:
         path = save(scm, args.output)
     except OSError as err:
         raise DataError(f"cannot write the model to {args.output!r} ({err.strerror or err})") from err
-    return f"fitted {len(scm.nodes_)} nodes on {len(data)} rows ({args.draws} draws); model written to {path}"
+    used = min(scm.rows_used_.values())
+    holes = "" if used == len(data) else f", each node on the rows where it and its parents are observed (fewest {used})"
+    return f"fitted {len(scm.nodes_)} nodes on {len(data)} rows{holes} ({args.draws} draws); model written to {path}"
 
 
 def _attribute(args: argparse.Namespace) -> str:
@@ -213,6 +215,8 @@ def _attribute(args: argparse.Namespace) -> str:
     else:
         lines = [f"IT outlier score at {res.target!r} (median [{args.ci_prob:.0%} interval]):"]
         lines += [f"  anomaly {r.anomaly}: {r.median:.3g} [{r.lower:.3g}, {r.upper:.3g}]" for r in its.itertuples()]
+        missing = res.method_info.get("missing") or []
+        lines += [f"  anomaly {a}: missing values integrated out: {', '.join(m)}" for a, m in zip(res.anomalies, missing) if m]
         shown = table[["anomaly", "node", "median", "lower", "upper", "prob_top"]]
         lines += ["", shown.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
         text = "\n".join(lines) + "\n"

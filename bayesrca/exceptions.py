@@ -16,6 +16,8 @@ __all__ = [
     "ConvergenceWarning",
     "ConstantColumnWarning",
     "ExtrapolationWarning",
+    "ImputationWarning",
+    "CompleteCaseWarning",
 ]
 
 
@@ -62,4 +64,24 @@ class TailEstimateWarning(BayesRCAWarning):
     floor, a lower bound, or conditional Monte Carlo reached it through one or a few sampled
     centres, so the score can be far too high. ``method_info["tail_ess_min"]`` gives the effective
     sample size per anomaly and ``method_info["unreliable_tail"]`` the anomalies concerned.
+    """
+
+
+class ImputationWarning(BayesRCAWarning):
+    """An anomaly's missing values were drawn from too few effective candidates to be trusted.
+
+    Its observed descendants lie far from what the candidates drawn from the missing nodes'
+    mechanisms predict, so the resampled values (and the contributions that rest on them) may be
+    off. ``method_info["impute_ess_min"]`` gives the effective sample size per anomaly and
+    ``method_info["unreliable_imputation"]`` the anomalies concerned.
+    """
+
+
+class CompleteCaseWarning(BayesRCAWarning):
+    """A node was fitted on a small share of the training rows that observe it.
+
+    Each mechanism is fitted on the rows where the node and all its parents are observed; when a
+    parent is often missing, those rows are few, and if the parent's missingness depends on the
+    values (e.g. "no requests" in monitoring data) they are a biased sample, so the node's fitted
+    noise can be far too narrow. ``BayesianSCM.rows_used_`` gives the rows per node.
     """

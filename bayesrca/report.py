@@ -127,6 +127,7 @@ def render_report(
             f"[{first['lower']:.3g}, {first['upper']:.3g}]).<br>IT score at {target}: {it['median']:.3g} "
             f"[{it['lower']:.3g}, {it['upper']:.3g}]. Nodes holding 90 % of P(top), to check first: "
             f"{html.escape(', '.join(map(str, look)))}.</div>"),
+            *_missing_note(result, pos),
             _figure(plot_it_score(result, scm, anomaly=label, ci_prob=ci_prob, normal_scores=normal)),
             _table(rows[["node", "median", "lower", "upper", "prob_top", "prob_positive"]].head(max_nodes)),
             _figure(plot_forest(result, anomaly=label, ci_prob=ci_prob, max_nodes=max_nodes)),
@@ -137,6 +138,7 @@ def render_report(
         "<h2>Fit diagnostics</h2>",
         (f"<p class='note'>{len(scm.nodes_)} nodes fitted on {len(scm.training_data_)} rows, "
         f"{scm.num_draws_} posterior draws, seed {scm.seed_}. One row per node: parents, mechanism family, "
+        "the training rows it was fitted on (rows_used: where the node and its parents are all observed), "
         "inference engine and its diagnostics (R-hat and ESS for NUTS, ELBO change for SVI).</p>"),
         _table(diagnostics.astype({c: str for c in diagnostics.columns if diagnostics[c].dtype == object})),
     ]
@@ -148,6 +150,17 @@ def render_report(
         ]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _missing_note(result: Any, pos: int) -> list[str]:
+    """A note on the anomaly's missing values (integrated out), or nothing when it has none."""
+    missing = result.method_info.get("missing")
+    if not missing or len(missing) != len(result.anomalies) or not missing[pos]:  # none, or pooled rows
+        return []
+    ess = result.method_info.get("impute_ess_min", [None] * len(missing))[pos]
+    return [(f"<p class='note'>Missing values integrated out: <b>{html.escape(', '.join(missing[pos]))}</b>. "
+             "Each posterior draw completes the row with its own draw of them given the observed values, so the "
+             f"intervals include what they could have been (fewest effective candidates per draw: {ess}).</p>")]
 
 
 def write_report(result: Any, scm: Any, path: str | Path, **kwargs: Any) -> Path:

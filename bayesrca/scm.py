@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from concurrent.futures import Executor
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -18,7 +19,8 @@ from . import graph as graphs
 from ._progress import open_bar
 from ._progress import resolve as resolve_progress
 from ._random import resolve_seed, seeded
-from .exceptions import ConfigError, GraphError, NotFittedError
+from ._warnings import user_stacklevel
+from .exceptions import CompleteCaseWarning, ConfigError, DataError, GraphError, NotFittedError
 from .averaging import WEIGHTINGS
 from .mechanisms import Mechanism
 from .mechanisms.mixture import FamilyMixture
@@ -120,7 +122,9 @@ class BayesianSCM:
         Parameters
         ----------
         data : pandas.DataFrame
-            One column per graph node (no other columns), finite numeric values.
+            One column per graph node (no other columns), numeric values; NaN marks a missing
+            value. Each node's mechanism is fitted on the rows where the node and all its
+            parents are observed (their number is ``rows_used_``).
         seed : int, optional
             Seed of all randomness; the same seed gives identical draws.
         progress : bool or None, default None
@@ -136,6 +140,12 @@ class BayesianSCM:
         -------
         BayesianSCM
             ``self``, fitted.
+
+        Raises
+        ------
+        DataError
+            Besides malformed data (:func:`~bayesrca.validation.check_frame`): a node with fewer
+            than two rows where it and its parents are all observed.
         """
         graph = graphs.validate_graph(self.graph)
         num_draws = check_positive_int(self.num_draws, "num_draws")
@@ -147,7 +157,8 @@ class BayesianSCM:
             raise ConfigError(f"averaging must be one of {WEIGHTINGS + ('none',)}, got {self.averaging!r}")
         weighting = "pseudo-bma+" if self.averaging == "none" else self.averaging
         order = graphs.topological_order(graph)
-        frame = check_frame(data, order, what="training data", min_rows=2)
+        frame = check_frame(data, order, what="training data", min_rows=2, missing=True)
+        rows_used = complete_cases(frame, graph, order)
         constant = set(constant_columns(frame, what="training data"))
         specs = self._mechanism_specs(graph)
         base_seed = resolve_seed(seed)
@@ -156,12 +167,14 @@ class BayesianSCM:
         tasks = []
         for node in order:
             parents = graphs.parents_of(graph, node)
+            rows = frame[[node, *parents]].notna().all(axis=1).to_numpy()  # complete cases of (node, parents)
+            used = frame[rows] if rows_used[node] < len(frame) else frame  # the very same arrays for complete data
             tasks.append((
                 str(node),
                 specs[node],
-                discrete_kind(data[node]) if specs[node] == "auto" else None,
-                frame[node].to_numpy(),
-                frame[list(parents)].to_numpy().reshape(len(frame), len(parents)),
+                discrete_kind(data[node][rows]) if specs[node] == "auto" else None,
+                used[node].to_numpy(),
+                used[list(parents)].to_numpy().reshape(len(used), len(parents)),
             ))
         options = {
             "num_draws": num_draws, "averaging": self.averaging, "weighting": weighting,
@@ -209,7 +222,8 @@ class BayesianSCM:
 
         :mod:`bayesrca.persistence` loads models through this classmethod only: the model sets
         its learned attributes itself, and ``graph_fingerprint_`` and ``parents_`` are derived
-        from ``graph`` as :meth:`fit` derives them.
+        from ``graph`` as :meth:`fit` derives them (``rows_used_`` from ``training_data``, whose
+        NaN cells are the missing values the fit left out).
 
         Parameters
         ----------
@@ -290,6 +304,9 @@ class BayesianSCM:
         self.num_draws_ = num_draws
         self.selection_ = selection
         self.training_data_ = training_data
+        #: node to the number of training rows its mechanism was fitted on (where the node and its
+        #: parents are all observed); derived from ``training_data_``, so saved models carry it
+        self.rows_used_ = {n: int(training_data[[n, *self.parents_[n]]].notna().all(axis=1).sum()) for n in nodes}
         self.seed_ = seed
 
     def _mechanism_specs(self, graph: nx.DiGraph) -> dict[Hashable, Any]:
@@ -362,7 +379,7 @@ class BayesianSCM:
 
     # -- reporting ----------------------------------------------------------------------------
     def summary(self) -> pd.DataFrame:
-        """One row per node: parents, mechanism, family weights, inference engine and its diagnostics.
+        """One row per node: parents, mechanism, family weights, training rows used, inference engine and its diagnostics.
 
         ``weights`` lists the families the node averages over with their weights (one family
         with weight 1 unless the node is a :class:`~bayesrca.mechanisms.FamilyMixture`); the
@@ -376,7 +393,7 @@ class BayesianSCM:
             table = mech.weight_table() if isinstance(mech, FamilyMixture) else {mech.describe(): 1.0}
             weights = ", ".join(f"{name} {w:.2f}" for name, w in table.items())
             rows.append({"node": node, "parents": list(self.parents_[node]), "mechanism": mech.describe(),
-                         "weights": weights, **diag})
+                         "weights": weights, "rows_used": self.rows_used_[node], **diag})
         return pd.DataFrame(rows)
 
     def _repr_html_(self) -> str:
@@ -397,6 +414,46 @@ class BayesianSCM:
         n = self.graph.number_of_nodes() if isinstance(self.graph, nx.DiGraph) else "?"
         avg = "" if self.averaging == "pseudo-bma+" else f", averaging={self.averaging!r}"
         return f"BayesianSCM({n} nodes, mechanisms={self.mechanisms!r}{avg}, num_draws={self.num_draws}, {state})"
+
+
+#: A node fitted on less than this share of the rows that observe it gets a :class:`CompleteCaseWarning`.
+MIN_COMPLETE_SHARE = 0.5
+
+
+def complete_cases(frame: pd.DataFrame, graph: nx.DiGraph, order: Sequence[Hashable]) -> dict[Hashable, int]:
+    """Per node, the rows where it and its parents are all observed; a :class:`DataError` below two.
+
+    Warns (:class:`CompleteCaseWarning`) when a node keeps less than :data:`MIN_COMPLETE_SHARE`
+    of the rows that observe it.
+
+    Each mechanism models ``p(x_j | pa_j)``, so the rows where its parents or itself are
+    missing carry no information about it that a complete-case fit could use (missing at random).
+    """
+    counts, thin = {}, []
+    for node in order:
+        parents = graphs.parents_of(graph, node)
+        counts[node] = int(frame[[node, *parents]].notna().all(axis=1).sum())
+        observed = int(frame[node].notna().sum())
+        if counts[node] < MIN_COMPLETE_SHARE * observed:
+            sparse = sorted(parents, key=lambda p: int(frame[p].notna().sum()))[:2]
+            thin.append(f"{node!r} on {counts[node]} of {observed} rows (parents most often missing: {sparse!r})")
+        if counts[node] < 2:
+            observed = int(frame[node].notna().sum())
+            raise DataError(
+                f"training data: node {node!r} has {counts[node]} row(s) where it and its parents {list(parents)!r} "
+                f"are all observed ({observed} where it is), but its mechanism needs at least 2; "
+                "supply rows where they are observed together, or fill its missing values"
+            )
+    if thin:
+        warnings.warn(
+            "training data: some nodes are fitted on less than half of the rows that observe them, because a parent "
+            "is missing in the others: " + "; ".join(thin[:5]) + ("; ..." if len(thin) > 5 else "")
+            + ". If those values are missing for a reason tied to them (e.g. no requests), the fit is biased; "
+            "consider filling them with their meaning (e.g. a neutral value).",
+            CompleteCaseWarning,
+            stacklevel=user_stacklevel(),
+        )
+    return counts
 
 
 def _user_mechanism(spec: Any, node: Hashable) -> bool:

@@ -163,7 +163,7 @@ def reference_it_scores(
     base_score: str = DEFAULT_BASE_SCORE,
     seed: int | None = 0,
 ) -> np.ndarray:
-    """Posterior-median IT score at ``target`` of up to ``num_rows`` training rows: what normal scores.
+    """Posterior-median IT score at ``target`` of up to ``num_rows`` complete training rows: what normal scores.
 
     Parameters
     ----------
@@ -196,7 +196,7 @@ def reference_it_scores(
     names = [str(n) for n in scm.graph_.nodes]
     if str(target) not in names:
         raise ConfigError(f"target {target!r} is not a node of the model; nodes: {names[:10]!r}")
-    train = scm.training_data_
+    train = scm.training_data_.dropna()  # complete rows: a normal row with missing values has no score
     if len(train) > num_rows:
         train = train.sample(num_rows, random_state=seed)
     scores = outlier_scores(scm, train, seed=seed, base_score=base_score)

@@ -26,6 +26,7 @@ def check_frame(
     what: str,
     allowed: Sequence[Hashable] | None = None,
     min_rows: int = 1,
+    missing: bool = False,
 ) -> pd.DataFrame:
     """Validate a data frame and return the ``required`` columns as float64, in that order.
 
@@ -43,12 +44,15 @@ def check_frame(
         datetime column, which becomes the index (it labels the rows, e.g. anomalies in results).
     min_rows : int
         Fewest rows accepted.
+    missing : bool, default False
+        Accept NaN (and pandas' ``NA``) as a missing value, returned as NaN; infinite values stay
+        an error.
 
     Raises
     ------
     DataError
-        Not a DataFrame, duplicate/missing/extra columns, non-numeric columns, NaN or inf values,
-        or too few rows. The message names the columns and rows at fault.
+        Not a DataFrame, duplicate/missing/extra columns, non-numeric columns, NaN (unless
+        ``missing``) or infinite values, or too few rows. The message names the columns and rows at fault.
     """
     if isinstance(data, pd.Series):
         data = data.to_frame().T
@@ -57,10 +61,10 @@ def check_frame(
     dup = data.columns[data.columns.duplicated()].unique().tolist()
     if dup:
         raise DataError(f"{what} has duplicate columns {_names(dup)}; give every column a unique name")
-    missing = [c for c in required if c not in data.columns]
-    if missing:
+    absent = [c for c in required if c not in data.columns]
+    if absent:
         raise DataError(
-            f"{what} lacks columns for graph nodes {_names(missing)}; add them, or remove those nodes from the graph"
+            f"{what} lacks columns for graph nodes {_names(absent)}; add them, or remove those nodes from the graph"
         )
     known = set(required) | set(allowed or ())
     table = _timestamp_index(data, known)
@@ -83,11 +87,16 @@ def check_frame(
         )
     values = frame.astype("float64")
     arr = values.to_numpy()
-    finite = np.isfinite(arr)
+    finite = np.isfinite(arr) | (np.isnan(arr) if missing else False)
     if not finite.all():
         bad_cols = [c for c, ok in zip(required, finite.all(axis=0)) if not ok]
         first_row = values.index[int(np.argmin(finite.all(axis=1)))]
-        counts = ", ".join(f"{c!r}: {int((~np.isfinite(values[c].to_numpy())).sum())}" for c in bad_cols[:8])
+        counts = ", ".join(f"{c!r}: {int((~finite[:, list(required).index(c)]).sum())}" for c in bad_cols[:8])
+        if missing:
+            raise DataError(
+                f"{what} has infinite values (column: count) {counts}, first in row {first_row!r}; "
+                "replace them by NaN if they mean a missing value, or drop those rows"
+            )
         raise DataError(
             f"{what} has NaN or infinite values (column: count) {counts}, first in row {first_row!r}; "
             "impute them or drop those rows explicitly before calling bayesrca"
@@ -111,7 +120,7 @@ def _timestamp_index(data: pd.DataFrame, known: set) -> pd.DataFrame:
 
 def constant_columns(frame: pd.DataFrame, *, what: str) -> list[Hashable]:
     """Columns that take one value only; warn about each (their noise scale comes from the prior)."""
-    const = [c for c in frame.columns if frame[c].nunique(dropna=False) <= 1]
+    const = [c for c in frame.columns if frame[c].nunique(dropna=True) <= 1]  # NaN is missing, not a value
     if const:
         warnings.warn(
             f"{what}: columns {_names(const)} are constant; their noise scale is set from the prior "

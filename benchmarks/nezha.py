@@ -58,7 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--methods", nargs="+", default=None,
                    help=f"default: {' '.join(FULL['methods'])} (smoke: {' '.join(SMOKE['methods'])})")
     p.add_argument("--draws", type=int, default=None, help="posterior draws of bayesrca; default 200 (smoke: 30)")
-    p.add_argument("--nan-policy", default="median", help="NaN fill: median, mean or a number")
+    p.add_argument("--nan-policy", default="median",
+                   help="NaN fill: median, mean or a number; 'missing' keeps NaN (bayesrca methods only: the "
+                        "score, traversal and DoWhy baselines here need filled frames)")
     p.add_argument("--max-cases", type=int, default=None, help="at most this many cases per system (a seeded random subset)")
     p.add_argument("--budget-s", type=float, default=None,
                    help="seconds a method may spend on one system's cases; default 1800 (smoke: 60)")

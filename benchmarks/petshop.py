@@ -58,7 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--methods", nargs="+", default=None,
                    help=f"default: {' '.join(FULL['methods'])} (smoke: {' '.join(SMOKE['methods'])})")
     p.add_argument("--draws", type=int, default=None, help="posterior draws of bayesrca; default 200 (smoke: 30)")
-    p.add_argument("--nan-policy", default="neutral", help="PetShop NaN fill: neutral, mean or a number")
+    p.add_argument("--nan-policy", default="neutral",
+                   help="PetShop NaN cells (no requests): neutral (latency 0, availability 100; default), missing "
+                        "(kept, fitted on complete cases and integrated out), mean or a number")
     p.add_argument("--max-issues", type=int, default=None, help="at most this many issues per scenario and metric "
                    "(smoke: 2)")
     cli.add_common(p, smoke_help="tiny run for CI: one scenario, 2 issues per metric, 30 draws")

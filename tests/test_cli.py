@@ -129,7 +129,8 @@ def test_timestamp_column_labels_the_anomalies(files, model, capsys):
         (pd.DataFrame({"db": [1.0], "cache": [9.0], "site": [11.0]}), "'api'"),  # a column missing
         (pd.DataFrame({"db": [1.0], "cache": [9.0], "api": [10.5], "site": [11.0], "zz": [1.0]}), "'zz'"),  # extra
         (pd.DataFrame({"db": ["slow"], "cache": [9.0], "api": [10.5], "site": [11.0]}), "'db'"),  # not a number
-        (pd.DataFrame({"db": [1.0], "cache": [None], "api": [10.5], "site": [11.0]}), "'cache'"),  # missing value
+        (pd.DataFrame({"db": [1.0], "cache": [9.0], "api": [10.5], "site": [None]}), "'site' is missing"),  # target missing
+        (pd.DataFrame({"db": [1.0], "cache": [np.inf], "api": [10.5], "site": [11.0]}), "'cache'"),  # infinite
         (pd.DataFrame(columns=["db", "cache", "api", "site"]), "0 row"),  # header only
     ],
 )
@@ -139,6 +140,25 @@ def test_bad_anomalies_file_exits_2_naming_the_file_and_column(files, model, cap
     code = main(["attribute", str(model), "--anomalies", str(path), "--target", "site", "--quiet"])
     err = _err(capsys)
     assert code == EXIT_INPUT and "bad.csv" in err and expected in err
+
+
+def test_missing_values_in_training_and_anomaly_files(files, capsys):
+    """Empty CSV cells are missing values: fitted on complete cases, integrated out in the anomaly."""
+    train = pd.read_csv(files / "train.csv")
+    train.loc[::7, "db"] = np.nan
+    train.to_csv(files / "holes.csv", index=False)
+    pd.DataFrame({"db": [None], "cache": [9.0], "api": [10.5], "site": [11.0]}).to_csv(files / "anom_holes.csv", index=False)
+    model = files / "holes.bayesrca"
+    assert main(["fit", "--graph", str(files / "graph.csv"), "--data", str(files / "holes.csv"), "-o", str(model),
+                 "--mechanisms", "gaussian", "--draws", "20"]) == EXIT_OK
+    assert "fewest 342" in capsys.readouterr().err  # 400 rows, every 7th db missing: db and api use 342
+    base = ["attribute", str(model), "--anomalies", str(files / "anom_holes.csv"), "--target", "site", "--quiet"]
+    assert main(base) == EXIT_OK
+    assert "anomaly 0: missing values integrated out: db" in capsys.readouterr().out
+    assert main([*base, "--format", "json"]) == EXIT_OK
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["method_info"]["missing"] == [["db"]]
+    assert max(payload["contributions"], key=lambda r: r["median"])["node"] == "cache"
 
 
 def test_bad_files_and_options_exit_2_with_one_line(files, model, capsys):

@@ -42,6 +42,20 @@ def test_round_trip_gives_identical_attributions_and_samples(tmp_path, mechanism
     assert loaded.seed_ == scm.seed_ and loaded.num_draws_ == 40
 
 
+def test_missing_training_values_and_rows_used_round_trip(tmp_path):
+    """NaN cells of the training data are saved as NaN, and rows_used_ comes back with them."""
+    graph, frame = _data()
+    frame = frame.mask(np.random.default_rng(4).random(frame.shape) < 0.1)
+    scm = br.BayesianSCM(graph, mechanisms="gaussian", num_draws=20).fit(frame, seed=1)
+    loaded = br.load(br.save(scm, tmp_path / "holes.bayesrca"))
+    assert loaded.rows_used_ == scm.rows_used_ and min(scm.rows_used_.values()) < len(frame)
+    pd.testing.assert_frame_equal(scm.training_data_, loaded.training_data_)
+    anomaly = pd.DataFrame({"a": [np.nan], "b": [4.0], "c": [9.0]})
+    before = br.attribute_anomalies(scm, "c", anomaly, seed=7)
+    after = br.attribute_anomalies(loaded, "c", anomaly, seed=7)
+    np.testing.assert_array_equal(before.contributions, after.contributions)
+
+
 def test_integer_node_names_and_a_constant_column_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({0: rng.normal(size=100), 1: np.full(100, 5.0)})

@@ -59,6 +59,21 @@ def test_write_report_and_cli_flag(fitted, tmp_path):
     assert code == 0 and "Most likely root cause" in (tmp_path / "cli.html").read_text()
 
 
+def test_report_names_missing_values_and_rows_used():
+    rng = np.random.default_rng(1)
+    db = rng.normal(size=300)
+    api = db + 0.3 * rng.normal(size=300)
+    frame = pd.DataFrame({"db": db, "api": api, "site": api + 0.3 * rng.normal(size=300)})
+    frame.loc[::10, "db"] = np.nan
+    scm = br.BayesianSCM(nx.DiGraph([("db", "api"), ("api", "site")]), mechanisms="gaussian", num_draws=30).fit(frame, seed=0)
+    anomalies = pd.DataFrame({"db": [np.nan, 0.1], "api": [3.0, 3.0], "site": [3.2, 3.2]})
+    text = render_report(br.attribute_anomalies(scm, "site", anomalies, seed=0), scm)
+    first, second = text.index("Anomaly 0"), text.index("Anomaly 1")
+    assert "Missing values integrated out: <b>db</b>" in text[first:second]
+    assert "Missing values integrated out" not in text[second:]
+    assert "rows_used" in text and ">270<" in text  # db and api were fitted on the 270 rows with db
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)")
 def test_report_renders_in_headless_chromium(fitted, tmp_path):
     scm, res = fitted

@@ -515,3 +515,65 @@ def test_repr_html_shows_the_summary_once_fitted():
     assert "not fitted" in br.BayesianSCM(make_graph())._repr_html_()
     page = fit("gaussian")._repr_html_()
     assert "<table" in page and "X1" in page and "mechanism" in page
+
+
+# ---------------------------------------------------------------------------------------------
+# missing values in the training data
+# ---------------------------------------------------------------------------------------------
+def _with_holes(seed: int = 1) -> pd.DataFrame:
+    """make_data() with about a tenth of the cells of each column missing (NaN)."""
+    data = make_data()
+    rng = np.random.default_rng(seed)
+    return data.mask(rng.random(data.shape) < 0.1)
+
+
+def test_fit_with_missing_values_equals_complete_case_fit_per_node():
+    """Each mechanism is fitted on the rows where it and its parents are observed, with its own seed."""
+    from bayesrca.fitting import fit_node
+
+    data = _with_holes()
+    model = br.BayesianSCM(make_graph(), mechanisms="linear", num_draws=NUM_DRAWS).fit(data, seed=3)
+    seeds = np.random.SeedSequence(3).spawn(3)
+    position = {n: i for i, n in enumerate(GRAPH_NODES)}
+    for node in TOPO:
+        parents = list(model.parents_[node])
+        rows = data[[node, *parents]].dropna()
+        assert 0 < model.rows_used_[node] == len(rows) < len(data)
+        alone, _ = fit_node(
+            node, br.BayesianSCM(make_graph(), mechanisms="linear")._mechanism_specs(make_graph())[node], None,
+            rows[node].to_numpy(), rows[parents].to_numpy().reshape(len(rows), len(parents)),
+            seed=seeds[position[node]], num_draws=NUM_DRAWS, constant=False, averaging="pseudo-bma+",
+            weighting="pseudo-bma+", constant_noise_scale=1e-3, progress=False,
+        )
+        mine, theirs = model.mechanisms_[node].fitted_state(), alone.fitted_state()
+        assert mine.keys() == theirs.keys()
+        for key, value in mine.items():
+            if isinstance(value, (np.ndarray, torch.Tensor)):
+                np.testing.assert_array_equal(np.asarray(value), np.asarray(theirs[key]), err_msg=f"{node}.{key}")
+    assert model.summary()["rows_used"].tolist() == [model.rows_used_[n] for n in model.nodes_]
+    assert "rows_used" in model._repr_html_()
+    assert model.training_data_.isna().to_numpy().sum() == data.isna().to_numpy().sum()  # kept as given
+
+
+def test_complete_data_uses_every_row(scm):
+    assert scm.rows_used_ == {n: N_ROWS for n in TOPO}
+
+
+def test_node_without_two_complete_rows_is_a_data_error():
+    data = make_data()
+    data.loc[2:, "X1"] = np.nan  # X1 observed in 2 rows, but X0 is missing in one of them
+    data.loc[0, "X0"] = np.nan
+    with pytest.raises(DataError, match="'X1' has 1 row") as info:
+        br.BayesianSCM(make_graph(), mechanisms="gaussian", num_draws=NUM_DRAWS).fit(data, seed=0)
+    assert "fill its missing values" in str(info.value)
+
+
+def test_node_fitted_on_a_small_share_of_its_rows_warns():
+    """A parent missing in most rows leaves its child few complete rows: said, with the counts."""
+    data = make_data()
+    data.loc[: N_ROWS - 40, "X1"] = np.nan  # X1 observed in 39 rows: X2 (parents X0, X1) keeps 39 of 200
+    with pytest.warns(br.CompleteCaseWarning, match=r"'X2' on 39 of 200 rows") as record:
+        model = br.BayesianSCM(make_graph(), mechanisms="gaussian", num_draws=NUM_DRAWS).fit(data, seed=0)
+    assert model.rows_used_ == {"X0": 200, "X1": 39, "X2": 39}
+    assert "'X1'" in str(record[0].message).split("'X2'")[1]  # the parent to blame
+    assert all("'X1' on" not in str(w.message) for w in record)  # X1 lost only its own missing rows

@@ -16,6 +16,8 @@ from .._warnings import user_stacklevel
 from ..threads import thread_policy, torch_threads
 from .. import graph as graphs
 from .budget import memory_plan
+from .missing import check_target_observed, impute_anomalies, imputation_info
+from ..counterfactual.missing import IMPUTE_CANDIDATES
 from .common import (
     check_common_arguments,
     check_fitted_scm,
@@ -65,6 +67,7 @@ def attribute_anomalies(
     batch_size: int | None = None,
     executor: Executor | None = None,
     progress: bool | None = None,
+    num_impute_candidates: int = IMPUTE_CANDIDATES,
 ) -> AttributionResult:
     r"""Posterior contributions of the target's ancestors to each anomaly's IT outlier score.
 
@@ -81,7 +84,10 @@ def attribute_anomalies(
         The node where the outliers were seen.
     anomaly_samples : pandas.DataFrame
         One row per anomaly, with a column for the target and each of its ancestors (other graph
-        nodes may be present and are ignored).
+        nodes may be present and are ignored). NaN marks a missing ancestor value: it is
+        integrated out, one draw of the missing values given the row's observed values per
+        posterior draw (:mod:`bayesrca.attribution.missing`), so the intervals include it. The
+        target's value must be observed.
     seed : int, optional
         Seed of the Monte Carlo and permutation draws; the same seed gives identical numbers.
     num_mc_samples : int, default 2000
@@ -147,6 +153,10 @@ def attribute_anomalies(
         Show a progress bar over the whole attribution (coalitions x anomalies evaluated). None:
         on in a terminal or a notebook, off in CI and when standard error is redirected. With an
         executor it advances as batches finish.
+    num_impute_candidates : int, default 1000
+        For anomalies with missing values: candidates drawn from the missing nodes' mechanisms
+        per anomaly and posterior draw, of which one is resampled by the likelihood of the
+        observed values (method_info reports the effective number, ``impute_ess_min``).
 
     Returns
     -------
@@ -155,7 +165,8 @@ def attribute_anomalies(
     """
     check_fitted_scm(scm)
     players = graphs.players_of(scm.graph_, target_node)
-    frame = check_player_frame(anomaly_samples, scm.graph_, players, what="anomaly_samples")
+    frame = check_player_frame(anomaly_samples, scm.graph_, players, what="anomaly_samples", missing=True)
+    check_target_observed(frame, target_node)
     if frame.index.has_duplicates:  # results, plots and the report address anomalies by label
         dup = list(dict.fromkeys(frame.index[frame.index.duplicated()]))[:5]
         raise DataError(
@@ -171,7 +182,9 @@ def attribute_anomalies(
         raise ConfigError(f"tail must be one of {_TAILS}, got {tail!r}")
     event_side(base_score)
     for p in players:  # discrete nodes: values outside their support cannot be attributed
-        scm.mechanisms_[p].check_values(frame[p].to_numpy(), str(p))
+        values = frame[p].to_numpy()
+        scm.mechanisms_[p].check_values(values[~np.isnan(values)], str(p))
+    num_impute_candidates = check_positive_int(num_impute_candidates, "num_impute_candidates")
     _warn_extrapolation(scm, players, frame)
     path = choose_engine(scm, players, tail)
     num_draws = scm.num_draws_
@@ -194,6 +207,8 @@ def attribute_anomalies(
         max_chunk=None if batch_size is None else check_positive_int(batch_size, "batch_size"),
     )
     executor = check_executor(executor)
+    imputation = impute_anomalies(scm, players, frame, seed=args.seed, num_candidates=num_impute_candidates,
+                                  max_elements=args.max_elements)
     contributions = np.empty((num_draws, len(frame), n))
     it_scores = np.empty((num_draws, len(frame)))
     mc_se = np.empty((len(frame), n))
@@ -230,7 +245,8 @@ def attribute_anomalies(
 
     bar = open_bar(resolve(progress), work, "attributing anomalies", unit="coalition")
     with bar:
-        tasks = [(target_node, players, frame.iloc[first:stop], options, None if executor else bar)
+        tasks = [(target_node, players, frame.iloc[first:stop], options, None if executor else bar,
+                  None if imputation is None else {p: v[first:stop] for p, v in imputation.values.items()})
                  for first, _, stop in plan.chunks]
         run_tasks(executor, attribute_batch, tasks, done, shared=(scm,))  # the model reaches a Dask worker once
     integrated, importance = flags["integrated"], flags["importance"]
@@ -253,6 +269,7 @@ def attribute_anomalies(
     if shapley_runs:
         info.update(shapley_error_info(np.sqrt(shapley_ms), [str(p) for p in players],
                                        max(r[0] for r in shapley_runs), all(r[1] for r in shapley_runs)))
+    info.update(imputation_info(imputation, list(frame.index)))
     return AttributionResult(
         contributions,
         it_scores,
@@ -264,14 +281,21 @@ def attribute_anomalies(
     )
 
 
-def attribute_batch(scm, target_node, players: list, rows: pd.DataFrame, options: dict, bar=None) -> dict:
+def attribute_batch(
+    scm, target_node, players: list, rows: pd.DataFrame, options: dict, bar=None, imputed: dict | None = None,
+) -> dict:
     """Attribute one batch of anomalies (a task): posterior contributions and diagnostics as arrays.
+
+    ``imputed`` maps the nodes with missing values to their ``(rows, draws)`` values, one completed
+    row per posterior draw (:func:`~bayesrca.attribution.missing.impute_anomalies`): their noise is
+    abducted per draw.
 
     Seeds itself from ``options["seed"]``: the same fresh noise and the same permutations for every
     batch, so how the anomalies are batched, and where a batch runs, does not change the numbers.
     """
     with torch.no_grad(), torch_threads(options["threads"]):
         observed = {p: torch.tensor(rows[p].to_numpy()).unsqueeze(-1) for p in players}
+        observed.update({p: torch.from_numpy(np.ascontiguousarray(v)) for p, v in (imputed or {}).items()})
         estimator, num_draws = options["estimator"], scm.num_draws_
         with seeded(options["seed"]) as generator:
             engine = CounterfactualEngine(

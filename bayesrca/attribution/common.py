@@ -117,14 +117,16 @@ def check_fitted_scm(scm: object) -> BayesianSCM:
 
 
 def check_player_frame(
-    data: object, graph: nx.DiGraph, players: Sequence[Hashable], *, what: str, min_rows: int = 1
+    data: object, graph: nx.DiGraph, players: Sequence[Hashable], *, what: str, min_rows: int = 1,
+    missing: bool = False,
 ) -> pd.DataFrame:
     """The players' columns of ``data`` as float64 (other graph nodes may be present and are ignored).
 
-    See :func:`bayesrca.validation.check_frame`, which raises :class:`~bayesrca.exceptions.DataError`.
+    See :func:`bayesrca.validation.check_frame`, which raises :class:`~bayesrca.exceptions.DataError`
+    (NaN too, unless ``missing``).
     """
     others = [n for n in graph.nodes if n not in players]
-    return check_frame(data, players, what=what, allowed=others, min_rows=min_rows)
+    return check_frame(data, players, what=what, allowed=others, min_rows=min_rows, missing=missing)
 
 
 def mc_std_error(phi: torch.Tensor) -> np.ndarray:

@@ -13,11 +13,18 @@ Choices made here, all recorded on the returned objects:
 
 * **Node variable.** One metric per node (``metric``, default ``"latency"``: the entry latency for
   the entry node, a per-service latency for the others; the folder's README says which).
-* **Missing values.** NaN means "no request in that minute", not a missing scrape. With
-  ``nan_policy="median"`` (default, what the README's baselines do) a NaN cell gets the median of
-  the column's observed normal values; ``"mean"`` the mean; a number fills that number. A column
-  that is NaN throughout the normal data falls back to 0. Rows are never dropped; the masks of the
-  filled cells are kept (``NezhaSystem.normal_filled``, ``NezhaCase.filled``).
+* **Missing values.** NaN means "no request in that minute", not a missing scrape. ``"median"``
+  (default, what the README's baselines do) fills a NaN cell with the median of the column's
+  observed normal values. With ``nan_policy="missing"`` NaN cells stay NaN:
+  :meth:`bayesrca.BayesianSCM.fit` fits each node on the rows where it and its parents are
+  observed, and :func:`bayesrca.attribute_anomalies` integrates a missing ancestor value out (which
+  treats the gap as missing at random; on the dev part the two were within each other's Wilson
+  intervals, docs/benchmarks.md section 6); ``"mean"`` the mean; a
+  number fills that number. A column that is NaN throughout the normal data falls back to 0, and
+  under ``"missing"``, where a node and its parents are observed together in fewer than 20 normal
+  rows (:data:`~bayesrca.datasets._missing.MIN_OBSERVED_ROWS`), so does the sparsest of them, until
+  20 rows remain (it could not be fitted on so few). Rows are never dropped; the masks of the NaN
+  cells are kept (``NezhaSystem.normal_filled``, ``NezhaCase.filled``).
 * **Analysed row.** Single-row methods analyse the window row where the target's robust z
   (:func:`robust_z`, against the observed normal values) is largest; score orderings may use the
   whole window (``NezhaCase.frame``).
@@ -37,11 +44,12 @@ import pandas as pd
 
 from .._warnings import user_stacklevel
 from ._files import reading
+from ._missing import too_sparse
 from ..exceptions import BayesRCAWarning, ConfigError, DataError
 
 __all__ = ["NezhaCase", "NezhaSystem", "load_nezha", "nezha_systems", "robust_z"]
 
-NAN_POLICIES = ("median", "mean")
+NAN_POLICIES = ("missing", "median", "mean")
 #: Consistency constant of the MAD for a normal distribution.
 MAD_SCALE = 1.4826
 CASE_COLUMNS = ("case_id", "fault_type", "root_cause", "target")
@@ -100,7 +108,8 @@ class NezhaSystem:
     graph : networkx.DiGraph
         The causal graph (callee -> caller).
     normal : pandas.DataFrame
-        Normal operation, one column per node of ``graph``, NaNs filled by ``nan_policy``.
+        Normal operation, one column per node of ``graph``, NaNs filled by ``nan_policy`` (kept
+        as NaN under ``"missing"``).
     normal_filled : pandas.DataFrame
         Boolean mask of the cells of ``normal`` that were NaN in the file.
     normal_metrics : pandas.DataFrame
@@ -110,7 +119,7 @@ class NezhaSystem:
     nan_policy : str or float
         How missing values were filled.
     fill_values : pandas.Series
-        The value each node's NaNs got.
+        The value each node's NaNs got (NaN: kept missing).
     """
 
     name: str
@@ -180,8 +189,10 @@ def load_nezha(
         A system folder (``.../nezha/online_boutique``).
     metric : str, default "latency"
         The metric that is each node's variable; every graph node needs it.
-    nan_policy : {"median", "mean"} or float, default "median"
-        How NaN cells (no request in that minute) are filled, from the observed normal values.
+    nan_policy : {"median", "missing", "mean"} or float, default "median"
+        How NaN cells (no request in that minute) are treated: filled from the observed normal
+        values (``"median"``, or ``"mean"``), kept as missing values to be marginalised
+        (``"missing"``), or filled with a number.
     case_ids : sequence of str, optional
         Read only these cases (default: every case of ``cases.csv``).
 
@@ -215,7 +226,7 @@ def load_nezha(
     if normal_metrics.empty:
         raise DataError(f"{root / 'normal.csv'}: no rows of normal operation; the system cannot be fitted")
     raw_normal = _select(normal_metrics, metric, nodes, root / "normal.csv")
-    fill = _fill_values(raw_normal, nan_policy)
+    fill = _fill_values(raw_normal, nan_policy, graph)
     table = _read_cases(root / "cases.csv", set(nodes))
     if case_ids is not None:
         unknown = sorted(set(case_ids) - set(table["case_id"]))
@@ -285,9 +296,14 @@ def _select(frame: pd.DataFrame, metric: str, nodes: list[str], path: Path) -> p
     return numeric.astype(float)
 
 
-def _fill_values(normal: pd.DataFrame, nan_policy: str | float) -> pd.Series:
+def _fill_values(normal: pd.DataFrame, nan_policy: str | float, graph: nx.DiGraph) -> pd.Series:
     if _is_number(nan_policy):
         return pd.Series(float(nan_policy), index=normal.columns)
+    if nan_policy == "missing":
+        # kept missing, except a node too sparse to be fitted on the rows that observe it with its parents
+        values = pd.Series(np.nan, index=normal.columns)
+        values[too_sparse(normal, graph)] = 0.0
+        return values
     values = normal.median() if nan_policy == "median" else normal.mean()
     return values.fillna(0.0)  # a column that is NaN throughout has neither
 

@@ -54,7 +54,7 @@ def _write_system(root: Path) -> Path:
 
 
 def test_shipped_subset_loads_with_graph_cases_and_no_missing_values():
-    system = load_nezha(OB)
+    system = load_nezha(OB, nan_policy="median")
     g = pd.read_csv(OB / "graph.csv")
     assert set(system.graph.edges) == set(zip(g.cause, g.effect))
     assert system.graph.number_of_nodes() == 10 and system.graph.number_of_edges() == 14
@@ -77,7 +77,7 @@ def test_shipped_subset_loads_with_graph_cases_and_no_missing_values():
 def test_nan_policies_fill_from_the_observed_normal_values_and_keep_masks(tmp_path):
     root = _write_system(tmp_path)
     raw = pd.read_csv(root / "normal.csv", header=[0, 1], index_col=0)[("db", "latency")]
-    median = load_nezha(root)
+    median = load_nezha(root, nan_policy="median")
     assert len(median.normal) == 40  # no row dropped
     assert median.normal_filled["db"].sum() == 3 and not median.normal_filled[["api", "site"]].to_numpy().any()
     assert median.normal["db"].iloc[3] == pytest.approx(raw.median())
@@ -89,6 +89,11 @@ def test_nan_policies_fill_from_the_observed_normal_values_and_keep_masks(tmp_pa
     assert load_nezha(root, nan_policy="mean").normal["db"].iloc[7] == pytest.approx(raw.mean())
     assert load_nezha(root, nan_policy=-1.0).cases[0].frame["db"].iloc[1] == -1.0
     assert case.row == 2 and case.anomaly["site"].iloc[0] == 9.0
+    assert load_nezha(root).nan_policy == "median"  # the default fills
+    missing = load_nezha(root, nan_policy="missing")
+    assert missing.nan_policy == "missing" and np.isnan(missing.fill_values["db"])
+    pd.testing.assert_frame_equal(missing.normal.isna(), missing.normal_filled)
+    assert np.isnan(missing.cases[0].frame["db"].iloc[1]) and missing.cases[0].frame["db"].iloc[2] == 5.0
 
 
 def test_bad_policy_metric_and_case_ids_are_rejected(tmp_path):

@@ -66,7 +66,7 @@ def _write_scenario(root: Path, *, with_normal: bool = True) -> Path:
 
 
 def test_shipped_scenario_loads_with_reversed_graph_and_no_missing_values():
-    scenario = _load(LOW, "latency", splits=("train",))
+    scenario = _load(LOW, "latency", splits=("train",), nan_policy="neutral")
     calls = nx.from_pandas_adjacency(pd.read_csv(LOW / "graph.csv", index_col=0), create_using=nx.DiGraph)
     assert nx.is_directed_acyclic_graph(scenario.graph)
     assert scenario.marginalised == ("invalid_AWS::DynamoDB::Table",)
@@ -90,13 +90,36 @@ def test_availability_issues_are_the_other_half():
     assert all(i.target_metric == "availability" for i in scenario.issues)
 
 
+def test_missing_policy_keeps_nan_where_the_file_has_nan():
+    assert _load(LOW, "latency", splits=("train",)).nan_policy == "neutral"  # the default fills
+    scenario = _load(LOW, "latency", splits=("train",), nan_policy="missing")
+    assert scenario.nan_policy == "missing"
+    from bayesrca.datasets._missing import MIN_OBSERVED_ROWS, too_sparse
+
+    raw = scenario.normal.mask(scenario.normal_filled)
+    sparse = too_sparse(raw, scenario.graph)
+    # NaN stays NaN, except nodes too sparse to be fitted: they get the neutral value
+    kept = [c for c in raw.columns if c not in sparse]
+    pd.testing.assert_frame_equal(scenario.normal[kept].isna(), scenario.normal_filled[kept])
+    assert (scenario.normal[sparse] == 0.0).where(scenario.normal_filled[sparse], True).all().all()
+    assert scenario.normal[kept].isna().to_numpy().any() and 0 < len(sparse) < len(raw.columns)
+    for node in kept:  # every node keeps enough complete rows for its mechanism
+        parents = list(scenario.graph.predecessors(node))
+        assert scenario.normal[[node, *parents]].notna().all(axis=1).sum() >= MIN_OBSERVED_ROWS
+    for issue in scenario.issues:
+        assert issue.frame.isna().to_numpy().sum() <= issue.filled.to_numpy().sum()
+        assert issue.anomaly[issue.target_node].notna().all()
+
+
 def test_neutral_mean_and_number_fills(tmp_path):
     root = _write_scenario(tmp_path)
     raw = pd.read_csv(root / "noissue" / "metrics.csv", header=[0, 1, 2], index_col=0)
     db = raw[("db", "latency", "Average")]
-    neutral = _load(root, "latency")
+    neutral = _load(root, "latency", nan_policy="neutral")
     assert neutral.normal["db"].iloc[3] == 0.0 and neutral.normal_filled["db"].sum() == 2
-    assert _load(root, "availability").normal["db"].iloc[7] == 100.0
+    assert _load(root, "availability", nan_policy="neutral").normal["db"].iloc[7] == 100.0
+    missing = _load(root, "latency", nan_policy="missing")
+    assert np.isnan(missing.normal["db"].iloc[3]) and np.isnan(missing.issues[0].frame["db"].iloc[2])
     assert _load(root, "latency", nan_policy="mean").normal["db"].iloc[3] == pytest.approx(db.mean())
     assert _load(root, "latency", nan_policy=-1.0).normal["db"].iloc[7] == -1.0
     issue = neutral.issues[0]
@@ -143,3 +166,14 @@ def test_end_to_end_latency_issue_ranks_the_injected_service_first():
     table = res.summary()
     assert table["node"].iloc[0] == ROOT_CAUSE
     np.testing.assert_allclose(res.contributions.sum(axis=-1), res.it_scores, rtol=1e-3, atol=1e-3)
+
+
+def test_too_sparse_fills_the_sparsest_of_a_node_and_its_parents():
+    """A child whose parents are each observed often enough but rarely together: the sparsest parent is filled."""
+    from bayesrca.datasets._missing import too_sparse
+
+    graph = nx.DiGraph([("a", "c"), ("b", "c")])
+    frame = pd.DataFrame({"a": [1.0] * 30 + [np.nan] * 30, "b": [np.nan] * 25 + [1.0] * 35, "c": [1.0] * 60})
+    assert too_sparse(frame, graph, minimum=20) == ["a"]  # a (30 rows) before b (35): then b and c share 35
+    assert too_sparse(frame, graph, minimum=5) == []  # a and b overlap in 5 rows
+    assert too_sparse(frame.assign(c=np.nan), graph, minimum=20) == ["c", "a"]  # the node itself first, then a
