@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,7 @@ _FAMILIES: Mapping[str, tuple[tuple[type[AdditiveNoiseModel], str], tuple[type[A
     }
 )
 #: Constructor options of a family's non-root mechanism beyond its noise (the call-graph priors).
-_FAMILY_OPTIONS: Mapping[str, Mapping[str, object]] = MappingProxyType(
+_FAMILY_OPTIONS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {"linear_monotone": {"coef_sign": "positive"}, "gaussian_monotone": {"coef_sign": "positive"}}
 )
 #: The family strings accepted for ``BayesianSCM(mechanisms=...)`` besides ``"auto"``, sorted.
