@@ -38,6 +38,8 @@ REJECTION_TRIES = 32
 #: Coordinate descent of :func:`sign_constrained_solve`: relative tolerance and the most sweeps.
 SOLVE_TOL = 1e-10
 SOLVE_MAX_SWEEPS = 20_000
+#: Standardised bounds beyond this use the exponential tail in :func:`positive_normal` (log_ndtr overflows far out).
+FAR_TAIL = 1e3
 
 
 def ndtri_exp(log_p: torch.Tensor) -> torch.Tensor:
@@ -66,7 +68,8 @@ def positive_normal(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     With ``a = -mean / std`` the standardised bound, a draw is ``mean + std * z`` where ``z`` is
     the standard normal truncated to ``[a, inf)``: ``z = -ndtri(u * Phi(-a))`` computed from
     ``log u + log_ndtr(-a)`` (:func:`ndtri_exp`), so a bound many standard deviations out (a
-    posterior far on the wrong side of the constraint) still gives draws just above it.
+    posterior far on the wrong side of the constraint) still gives draws just above it; beyond
+    :data:`FAR_TAIL` standard deviations, ``z = a - log(u) / a`` (the exponential tail).
     """
     u = torch.rand_like(mean).clamp(min=torch.finfo(mean.dtype).tiny)
     a = -mean / std
@@ -76,6 +79,8 @@ def positive_normal(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     # where the bound is far below the mean (q > 1/2) the lower-tail form is the accurate one
     lower = torch.special.ndtri(torch.special.ndtr(a) + (1 - u) * torch.special.ndtr(-a))
     z = torch.where(log_q > math.log(0.5), lower, z)
+    # beyond FAR_TAIL sd the tail above a is exponential to a relative error of 1/a^2: P(Z > a + t | Z > a) = exp(-a t)
+    z = torch.where(a > FAR_TAIL, a - torch.log(u) / a.clamp(min=FAR_TAIL), z)
     return torch.clamp(mean + std * torch.maximum(z, a), min=0.0)
 
 

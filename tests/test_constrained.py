@@ -21,6 +21,15 @@ def test_ndtri_exp_matches_scipy_far_into_the_tail(log_p):
     assert z == pytest.approx(special.ndtri_exp(log_p), rel=1e-9, abs=1e-9)
 
 
+@given(st.floats(min_value=-1e8, max_value=1e8), st.floats(min_value=1e-8, max_value=1e4))
+@settings(max_examples=200, deadline=None)
+def test_positive_normal_draws_are_finite_and_never_negative(mean, std):
+    x = constrained.positive_normal(torch.full((64,), mean, dtype=F64), torch.full((64,), std, dtype=F64))
+    assert bool(torch.isfinite(x).all()) and bool((x >= 0).all())
+    if mean > 10 * std:  # the bound is irrelevant: the plain normal
+        assert float((x - mean).abs().max()) < 8 * std
+
+
 @pytest.mark.parametrize("mean", [3.0, 0.0, -2.5, -40.0, -1e3])
 def test_positive_normal_has_the_truncated_normal_moments(mean):
     torch.manual_seed(0)
