@@ -105,6 +105,14 @@ class LinearANM(AdditiveNoiseModel):
     def _unvaried_prior(self, num_draws: int, count: int) -> torch.Tensor:
         return self.unvaried_coef_sd * torch.randn(num_draws, count, dtype=torch.float64).abs()
 
+    def __repr__(self) -> str:
+        # the repr seeds each candidate's cross-validation in mechanisms="auto"
+        # (bayesrca.selection): without a constraint it stays what it was before coef_sign existed
+        params = self.get_params()
+        if self.coef_sign is None and self.unvaried_coef_sd == 1.0:
+            del params["coef_sign"], params["unvaried_coef_sd"]
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
+
     def describe(self) -> str:
         base = super().describe()
         return base if self.coef_sign is None else f"{base}/sign-constrained"

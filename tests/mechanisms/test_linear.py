@@ -172,3 +172,13 @@ def test_no_constraint_changes_no_number():
         torch.manual_seed(5)
         zero = LinearANM(noise, coef_sign=(0, 0)).fit(y, parents, num_draws=50)
         assert torch.equal(old.coef_, zero.coef_) and torch.equal(old.intercept_, zero.intercept_)
+
+
+def test_the_repr_without_a_constraint_is_the_one_from_before_coef_sign():
+    # mechanisms="auto" seeds each candidate's cross-validation with its repr: an unconstrained
+    # LinearANM must keep its old repr, or every "auto" selection would change
+    assert repr(LinearANM("gaussian")) == (
+        "LinearANM(noise='gaussian', inference='auto', num_warmup=300, num_chains=2, svi_steps=2000, "
+        "num_atoms=1000, constant_noise_scale=0.001)"
+    )
+    assert "coef_sign='positive'" in repr(LinearANM(coef_sign="positive"))
