@@ -134,9 +134,12 @@ def conjugate_log_evidence(
 
 def bootstrap_posterior(
     X: torch.Tensor, y: torch.Tensor, num_draws: int, *, num_atoms: int = 1000, g: float = PRIOR["g"],
-    gpd_tails: bool = False,
+    gpd_tails: bool = False, signs: torch.Tensor | None = None, node: str = "",
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Bayesian bootstrap: Dirichlet-weighted least squares and a residual KDE per draw.
+
+    With ``signs`` (``+1``, ``-1`` or ``0`` per column of ``X``) each draw's least squares is
+    solved under those sign constraints (:func:`bayesrca.constrained.sign_constrained_solve`).
 
     Returns ``coef`` (D, F), ``atoms`` (D, K) and ``bandwidth`` (D,). The KDE bandwidth is
     Silverman's rule on each draw's atoms, with the training size n in the rate ``n^(-1/5)``.
@@ -150,7 +153,12 @@ def bootstrap_posterior(
     weights = weights / weights.sum(-1, keepdim=True)
     gram = torch.einsum("dn,nf,ng->dfg", weights, X, X) + torch.eye(num_features, dtype=X.dtype) / (g * n)
     rhs = torch.einsum("dn,nf,n->df", weights, X, y)
-    coef = torch.linalg.solve(gram, rhs)
+    if signs is None:
+        coef = torch.linalg.solve(gram, rhs)
+    else:
+        from .constrained import sign_constrained_solve
+
+        coef = sign_constrained_solve(gram, rhs, signs, node=node)
     residuals = y - coef @ X.T  # (D, n)
     atoms, bandwidth = residual_kde(residuals, weights, num_atoms=num_atoms)
     draws = {"coef": coef, "atoms": atoms, "bandwidth": bandwidth}

@@ -16,7 +16,7 @@ import numpy as np
 import pyro.distributions as dist
 import torch
 
-from .. import inference
+from .. import constrained, inference
 from ..exceptions import ConfigError, DataError
 from .base import Mechanism
 from .noise import TAIL_PARAMS, BootstrapGPD, ResidualKDE
@@ -154,6 +154,7 @@ class AdditiveNoiseModel(Mechanism):
         f_scale = feats.std(0)
         live = f_scale > 1e-12 * np.maximum(1.0, np.abs(f_center))  # constant features carry no information
         num_features = feats.shape[1]
+        signs = self._coef_signs(num_features, method)  # None: unconstrained (the default)
         coef = torch.zeros(num_draws, num_features, dtype=torch.float64)
         info: dict[str, Any]
         if self.constant_:
@@ -167,13 +168,22 @@ class AdditiveNoiseModel(Mechanism):
             design = np.column_stack([np.ones(len(y)), (feats[:, live] - f_center[live]) / f_scale[live]])
             X = torch.as_tensor(design)
             t = torch.as_tensor((response - y_center) / y_scale)
-            draws, info = self._run_engine(method, X, t, num_draws, progress=progress, node=node)
+            live_signs = None if signs is None or not signs[live].any() else torch.as_tensor(np.r_[0, signs[live]], dtype=torch.float64)
+            draws, info = self._run_engine(method, X, t, num_draws, progress=progress, node=node, signs=live_signs)
             beta = draws.pop("coef")
             coef[:, torch.as_tensor(live)] = y_scale * beta[:, 1:] / torch.as_tensor(f_scale[live])
             intercept = y_center + y_scale * (beta[:, 0] - (beta[:, 1:] * torch.as_tensor(f_center[live] / f_scale[live])).sum(-1))
             noise_params = {k: (v * y_scale if k in inference.SCALE_KEYS else v) for k, v in draws.items()}
             # too few residuals for GPD tails: the plain smoothed bootstrap (recorded in diagnostics)
             self.noise_family_ = "bootstrap" if info.get("tails") == "kde" else self.noise
+        if signs is not None and bool((signs[~live] != 0).any()):
+            # a constrained parent that never varied: its effect is not identified, so its draws
+            # come from the prior restricted to the sign (see _unvaried_prior)
+            unvaried = torch.as_tensor(~live & (signs != 0))
+            prior = self._unvaried_prior(num_draws, int(unvaried.sum())) * torch.as_tensor(signs[unvaried.numpy()], dtype=torch.float64)
+            coef[:, unvaried] = prior
+            intercept = intercept - (prior * torch.as_tensor(f_center[unvaried.numpy()])).sum(-1)
+            info = {**info, "unvaried_constrained": int(unvaried.sum())}
         self.intercept_ = intercept
         self.coef_ = coef
         self.noise_params_ = noise_params
@@ -182,14 +192,27 @@ class AdditiveNoiseModel(Mechanism):
         self.num_train_ = len(y)
         return self
 
-    def _run_engine(self, method: str, X: torch.Tensor, t: torch.Tensor, num_draws: int, *, progress: bool, node: str):
+    def _coef_signs(self, num_features: int, method: str) -> np.ndarray | None:
+        """Sign constraint per feature (``+1``, ``-1``, ``0`` free), or None for none (the default)."""
+        return None
+
+    def _unvaried_prior(self, num_draws: int, count: int) -> torch.Tensor:
+        """Draws ``(D, count)`` of ``|coef|`` for a sign-constrained feature that never varied in training."""
+        raise NotImplementedError  # pragma: no cover - only families with sign constraints
+
+    def _run_engine(self, method: str, X: torch.Tensor, t: torch.Tensor, num_draws: int, *, progress: bool, node: str,
+                    signs: torch.Tensor | None = None):
         noise = "gaussian" if self.noise == "lognormal" else self.noise
         g = self.prior_g
+        if method == "conjugate" and signs is not None:
+            return constrained.conjugate_posterior(X, t, num_draws, signs, g=g, a0=inference.PRIOR["a0"],
+                                                   b0=inference.PRIOR["b0"])
         if method == "conjugate":
             return inference.conjugate_posterior(X, t, num_draws, g=g)
         if method == "bootstrap":
             return inference.bootstrap_posterior(
-                X, t, num_draws, num_atoms=self.num_atoms, g=g, gpd_tails=self.noise == "bootstrap_gpd"
+                X, t, num_draws, num_atoms=self.num_atoms, g=g, gpd_tails=self.noise == "bootstrap_gpd",
+                signs=signs, node=node,
             )
         if method == "nuts":
             return inference.mcmc_posterior(

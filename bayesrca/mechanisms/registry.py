@@ -5,7 +5,7 @@ Everything that needs to know which mechanisms exist reads it here:
 * :data:`MECHANISM_CLASSES` — class name to class, the only classes a model file may name
   (:mod:`bayesrca.persistence`);
 * :data:`FAMILY_NAMES` and :func:`family_mechanism` — the strings ``"linear"``, ``"gaussian"``,
-  ``"spline"`` and ``"gp"`` that :class:`~bayesrca.BayesianSCM` accepts for ``mechanisms``, each with its
+  ``"spline"``, ``"gp"``, ``"linear_monotone"`` and ``"gaussian_monotone"`` that :class:`~bayesrca.BayesianSCM` accepts for ``mechanisms``, each with its
   root and non-root mechanism;
 * :func:`default_candidates` — the mechanisms ``mechanisms="auto"`` compares on a continuous
   node (:mod:`bayesrca.selection`);
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,13 @@ _FAMILIES: Mapping[str, tuple[tuple[type[AdditiveNoiseModel], str], tuple[type[A
         "gaussian": ((RootDistribution, "gaussian"), (LinearANM, "gaussian")),
         "spline": ((RootDistribution, "bootstrap_gpd"), (SplineANM, "bootstrap_gpd")),
         "gp": ((RootDistribution, "gaussian"), (GPANM, "gaussian")),
+        "linear_monotone": ((RootDistribution, "bootstrap_gpd"), (LinearANM, "bootstrap_gpd")),
+        "gaussian_monotone": ((RootDistribution, "gaussian"), (LinearANM, "gaussian")),
     }
+)
+#: Constructor options of a family's non-root mechanism beyond its noise (the call-graph priors).
+_FAMILY_OPTIONS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {"linear_monotone": {"coef_sign": "positive"}, "gaussian_monotone": {"coef_sign": "positive"}}
 )
 #: The family strings accepted for ``BayesianSCM(mechanisms=...)`` besides ``"auto"``, sorted.
 FAMILY_NAMES: tuple[str, ...] = tuple(sorted(_FAMILIES))
@@ -78,7 +85,9 @@ def family_mechanism(family: str, *, is_root: bool) -> Mechanism:
         One of :data:`FAMILY_NAMES`: ``"linear"`` (linear regression, bootstrap noise with
         generalised Pareto tails, ``"bootstrap_gpd"``), ``"gaussian"`` (linear regression,
         Gaussian noise), ``"spline"`` (spline regression, ``"bootstrap_gpd"`` noise), ``"gp"``
-        (additive Gaussian-process regression, Gaussian noise); roots get a
+        (additive Gaussian-process regression, Gaussian noise), ``"linear_monotone"`` and
+        ``"gaussian_monotone"`` (``"linear"`` and ``"gaussian"`` with every coefficient ``>= 0``,
+        ``LinearANM(coef_sign="positive")``: the call-graph prior, docs/method.md); roots get a
         :class:`RootDistribution` with the same noise.
     is_root : bool
         True for a node without parents.
@@ -91,7 +100,7 @@ def family_mechanism(family: str, *, is_root: bool) -> Mechanism:
     if not isinstance(family, str) or family not in _FAMILIES:
         raise ConfigError(f"unknown mechanism family {family!r}; choose one of {list(FAMILY_NAMES)}")
     cls, noise = _FAMILIES[family][0 if is_root else 1]
-    return cls(noise)
+    return cls(noise) if is_root else cls(noise, **_FAMILY_OPTIONS.get(family, {}))
 
 
 #: A parent counts as continuous for :func:`default_candidates` with at least this many distinct values.

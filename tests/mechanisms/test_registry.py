@@ -41,6 +41,8 @@ FAMILIES = {
     "gaussian": ((RootDistribution, "gaussian"), (LinearANM, "gaussian")),
     "spline": ((RootDistribution, "bootstrap_gpd"), (SplineANM, "bootstrap_gpd")),
     "gp": ((RootDistribution, "gaussian"), (GPANM, "gaussian")),
+    "linear_monotone": ((RootDistribution, "bootstrap_gpd"), (LinearANM, "bootstrap_gpd")),
+    "gaussian_monotone": ((RootDistribution, "gaussian"), (LinearANM, "gaussian")),
 }
 
 
@@ -83,7 +85,7 @@ def test_the_tables_are_read_only():
 # families
 # ---------------------------------------------------------------------------------------------
 def test_family_names_are_the_sorted_documented_families():
-    assert registry.FAMILY_NAMES == ("gaussian", "gp", "linear", "spline")
+    assert registry.FAMILY_NAMES == ("gaussian", "gaussian_monotone", "gp", "linear", "linear_monotone", "spline")
     assert "auto" not in registry.FAMILY_NAMES
 
 
@@ -332,3 +334,11 @@ def test_persistence_only_accepts_the_classes_the_registry_names(tmp_path, monke
     monkeypatch.setattr(persistence, "MECHANISM_CLASSES", without_spline)
     with pytest.raises(DataError, match="SplineANM"):
         br.load(tmp_path / "m")
+
+
+@pytest.mark.parametrize("family", registry.FAMILY_NAMES)
+def test_only_the_monotone_families_constrain_the_coefficients_signs(family):
+    mech = registry.family_mechanism(family, is_root=False)
+    want = "positive" if family.endswith("_monotone") else None
+    assert getattr(mech, "coef_sign", None) == want
+    assert getattr(registry.family_mechanism(family, is_root=True), "coef_sign", None) is None
