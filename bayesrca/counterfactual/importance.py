@@ -100,6 +100,11 @@ BODY_GRID_MIN = 256
 #: to exact evaluation: a weight off by 1 %, far below the Monte Carlo error of any weight (the
 #: relative error of an importance-sampling estimate is at least 1/sqrt(ESS), 3 % at an ESS of 1,000).
 GRID_TOL = 1e-2
+#: Query values (rows x posterior draws) at which a table is checked against exact densities: at
+#: least 16 and at most 256 rows per draw. Each draw has its own table, so every draw is checked;
+#: 8,192 values keep the check (an exact evaluation, one operation per atom of a kernel density)
+#: a fraction of the table's own cost instead of the larger part of it.
+CHECK_VALUES = 8192
 
 
 def _log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -108,7 +113,7 @@ def _log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
     Closed-form families are evaluated exactly. Any other distribution is tabulated on a grid of
     :data:`GRID` points per draw spanning the queries and interpolated linearly (GPD-tailed
     bootstrap noise: only its body, between the thresholds; its tails are closed form); the error is
-    checked against exact values at 256 of the queries and, above :data:`GRID_TOL`, every query is
+    checked against exact values at 16-256 of the query rows (:data:`CHECK_VALUES`) and, above :data:`GRID_TOL`, every query is
     evaluated exactly instead. A per-draw selection of families (:class:`~bayesrca.mechanisms.mixture.DrawSelection`)
     is evaluated component by component, each as above.
     """
@@ -127,7 +132,8 @@ def _log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
         hi = torch.maximum(hi, lo)
         steps = float((20 * (hi - lo) / gpd.bandwidth.clamp(min=1e-300)).max())
         size = int(min(GRID, max(BODY_GRID_MIN, math.ceil(steps) + 1)))
-    if len(flat) <= size + 256:  # a table (and its check) would cost as much as the queries
+    rows = min(256, max(16, math.ceil(CHECK_VALUES / flat.shape[-1])))
+    if len(flat) <= size + rows:  # a table (and its check) would cost as much as the queries
         return [_log_prob(dist, q) for q in queries]
     width = (hi - lo).clamp(min=1e-12)
     grid = lo + width * torch.linspace(0, 1, size, dtype=flat.dtype).unsqueeze(-1)  # (G, D)
@@ -153,7 +159,7 @@ def _log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
             return interpolate(q)
         return torch.where((q > gpd.upper) | (q < gpd.lower), gpd.tail_log_prob(q), interpolate(q))
 
-    check = flat[torch.linspace(0, len(flat) - 1, 256).long()]
+    check = flat[torch.linspace(0, len(flat) - 1, rows).long()]
     approx, exact = evaluate(check), _log_prob(dist, check)
     if not bool(((approx - exact).abs() <= GRID_TOL).logical_or(approx == exact).all()):  # NaN fails too
         return [_log_prob(dist, q) for q in queries]
