@@ -38,7 +38,7 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "MECHANISM_CLASSES", "save", "load",
 
 FORMAT_NAME = "bayesrca-scm"
 #: (major, minor): a reader accepts any minor of its own major version.
-FORMAT_VERSION = (1, 1)  # 1.1: mechanisms nested in parameters and state (FamilyMixture)
+FORMAT_VERSION = (1, 2)  # 1.1: mechanisms nested in parameters and state (FamilyMixture); 1.2: each FamilyMixture component holds only its own draws (`draw_index_`; 1.1 files still load)
 _TENSOR, _ARRAY, _MECHANISM = "__tensor__", "__array__", "__mechanism__"
 
 

@@ -14,7 +14,10 @@ method, the ranked nodes with median contribution, 90 % interval and prob_top) i
 Methods: ``bayesrca-<mechanisms>`` (``auto``, ``gaussian``, ``linear``, ``spline``) ranked by median
 contribution and, as a second row from the same run, by ``prob_top``; ``traversal`` (MAD score
 > 5; anomalous ancestors of the target without anomalous parents, ranked by score; constant columns
-score their absolute deviation, as upstream); ``dowhy`` (``gcm.attribute_anomalies`` with
+score their absolute deviation, as upstream); ``score`` (score ordering: the target and its ancestors
+ranked by their own largest MAD score over the issue window); ``smooth_traversal`` (Orchard, Okati et
+al., NeurIPS 2025: each candidate's IT score minus its largest-scoring parent's, empirical two-sided
+quantile IT scores of row 2); ``dowhy`` (``gcm.attribute_anomalies`` with
 auto-assigned mechanisms on mean-imputed data, the upstream counterfactual set-up with IT scores).
 """
 
@@ -41,9 +44,9 @@ SHARED = ROOT.parent / "shared" / "data" / "petshop" / "dataset"
 SHIPPED = ROOT / "examples" / "data" / "petshop"
 MAD_THRESHOLD = 5.0
 CI_PROB = 0.9
-ALL_METHODS = ["bayesrca-auto", "bayesrca-gaussian", "bayesrca-linear", "traversal", "dowhy"]
+ALL_METHODS = ["bayesrca-auto", "bayesrca-gaussian", "bayesrca-linear", "score", "traversal", "smooth_traversal", "dowhy"]
 FULL = {"methods": ALL_METHODS, "draws": 200}
-SMOKE = {"methods": ["bayesrca-gaussian", "bayesrca-linear", "traversal"], "draws": 30, "max_issues": 2,
+SMOKE = {"methods": ["bayesrca-gaussian", "bayesrca-linear", "score", "traversal", "smooth_traversal"], "draws": 30, "max_issues": 2,
          "scenarios": ["low_traffic"]}
 
 
@@ -97,6 +100,32 @@ def traversal_method():
     return fit, rank
 
 
+def score_method():
+    """Score ordering: the target and its ancestors by their own largest MAD score over the window."""
+
+    def fit(scenario):
+        return baselines.mad_scorer(scenario.normal.where(~scenario.normal_filled), MAD_THRESHOLD)
+
+    def rank(scorer, scenario, issue):
+        nodes = baselines.candidates(scenario.graph, issue.target_node)
+        return baselines.score_ordering(scorer, issue.frame.where(~issue.filled), nodes), {}
+
+    return fit, rank
+
+
+def smooth_traversal_method():
+    """Smooth traversal (:func:`harness.baselines.smooth_traversal`) on the IT scores of row 2."""
+
+    def fit(scenario):
+        return baselines.quantile_it_scorer(scenario.normal.where(~scenario.normal_filled))
+
+    def rank(scorer, scenario, issue):
+        scores, _ = scorer(issue.frame.where(~issue.filled).iloc[issue.row])
+        return baselines.smooth_traversal(scenario.graph, issue.target_node, scores), {"row": issue.row}
+
+    return fit, rank
+
+
 def dowhy_method(seed: int):
     def fit(scenario):
         # the upstream counterfactual set-up: NaNs replaced by the column mean of the normal data
@@ -122,6 +151,10 @@ def make_methods(args) -> dict:
             methods[name] = bayesrca_method(name.split("-", 1)[1], args.draws, args.seed)
         elif name == "traversal":
             methods[name] = traversal_method()
+        elif name == "score":
+            methods[name] = score_method()
+        elif name == "smooth_traversal":
+            methods[name] = smooth_traversal_method()
         elif name == "dowhy":
             methods[name] = dowhy_method(args.seed)
         else:

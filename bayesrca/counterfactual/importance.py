@@ -55,7 +55,7 @@ from pyro.distributions import Normal, StudentT, constraints
 
 from . import tails
 from .density import density_thresholds
-from ..mechanisms.mixture import DrawSelection, _select, _within_support
+from ..mechanisms.mixture import DrawSelection, _within_support
 from ..mechanisms.noise import BootstrapGPD, ResidualKDE
 
 __all__ = ["DEFENSIVE", "SCALE", "RARE_IT", "inflatable_players", "NoiseProposal", "weighted_thresholds", "log_se"]
@@ -202,18 +202,19 @@ def _binned_log_kde(kde: ResidualKDE, lo: torch.Tensor, width: torch.Tensor, siz
 
 
 def _selection_log_densities(dist: DrawSelection, queries: list[torch.Tensor]) -> list[torch.Tensor]:
-    """:func:`_log_densities` of a per-draw selection of families: each component assigned to some
-    draw on its own (tabulated where it can be), -inf outside a component's support, then per draw
+    """:func:`_log_densities` of a per-draw selection of families: each component on its own draws
+    of the queries (tabulated where it can be), -inf outside a component's support, then per draw
     the assigned component's value."""
     per_component = []
     for k, comp in enumerate(dist.components):
-        if not bool((dist.assignment == k).any()):
-            per_component.append([torch.zeros_like(q) for q in queries])  # never selected
+        parts = [dist.part(q, k) for q in queries]
+        if dist.index is None and not bool((dist.assignment == k).any()):
+            per_component.append([torch.zeros_like(q) for q in parts])  # never selected (a model saved before compaction)
         elif comp.support is None or comp.support is constraints.real:
-            per_component.append(_log_densities(comp, queries))
+            per_component.append(_log_densities(comp, parts))
         else:
-            per_component.append([_within_support(comp, q, lambda v, c=comp: _log_prob(c, v), -math.inf) for q in queries])
-    return [_select(dist.assignment, list(values)) for values in zip(*per_component)]
+            per_component.append([_within_support(comp, q, lambda v, c=comp: _log_prob(c, v), -math.inf) for q in parts])
+    return [dist.combine(list(values)) for values in zip(*per_component)]
 
 
 class NoiseProposal:

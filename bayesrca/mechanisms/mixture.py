@@ -11,6 +11,13 @@ families with weights w, without any change to the attribution code.
 The allocation is deterministic given the weights and the random state: the counts follow the
 largest-remainder rule (each :math:`\lfloor D w_k \rfloor` or one more, summing to D), then the
 draws are permuted at random so that the families of different nodes are not aligned.
+
+Each component is fitted with as many posterior draws as it is assigned (:math:`D_k`), and every
+method evaluates component k on its own draws only (the inputs' last dimension indexed by the
+draws of k) and scatters the results back: a node costs one evaluation per draw, not one per
+draw and family. A family too light to be assigned a single draw is not fitted at all.
+Models saved before this (every component fitted with all D draws) still load and evaluate every
+component on every draw, keeping each draw's own.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import math
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyro
@@ -30,7 +37,7 @@ from .additive import AdditiveNoiseModel
 from .base import Mechanism
 from .noise import split_gaussian
 
-__all__ = ["FamilyMixture", "DrawSelection", "allocate_draws", "split_gaussian_part", "has_additive_noise"]
+__all__ = ["FamilyMixture", "DrawSelection", "allocate_draws", "draw_indices", "split_gaussian_part", "has_additive_noise"]
 
 
 def allocate_draws(weights: Sequence[float] | np.ndarray, num_draws: int) -> torch.Tensor:
@@ -56,28 +63,52 @@ def allocate_draws(weights: Sequence[float] | np.ndarray, num_draws: int) -> tor
 
 
 def _select(assignment: torch.Tensor, values: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Per draw (the last dimension) the value of the draw's component."""
+    """Per draw (the last dimension) the value of the draw's component (every value over all D draws)."""
     out = values[0]
     for k in range(1, len(values)):
         out = torch.where(assignment == k, values[k], out)
     return out
 
 
+def draw_indices(assignment: torch.Tensor, num_components: int) -> list[torch.Tensor]:
+    """The draws of each component, ascending: ``(D_k,)`` int64 each."""
+    return [torch.nonzero(assignment == k).reshape(-1) for k in range(num_components)]
+
+
+def _take(x: torch.Tensor, index: torch.Tensor, num_draws: int) -> torch.Tensor:
+    """``x``'s draws ``index`` (its last dimension); a tensor without a draw dimension (0-d, or a
+    last dimension of 1 that broadcasts) is the same for every draw and passes unchanged."""
+    if x.dim() == 0 or x.shape[-1] != num_draws:
+        return x
+    return x.index_select(-1, index)
+
+
+def _merge(values: Sequence[torch.Tensor], index: Sequence[torch.Tensor], inverse: torch.Tensor) -> torch.Tensor:
+    """Scatter per-component values ``(..., D_k)`` back to ``(..., D)`` (the inverse of :func:`_take`)."""
+    lead = torch.broadcast_shapes(*(v.shape[:-1] for v in values))
+    parts = [v.expand(*lead, len(i)) for v, i in zip(values, index)]
+    return torch.cat(parts, -1).index_select(-1, inverse)
+
+
 class DrawSelection(TorchDistribution):
     """The noise of a :class:`FamilyMixture`: draw s follows component ``assignment[s]``.
 
-    Sampling, ``log_prob``, ``cdf`` and the moments evaluate every component and keep, per draw
-    (the last batch dimension), the one the draw is assigned to. Values outside a component's
-    support (a negative value under a log-normal) get density 0 there (``log_prob`` -inf).
+    With ``index`` (component k holds only its ``D_k`` draws, :func:`draw_indices`) every method
+    evaluates each component on its own draws of the argument and scatters the results back;
+    without it (every component over all D draws) every component is evaluated on every draw and
+    each draw keeps its component's value. Values outside a component's support (a negative value
+    under a log-normal) get density 0 there (``log_prob`` -inf).
 
     Parameters
     ----------
     components : sequence of TorchDistribution
-        Each with batch shape ``(..., D)``.
+        Each with batch shape ``(..., D_k)`` (with ``index``) or ``(..., D)``.
     assignment : torch.Tensor
         ``(D,)`` component index per draw.
     batch_shape : torch.Size, optional
         Broadcast batch shape (used by plates through :meth:`expand`).
+    index : sequence of torch.Tensor, optional
+        The draws of each component (:func:`draw_indices` of ``assignment``).
     """
 
     arg_constraints: dict = {}
@@ -85,18 +116,35 @@ class DrawSelection(TorchDistribution):
     has_rsample = False
 
     def __init__(self, components: Sequence[TorchDistribution], assignment: torch.Tensor, batch_shape=None,
-                 validate_args=None) -> None:
+                 validate_args=None, index: Sequence[torch.Tensor] | None = None) -> None:
         self.components = list(components)
         self.assignment = assignment
+        self.index = None if index is None else list(index)
+        self._inverse = None if index is None else torch.argsort(torch.cat(list(index)))
         if batch_shape is None:
-            batch_shape = torch.broadcast_shapes(*(c.batch_shape for c in self.components), assignment.shape)
+            shapes = [c.batch_shape[:-1] for c in self.components] if index is not None else [c.batch_shape for c in self.components]
+            batch_shape = torch.broadcast_shapes(*shapes, assignment.shape)
         super().__init__(torch.Size(batch_shape), torch.Size(), validate_args=False)
 
     def expand(self, batch_shape, _instance=None) -> DrawSelection:
-        return DrawSelection([c.expand(batch_shape) for c in self.components], self.assignment, torch.Size(batch_shape))
+        batch_shape = torch.Size(batch_shape)
+        if self.index is None:
+            return DrawSelection([c.expand(batch_shape) for c in self.components], self.assignment, batch_shape)
+        parts = [c.expand(batch_shape[:-1] + (len(i),)) for c, i in zip(self.components, self.index)]
+        return DrawSelection(parts, self.assignment, batch_shape, index=self.index)
+
+    def part(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Component k's draws of ``x`` (all of ``x`` without ``index``)."""
+        return x if self.index is None else _take(x, self.index[k], len(self.assignment))
+
+    def combine(self, values: Sequence[torch.Tensor]) -> torch.Tensor:
+        """One value per draw from the components' values (each over its own draws with ``index``)."""
+        if self.index is None:
+            return _select(self.assignment, values)
+        return _merge(values, self.index, cast(torch.Tensor, self._inverse))
 
     def _pick(self, values: Sequence[torch.Tensor]) -> torch.Tensor:
-        return _select(self.assignment, values).expand(self.batch_shape)
+        return self.combine(values).expand(self.batch_shape)
 
     @property
     def mean(self) -> torch.Tensor:
@@ -112,14 +160,15 @@ class DrawSelection(TorchDistribution):
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
         with torch.no_grad():
-            return _select(self.assignment, [c.sample(sample_shape) for c in self.components])
+            return self.combine([c.sample(sample_shape) for c in self.components])
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return _select(self.assignment, [_within_support(c, value, c.log_prob, -math.inf) for c in self.components])
+        return self.combine([_within_support(c, self.part(value, k), c.log_prob, -math.inf)
+                             for k, c in enumerate(self.components)])
 
     def cdf(self, value: torch.Tensor) -> torch.Tensor:
         # every support here is real or bounded below (log-normal): outside it the cdf is 0
-        return _select(self.assignment, [_within_support(c, value, c.cdf, 0.0) for c in self.components])
+        return self.combine([_within_support(c, self.part(value, k), c.cdf, 0.0) for k, c in enumerate(self.components)])
 
 
 def _within_support(component: TorchDistribution, value: torch.Tensor, fn, outside: float) -> torch.Tensor:
@@ -144,7 +193,7 @@ class FamilyMixture(Mechanism):
     ----------
     components : sequence of Mechanism
         The families (unfitted; :meth:`fit` fits a clone of each on all the training data with
-        the model's number of draws). All must fit the node's position (root or not).
+        the number of draws it is assigned). All must fit the node's position (root or not).
     weights : sequence of float
         Non-negative weight per component (normalised in :meth:`fit`); e.g. pseudo-BMA+ or
         stacking weights from :func:`bayesrca.selection.select_mechanism`.
@@ -152,11 +201,15 @@ class FamilyMixture(Mechanism):
     Attributes
     ----------
     components_ : list of Mechanism
-        The fitted components.
+        The fitted components: those assigned at least one draw, component k fitted with its
+        ``D_k`` draws.
     weights_ : torch.Tensor
-        ``(K,)`` normalised weights.
+        ``(K',)`` their weights (normalised over all the given components).
     assignment_ : torch.Tensor
-        ``(D,)`` the component of each posterior draw (:func:`allocate_draws`).
+        ``(D,)`` the fitted component of each posterior draw (:func:`allocate_draws`).
+    draw_index_ : list of torch.Tensor
+        The draws of each fitted component, ascending (:func:`draw_indices`): draw j of
+        component k is posterior draw ``draw_index_[k][j]`` of the node.
     """
 
     family = "mixture"
@@ -178,10 +231,16 @@ class FamilyMixture(Mechanism):
 
     def fit(self, y: np.ndarray, parents: np.ndarray, *, num_draws: int, progress: bool = False, node: str = "") -> FamilyMixture:
         comps, w = self._check_params()
-        fitted = [c.clone().fit(y, parents, num_draws=num_draws, progress=progress, node=node) for c in comps]
+        labels = allocate_draws(w, num_draws)
+        counts = torch.bincount(labels, minlength=len(comps))
+        used = [k for k in range(len(comps)) if int(counts[k]) > 0]
+        remap = torch.full((len(comps),), -1, dtype=torch.long)
+        remap[used] = torch.arange(len(used))
+        fitted = [comps[k].clone().fit(y, parents, num_draws=int(counts[k]), progress=progress, node=node) for k in used]
         self.components_ = fitted
-        self.weights_ = torch.as_tensor(w)
-        self.assignment_ = allocate_draws(w, num_draws)
+        self.weights_ = torch.as_tensor(w[used])
+        self.assignment_ = remap[labels]
+        self.draw_index_ = draw_indices(self.assignment_, len(used))
         diags = [dict(getattr(c, "diagnostics_", {})) for c in fitted]
         info: dict[str, Any] = {"inference": "+".join(str(d.get("inference", "?")) for d in diags),
                                 "exact": all(bool(d.get("exact", False)) for d in diags)}
@@ -189,6 +248,8 @@ class FamilyMixture(Mechanism):
             values = [d[key] for d in diags if np.isscalar(d.get(key))]
             if values:
                 info[key] = pick(values)
+        if len(used) < len(comps):  # a family lighter than half a draw gets none and is not fitted
+            info["families_without_draws"] = len(comps) - len(used)
         self.diagnostics_ = info
         self.num_draws_ = int(num_draws)
         return self
@@ -198,24 +259,41 @@ class FamilyMixture(Mechanism):
         self._check_fitted()
         return self.components_
 
+    def _index(self) -> list[torch.Tensor] | None:
+        """The draws of each component; None for a model saved when every component held all D draws."""
+        return getattr(self, "draw_index_", None)
+
+    def _per_component(self, method: str, value: torch.Tensor | None, parents: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``component.method([value,] parents)`` of each component on its own draws, one per draw."""
+        parts, index = self._parts(), self._index()
+        if index is None:
+            args = [] if value is None else [value]
+            return _select(self.assignment_, [getattr(c, method)(*args, parents) for c in parts])
+        inverse = torch.argsort(torch.cat(index))
+        out = []
+        for c, i in zip(parts, index):
+            args = [] if value is None else [_take(value, i, self.num_draws_)]
+            out.append(getattr(c, method)(*args, [_take(p, i, self.num_draws_) for p in parents]))
+        return _merge(out, index, inverse)
+
     def noise_distribution(self) -> DrawSelection:
         # component distributions are built without argument validation: each is evaluated on
-        # every draw's value, also outside its support (e.g. a log-normal at a negative value)
+        # values outside its support too (e.g. a log-normal at a negative value)
         with pyro.validation_enabled(False):
-            return DrawSelection([c.noise_distribution() for c in self._parts()], self.assignment_)
+            return DrawSelection([c.noise_distribution() for c in self._parts()], self.assignment_, index=self._index())
 
     def forward(self, noise: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
-        return _select(self.assignment_, [c.forward(noise, parents) for c in self._parts()])
+        return self._per_component("forward", noise, parents)
 
     def abduct(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
-        return _select(self.assignment_, [c.abduct(value, parents) for c in self._parts()])
+        return self._per_component("abduct", value, parents)
 
     def log_prob(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
         with pyro.validation_enabled(False):
-            return _select(self.assignment_, [c.log_prob(value, parents) for c in self._parts()])
+            return self._per_component("log_prob", value, parents)
 
     def log_abs_det_jacobian(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
-        return _select(self.assignment_, [c.log_abs_det_jacobian(value, parents) for c in self._parts()])
+        return self._per_component("log_abs_det_jacobian", value, parents)
 
     def check_values(self, values: np.ndarray, node: str = "") -> None:
         for c in self._parts():
@@ -293,8 +371,8 @@ def split_gaussian_part(noise: TorchDistribution) -> tuple[TorchDistribution, to
     if not isinstance(noise, DrawSelection):
         return split_gaussian(noise)
     parts = [split_gaussian(c) for c in noise.components]
-    rest = DrawSelection([r for r, _ in parts], noise.assignment, noise.batch_shape)
-    sd = _select(noise.assignment, [s.to(torch.float64) for _, s in parts]).expand(noise.batch_shape)
+    rest = DrawSelection([r for r, _ in parts], noise.assignment, noise.batch_shape, index=noise.index)
+    sd = noise.combine([s.to(torch.float64) for _, s in parts]).expand(noise.batch_shape)
     return rest, sd
 
 

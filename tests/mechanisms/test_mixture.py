@@ -58,34 +58,65 @@ def fitted():
     return mix, x, y
 
 
-def test_every_method_selects_the_draws_component(fitted):
+def test_every_method_evaluates_each_component_on_its_own_draws(fitted):
     mix, _, _ = fitted
     parents = [torch.linspace(-2, 2, 7, dtype=torch.float64).unsqueeze(-1)]
     noise = torch.randn(7, D, dtype=torch.float64)
     value = torch.linspace(-1, 1, 7, dtype=torch.float64).unsqueeze(-1)
     out = {"forward": mix.forward(noise, parents), "abduct": mix.abduct(value, parents),
            "log_prob": mix.log_prob(value, parents)}
+    assert all(v.shape == (7, D) for v in out.values())
     dist = mix.noise_distribution()
+    assert dist.batch_shape == (D,)
     for k, comp in enumerate(mix.components_):
-        idx = mix.assignment_ == k
-        assert idx.any()
-        torch.testing.assert_close(out["forward"][:, idx], comp.forward(noise, parents)[:, idx])
-        torch.testing.assert_close(out["abduct"][:, idx], comp.abduct(value, parents)[:, idx])
-        torch.testing.assert_close(out["log_prob"][:, idx], comp.log_prob(value, parents)[:, idx])
+        idx = mix.draw_index_[k]
+        assert torch.equal(idx, torch.nonzero(mix.assignment_ == k).reshape(-1)) and comp.num_draws_ == len(idx)
+        own = noise[:, idx]  # component k's draw j is the node's draw idx[j]
+        torch.testing.assert_close(out["forward"][:, idx], comp.forward(own, parents))
+        torch.testing.assert_close(out["abduct"][:, idx], comp.abduct(value, parents))
+        torch.testing.assert_close(out["log_prob"][:, idx], comp.log_prob(value, parents))
         cd = comp.noise_distribution()
-        torch.testing.assert_close(dist.log_prob(noise)[:, idx], cd.log_prob(noise)[:, idx])
-        torch.testing.assert_close(dist.cdf(noise)[:, idx], cd.cdf(noise)[:, idx])
-        torch.testing.assert_close(dist.mean[idx], cd.mean.expand(D)[idx])
-        torch.testing.assert_close(dist.stddev[idx], cd.stddev.expand(D)[idx])
+        torch.testing.assert_close(dist.log_prob(noise)[:, idx], cd.log_prob(own))
+        torch.testing.assert_close(dist.cdf(noise)[:, idx], cd.cdf(own))
+        torch.testing.assert_close(dist.mean[idx], cd.mean.expand(len(idx)))
+        torch.testing.assert_close(dist.stddev[idx], cd.stddev.expand(len(idx)))
     # samples: component 0 is sampled first, so under one seed its draws are reproduced
     with seeded(5):
         s = dist.sample((3,))
     with seeded(5):
         s0 = mix.components_[0].noise_distribution().sample((3,))
-    idx = mix.assignment_ == 0
-    torch.testing.assert_close(s[:, idx], s0[:, idx])
+    torch.testing.assert_close(s[:, mix.draw_index_[0]], s0)
     expanded = dist.expand(torch.Size([4, D]))
     assert isinstance(expanded, DrawSelection) and expanded.sample().shape == (4, D)
+    # a tensor without a draw dimension (last dimension 1) broadcasts to every draw
+    torch.testing.assert_close(dist.log_prob(noise[:, :1]), dist.log_prob(noise[:, :1].expand(7, D)))
+
+
+def test_a_family_lighter_than_half_a_draw_is_not_fitted():
+    x, y = _data(120)
+    with seeded(0):
+        mix = FamilyMixture([LinearANM("gaussian"), SplineANM("bootstrap")], [0.999, 0.001]).fit(y, x, num_draws=D)
+    assert len(mix.components_) == 1 and mix.components_[0].num_draws_ == D
+    assert mix.diagnostics_["families_without_draws"] == 1
+    assert mix.describe() == "mixture(linear/gaussian 1.00)"
+    assert torch.equal(mix.assignment_, torch.zeros(D, dtype=torch.long))
+
+
+def test_a_model_saved_with_every_component_over_all_draws_still_selects_per_draw(fitted):
+    """The layout before compaction (no ``draw_index_``; components over all D draws) is read as it was."""
+    mix, x, y = fitted
+    with seeded(0):
+        full = [c.clone().fit(y, x, num_draws=D) for c in mix.components]
+    state = {"components_": full, "weights_": mix.weights_, "assignment_": mix.assignment_,
+             "diagnostics_": mix.diagnostics_, "num_draws_": D}
+    legacy = FamilyMixture.from_fitted_state(mix.get_params(), state)
+    parents = [torch.linspace(-2, 2, 5, dtype=torch.float64).unsqueeze(-1)]
+    noise = torch.randn(5, D, dtype=torch.float64)
+    got, dist = legacy.forward(noise, parents), legacy.noise_distribution()
+    for k, comp in enumerate(full):
+        idx = legacy.assignment_ == k
+        torch.testing.assert_close(got[:, idx], comp.forward(noise, parents)[:, idx])
+        torch.testing.assert_close(dist.log_prob(noise)[:, idx], comp.noise_distribution().log_prob(noise)[:, idx])
 
 
 def test_counts_of_a_fitted_mixture_follow_its_weights(fitted):
@@ -111,7 +142,7 @@ def test_the_gaussian_part_is_split_per_draw(fitted):
     mix = fitted[0]
     rest, sd = split_gaussian_part(mix.noise_distribution())
     gaussian = mix.assignment_ == 0
-    torch.testing.assert_close(sd[gaussian], mix.components_[0].noise_params_["sigma"][gaussian])
+    torch.testing.assert_close(sd[gaussian], mix.components_[0].noise_params_["sigma"])
     assert torch.all(sd[~gaussian] == 0)
     draws = rest.sample((2,))
     assert torch.all(draws[:, gaussian] == 0)  # the Gaussian draws' rest is their mean, 0
@@ -217,6 +248,6 @@ def test_the_linearisation_reads_each_draws_own_coefficients():
     for k, comp in enumerate(m.components_):
         idx = m.assignment_ == k
         # b = intercept_k + coef_k * a + N_b under draw s of family k
-        torch.testing.assert_close(coef["b"][idx, 0], comp.coef_[idx, 0])
+        torch.testing.assert_close(coef["b"][idx, 0], comp.coef_[:, 0])
         torch.testing.assert_close(coef["b"][idx, 1], torch.ones(int(idx.sum()), dtype=torch.float64))
-        torch.testing.assert_close(offset["b"][idx], comp.intercept_[idx] + comp.coef_[idx, 0] * scm.mechanisms_["a"].intercept_[idx])
+        torch.testing.assert_close(offset["b"][idx], comp.intercept_ + comp.coef_[:, 0] * scm.mechanisms_["a"].intercept_[idx])
