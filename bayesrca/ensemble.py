@@ -44,7 +44,8 @@ from .exceptions import ConfigError, GraphError, NotFittedError
 from .fitting import fit_node
 from .graph_check import heldout_folds, node_heldout
 from .results import AttributionResult
-from .scm import BayesianSCM, _resolve_spec, _user_mechanism
+from .mechanisms.registry import is_user_mechanism, resolve_spec
+from .scm import BayesianSCM
 from .selection import discrete_kind
 from .threads import thread_policy
 from .validation import check_frame, check_positive_int, constant_columns
@@ -222,9 +223,9 @@ class GraphEnsemble:
                 if key in fitted:
                     continue
                 parents = key[1]
-                node_spec = _resolve_spec(spec.get(node, "auto") if isinstance(spec, Mapping) else spec, node, not parents)
+                node_spec = resolve_spec(spec.get(node, "auto") if isinstance(spec, Mapping) else spec, node, not parents)
                 node_options = {**options, "constant": node in constant, "constant_noise_scale":
-                                None if _user_mechanism(spec, node) else self.constant_noise_scale}
+                                None if is_user_mechanism(spec, node) else self.constant_noise_scale}
                 kind = discrete_kind(data[node]) if node_spec == "auto" else None
                 y, pa = frame[node].to_numpy(), frame[list(parents)].to_numpy().reshape(len(frame), len(parents))
                 fitted[key], tables[key] = fit_node(str(node), node_spec, kind, y, pa, seed=node_seeds[node], **node_options)

@@ -7,13 +7,18 @@ column, its parents' columns, its own seed), so a worker needs no other state.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
+import networkx as nx
 import pandas as pd
 
+from . import graph as graphs
 from ._random import seeded
+from ._warnings import user_stacklevel
+from .exceptions import CompleteCaseWarning, DataError
 from .threads import torch_threads
 from .mechanisms import Mechanism
 from .mechanisms.mixture import FamilyMixture
@@ -112,3 +117,43 @@ def averaged(candidates: Sequence[Mechanism], weights: np.ndarray) -> Mechanism:
     if len(kept) == 1:
         return kept[0][0].clone()
     return FamilyMixture([c.clone() for c, _ in kept], [w for _, w in kept])
+
+
+#: A node fitted on less than this share of the rows that observe it gets a :class:`CompleteCaseWarning`.
+MIN_COMPLETE_SHARE = 0.5
+
+
+def complete_cases(frame: pd.DataFrame, graph: nx.DiGraph, order: Sequence[Hashable]) -> dict[Hashable, int]:
+    """Per node, the rows where it and its parents are all observed; a :class:`DataError` below two.
+
+    Warns (:class:`CompleteCaseWarning`) when a node keeps less than :data:`MIN_COMPLETE_SHARE`
+    of the rows that observe it.
+
+    Each mechanism models ``p(x_j | pa_j)``, so the rows where its parents or itself are
+    missing carry no information about it that a complete-case fit could use (missing at random).
+    """
+    counts, thin = {}, []
+    for node in order:
+        parents = graphs.parents_of(graph, node)
+        counts[node] = int(frame[[node, *parents]].notna().all(axis=1).sum())
+        observed = int(frame[node].notna().sum())
+        if counts[node] < MIN_COMPLETE_SHARE * observed:
+            sparse = sorted(parents, key=lambda p: int(frame[p].notna().sum()))[:2]
+            thin.append(f"{node!r} on {counts[node]} of {observed} rows (parents most often missing: {sparse!r})")
+        if counts[node] < 2:
+            observed = int(frame[node].notna().sum())
+            raise DataError(
+                f"training data: node {node!r} has {counts[node]} row(s) where it and its parents {list(parents)!r} "
+                f"are all observed ({observed} where it is), but its mechanism needs at least 2; "
+                "supply rows where they are observed together, or fill its missing values"
+            )
+    if thin:
+        warnings.warn(
+            "training data: some nodes are fitted on less than half of the rows that observe them, because a parent "
+            "is missing in the others: " + "; ".join(thin[:5]) + ("; ..." if len(thin) > 5 else "")
+            + ". If those values are missing for a reason tied to them (e.g. no requests), the fit is biased; "
+            "consider filling them with their meaning (e.g. a neutral value).",
+            CompleteCaseWarning,
+            stacklevel=user_stacklevel(),
+        )
+    return counts

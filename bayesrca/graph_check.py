@@ -45,7 +45,8 @@ from . import graph as graphs
 from ._random import resolve_seed, seeded
 from .exceptions import ConfigError
 from .fitting import fit_node
-from .scm import BayesianSCM, _resolve_spec, _user_mechanism
+from .mechanisms.registry import is_user_mechanism, resolve_spec
+from .scm import BayesianSCM
 from .selection import discrete_kind, heldout_elpd
 from .validation import check_frame, check_positive_int, check_probability
 
@@ -223,11 +224,11 @@ def check_graph(
     for i, node in enumerate(order):
         parents = graphs.parents_of(graph, node)
         node_spec = spec.get(node, "auto") if isinstance(spec, Mapping) else spec
-        resolved = _resolve_spec(node_spec, node, not parents)
+        resolved = resolve_spec(node_spec, node, not parents)
         options = {"num_draws": num_draws, "averaging": averaging,
                    "weighting": "pseudo-bma+" if averaging == "none" else averaging, "progress": False,
                    "constant": bool(frame[node].nunique() == 1),
-                   "constant_noise_scale": None if _user_mechanism(spec, node) else noise_scale}
+                   "constant_noise_scale": None if is_user_mechanism(spec, node) else noise_scale}
         lpd, pits[node] = node_heldout(
             str(node), resolved, discrete_kind(data[node]) if resolved == "auto" else None,
             frame[node].to_numpy(), frame[list(parents)].to_numpy().reshape(len(frame), len(parents)), folds,

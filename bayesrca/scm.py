@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from concurrent.futures import Executor
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -19,13 +18,12 @@ from . import graph as graphs
 from ._progress import open_bar
 from ._progress import resolve as resolve_progress
 from ._random import resolve_seed, seeded
-from ._warnings import user_stacklevel
-from .exceptions import CompleteCaseWarning, ConfigError, DataError, GraphError, NotFittedError
+from .exceptions import ConfigError, GraphError, NotFittedError
 from .averaging import WEIGHTINGS
 from .mechanisms import Mechanism
 from .mechanisms.mixture import FamilyMixture
-from .mechanisms.registry import FAMILY_NAMES, check_position, family_mechanism
-from .fitting import fit_node_task
+from .mechanisms.registry import is_user_mechanism, resolve_spec
+from .fitting import complete_cases, fit_node_task
 from .parallel import check_executor, run_tasks
 from .selection import discrete_kind
 from .validation import check_frame, check_positive_int, constant_columns
@@ -195,7 +193,7 @@ class BayesianSCM:
         with open_bar(progress, len(order), "fitting nodes", unit="node") as bar:
             run_tasks(executor, fit_node_task, [
                 (*task, {**options, "seed": node_seeds[position[node]], "constant": node in constant,
-                         "constant_noise_scale": None if _user_mechanism(self.mechanisms, node) else self.constant_noise_scale})
+                         "constant_noise_scale": None if is_user_mechanism(self.mechanisms, node) else self.constant_noise_scale})
                 for node, task in zip(order, tasks)
             ], done)
         self._set_fitted_state(
@@ -319,7 +317,7 @@ class BayesianSCM:
         for node in graph.nodes:
             is_root = graph.in_degree(node) == 0
             s = per_node.get(node, "auto") if isinstance(spec, Mapping) else spec
-            out[node] = _resolve_spec(s, node, is_root)
+            out[node] = resolve_spec(s, node, is_root)
         return out
 
     # -- checks used by every consumer -----------------------------------------------------------
@@ -414,65 +412,3 @@ class BayesianSCM:
         n = self.graph.number_of_nodes() if isinstance(self.graph, nx.DiGraph) else "?"
         avg = "" if self.averaging == "pseudo-bma+" else f", averaging={self.averaging!r}"
         return f"BayesianSCM({n} nodes, mechanisms={self.mechanisms!r}{avg}, num_draws={self.num_draws}, {state})"
-
-
-#: A node fitted on less than this share of the rows that observe it gets a :class:`CompleteCaseWarning`.
-MIN_COMPLETE_SHARE = 0.5
-
-
-def complete_cases(frame: pd.DataFrame, graph: nx.DiGraph, order: Sequence[Hashable]) -> dict[Hashable, int]:
-    """Per node, the rows where it and its parents are all observed; a :class:`DataError` below two.
-
-    Warns (:class:`CompleteCaseWarning`) when a node keeps less than :data:`MIN_COMPLETE_SHARE`
-    of the rows that observe it.
-
-    Each mechanism models ``p(x_j | pa_j)``, so the rows where its parents or itself are
-    missing carry no information about it that a complete-case fit could use (missing at random).
-    """
-    counts, thin = {}, []
-    for node in order:
-        parents = graphs.parents_of(graph, node)
-        counts[node] = int(frame[[node, *parents]].notna().all(axis=1).sum())
-        observed = int(frame[node].notna().sum())
-        if counts[node] < MIN_COMPLETE_SHARE * observed:
-            sparse = sorted(parents, key=lambda p: int(frame[p].notna().sum()))[:2]
-            thin.append(f"{node!r} on {counts[node]} of {observed} rows (parents most often missing: {sparse!r})")
-        if counts[node] < 2:
-            observed = int(frame[node].notna().sum())
-            raise DataError(
-                f"training data: node {node!r} has {counts[node]} row(s) where it and its parents {list(parents)!r} "
-                f"are all observed ({observed} where it is), but its mechanism needs at least 2; "
-                "supply rows where they are observed together, or fill its missing values"
-            )
-    if thin:
-        warnings.warn(
-            "training data: some nodes are fitted on less than half of the rows that observe them, because a parent "
-            "is missing in the others: " + "; ".join(thin[:5]) + ("; ..." if len(thin) > 5 else "")
-            + ". If those values are missing for a reason tied to them (e.g. no requests), the fit is biased; "
-            "consider filling them with their meaning (e.g. a neutral value).",
-            CompleteCaseWarning,
-            stacklevel=user_stacklevel(),
-        )
-    return counts
-
-
-def _user_mechanism(spec: Any, node: Hashable) -> bool:
-    """True when the user passed a Mechanism instance for ``node`` (its own settings are kept)."""
-    if isinstance(spec, Mapping):
-        spec = spec.get(node)
-    return isinstance(spec, Mechanism)
-
-
-def _resolve_spec(spec: Any, node: Hashable, is_root: bool) -> Any:
-    if isinstance(spec, Mechanism):
-        check_position(spec, node, is_root)
-        return spec.clone()
-    if spec == "auto":
-        return "auto"
-    if isinstance(spec, str) and spec in FAMILY_NAMES:
-        return family_mechanism(spec, is_root=is_root)
-    raise ConfigError(
-        f"mechanism for node {node!r} must be 'auto', one of {list(FAMILY_NAMES)}, a Mechanism instance "
-        f"or a mapping of nodes to these; got {spec!r}"
-    )
-

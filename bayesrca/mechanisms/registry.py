@@ -32,6 +32,8 @@ from .root import RootDistribution
 from .spline import SplineANM
 
 __all__ = [
+    "resolve_spec",
+    "is_user_mechanism",
     "MECHANISM_CLASSES",
     "CONTINUOUS_CLASSES",
     "DISCRETE_CLASSES",
@@ -173,3 +175,26 @@ def check_position(mech: Mechanism, node: Hashable, is_root: bool) -> None:
         return
     want = "a RootDistribution" if is_root else "a non-root mechanism (LinearANM, SplineANM, GPANM)"
     raise ConfigError(f"node {node!r} {'has no' if is_root else 'has'} parents, so it needs {want}, got {mech!r}")
+
+
+def is_user_mechanism(spec: Any, node: Hashable) -> bool:
+    """True when the user passed a Mechanism instance for ``node`` (its own settings are kept)."""
+    if isinstance(spec, Mapping):
+        spec = spec.get(node)
+    return isinstance(spec, Mechanism)
+
+
+def resolve_spec(spec: Any, node: Hashable, is_root: bool) -> Any:
+    """A node's mechanism specification resolved: a clone of a user's :class:`Mechanism` (checked
+    for the node's position), ``"auto"``, or the family's mechanism; a :class:`ConfigError` otherwise."""
+    if isinstance(spec, Mechanism):
+        check_position(spec, node, is_root)
+        return spec.clone()
+    if spec == "auto":
+        return "auto"
+    if isinstance(spec, str) and spec in FAMILY_NAMES:
+        return family_mechanism(spec, is_root=is_root)
+    raise ConfigError(
+        f"mechanism for node {node!r} must be 'auto', one of {list(FAMILY_NAMES)}, a Mechanism instance "
+        f"or a mapping of nodes to these; got {spec!r}"
+    )
