@@ -11,6 +11,7 @@ from .attribution import (
     distribution_change,
     intrinsic_causal_influence,
     intrinsic_causal_influence_sample,
+    root_cause_posterior,
 )
 from .exceptions import (
     BayesRCAError,
@@ -41,7 +42,7 @@ from .ensemble import GraphEnsemble
 from .graph_check import check_graph
 from .persistence import load, save
 from .report import write_report
-from .results import AttributionResult, ContributionResult, ScoreResult
+from .results import AttributionResult, ContributionResult, RootCauseResult, ScoreResult
 from .scm import BayesianSCM
 from .scores import outlier_scores, reference_it_scores
 from .shapley import shapley_values
@@ -87,4 +88,6 @@ __all__ = [
     "ContributionResult",
     "GraphEnsemble",
     "check_graph",
+    "root_cause_posterior",
+    "RootCauseResult",
 ]

@@ -3,6 +3,7 @@
 from .attribution import AttributionResult
 from .base import PosteriorResult
 from .contributions import ContributionResult
+from .root_cause import RootCauseResult
 from .scores import ScoreResult
 
-__all__ = ["AttributionResult", "ContributionResult", "PosteriorResult", "ScoreResult"]
+__all__ = ["AttributionResult", "ContributionResult", "PosteriorResult", "RootCauseResult", "ScoreResult"]

@@ -103,3 +103,26 @@ def ranking_method(mechanisms: str, draws: int, seed: int, *, target_of, ci_prob
         return table[["node", "median", "lower", "upper", "prob_top"]], {"it_median": float(it["median"])}
 
     return fit, rank
+
+
+def posterior_method(mechanisms: str, draws: int, seed: int, *, target_of, ci_prob: float = 0.9):
+    """The ``(fit, rank)`` pair of :func:`bayesrca.root_cause_posterior` (single-fault posterior).
+
+    As :func:`ranking_method`, but ``rank`` ranks the candidates by their posterior probability of
+    being the root cause of ``case.anomaly``; the table's ``median`` and ``prob_top`` columns both
+    hold that probability (mean over draws), ``lower`` / ``upper`` its interval over draws.
+    """
+    import warnings as _warnings
+
+    import bayesrca as br
+
+    fit, _ = ranking_method(mechanisms, draws, seed, target_of=target_of, ci_prob=ci_prob)
+
+    def rank(scm, system, case):
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore", br.BayesRCAWarning)
+            res = br.root_cause_posterior(scm, target_of(case), case.anomaly, seed=seed)
+        table = res.summary(ci_prob=ci_prob)
+        return table.assign(median=table["prob"], prob_top=table["prob"])[["node", "median", "lower", "upper", "prob_top"]], {}
+
+    return fit, rank
