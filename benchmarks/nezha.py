@@ -129,9 +129,10 @@ def make_methods(args) -> dict:
     simple = {"score": score_method, "traversal": traversal_method, "smooth_traversal": smooth_traversal_method}
     methods = {}
     for name in args.methods:
-        if name.startswith("bayesrca-rcp-"):  # the single-fault posterior (root_cause_posterior)
+        if name.startswith(("bayesrca-rcp-", "bayesrca-rcpsingle-")):  # root_cause_posterior (robust / not)
             methods[name] = bayes_runner.posterior_method(name.split("-", 2)[2], args.draws, args.seed,
-                                                          target_of=lambda case: case.target, ci_prob=CI_PROB)
+                                                          target_of=lambda case: case.target, ci_prob=CI_PROB,
+                                                          robust=not name.startswith("bayesrca-rcpsingle-"))
         elif name.startswith("bayesrca-"):
             methods[name] = bayesrca_method(name.split("-", 1)[1], args.draws, args.seed)
         elif name in simple:

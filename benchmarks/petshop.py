@@ -147,9 +147,10 @@ def dowhy_method(seed: int):
 def make_methods(args) -> dict:
     methods = {}
     for name in args.methods:
-        if name.startswith("bayesrca-rcp-"):  # the single-fault posterior (root_cause_posterior)
+        if name.startswith(("bayesrca-rcp-", "bayesrca-rcpsingle-")):  # root_cause_posterior (robust / not)
             methods[name] = bayes_runner.posterior_method(name.split("-", 2)[2], args.draws, args.seed,
-                                                          target_of=lambda case: case.target_node, ci_prob=CI_PROB)
+                                                          target_of=lambda case: case.target_node, ci_prob=CI_PROB,
+                                                          robust=not name.startswith("bayesrca-rcpsingle-"))
         elif name.startswith("bayesrca-"):
             methods[name] = bayesrca_method(name.split("-", 1)[1], args.draws, args.seed)
         elif name == "traversal":

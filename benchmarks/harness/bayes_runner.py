@@ -105,12 +105,13 @@ def ranking_method(mechanisms: str, draws: int, seed: int, *, target_of, ci_prob
     return fit, rank
 
 
-def posterior_method(mechanisms: str, draws: int, seed: int, *, target_of, ci_prob: float = 0.9):
+def posterior_method(mechanisms: str, draws: int, seed: int, *, target_of, ci_prob: float = 0.9, robust: bool = True):
     """The ``(fit, rank)`` pair of :func:`bayesrca.root_cause_posterior` (single-fault posterior).
 
     As :func:`ranking_method`, but ``rank`` ranks the candidates by their posterior probability of
     being the root cause of ``case.anomaly``; the table's ``median`` and ``prob_top`` columns both
     hold that probability (mean over draws), ``lower`` / ``upper`` its interval over draws.
+    ``robust`` is passed on (False: the plain single-fault model).
     """
     import warnings as _warnings
 
@@ -121,7 +122,7 @@ def posterior_method(mechanisms: str, draws: int, seed: int, *, target_of, ci_pr
     def rank(scm, system, case):
         with _warnings.catch_warnings():
             _warnings.simplefilter("ignore", br.BayesRCAWarning)
-            res = br.root_cause_posterior(scm, target_of(case), case.anomaly, seed=seed)
+            res = br.root_cause_posterior(scm, target_of(case), case.anomaly, seed=seed, robust=robust)
         table = res.summary(ci_prob=ci_prob)
         return table.assign(median=table["prob"], prob_top=table["prob"])[["node", "median", "lower", "upper", "prob_top"]], {}
 
