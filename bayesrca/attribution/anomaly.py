@@ -16,6 +16,7 @@ from .._warnings import user_stacklevel
 from ..threads import thread_policy, torch_threads
 from .. import graph as graphs
 from .budget import memory_plan
+from .extrapolation import check_extrapolation
 from .missing import check_target_observed, impute_anomalies, imputation_info
 from ..counterfactual.missing import IMPUTE_CANDIDATES
 from .common import (
@@ -35,7 +36,7 @@ from ..counterfactual import (
     choose_engine,
     nonlinear_closure,
 )
-from ..exceptions import ConfigError, DataError, ExtrapolationWarning, TailEstimateWarning
+from ..exceptions import ConfigError, DataError, TailEstimateWarning
 from ..results import AttributionResult
 from ..shapley import ShapleyOptions
 from ..counterfactual.importance import log_se
@@ -162,6 +163,9 @@ def attribute_anomalies(
     -------
     AttributionResult
         Contribution draws of shape (draws, anomalies, nodes) and IT-score draws.
+        ``method_info["extrapolated"]`` lists the anomalies that feed a mechanism more than half a
+        training range beyond its training values (an :class:`~bayesrca.ExtrapolationWarning`
+        names the edges; :mod:`bayesrca.attribution.extrapolation`).
     """
     check_fitted_scm(scm)
     players = graphs.players_of(scm.graph_, target_node)
@@ -185,7 +189,7 @@ def attribute_anomalies(
         values = frame[p].to_numpy()
         scm.mechanisms_[p].check_values(values[~np.isnan(values)], str(p))
     num_impute_candidates = check_positive_int(num_impute_candidates, "num_impute_candidates")
-    _warn_extrapolation(scm, players, frame)
+    extrapolated = check_extrapolation(scm, players, frame)
     path = choose_engine(scm, players, tail)
     num_draws = scm.num_draws_
     n = len(players)
@@ -270,6 +274,7 @@ def attribute_anomalies(
         info.update(shapley_error_info(np.sqrt(shapley_ms), [str(p) for p in players],
                                        max(r[0] for r in shapley_runs), all(r[1] for r in shapley_runs)))
     info.update(imputation_info(imputation, list(frame.index)))
+    info["extrapolated"] = extrapolated
     return AttributionResult(
         contributions,
         it_scores,
@@ -372,40 +377,3 @@ def _check_tail_ess(tail_ess: np.ndarray, value_ess: np.ndarray, anomalies: list
         "value_mc_se_max": [round(float(e), 4) for e in np.median(se, axis=0)],
         "unreliable_tail": bad,
     }
-
-
-# Memory model of one call, in bytes (measured on CPU with benchmarks/memory.py, with head room):
-#: A parent value further than this many training ranges beyond the training data triggers an
-#: :class:`ExtrapolationWarning` for a nonlinear child.
-EXTRAPOLATION_RANGES = 0.5
-
-
-def _warn_extrapolation(scm, players, frame) -> None:
-    """Warn when an anomaly's parent values lie far outside what a nonlinear mechanism saw.
-
-    A spline continues linearly beyond its data and a GLM follows its link: far outside the
-    training range the fitted mechanism is an extrapolation, and a wrong one moves the blame (the
-    child's abducted noise absorbs the misfit, with full confidence).
-    """
-    train = scm.training_data_
-    far = []
-    for node in players:
-        if scm.mechanisms_[node].is_linear:
-            continue
-        for parent in scm.parents_[node]:
-            lo, hi = float(train[parent].min()), float(train[parent].max())
-            margin = EXTRAPOLATION_RANGES * max(hi - lo, 1e-12 * max(abs(lo), abs(hi), 1.0))
-            values = frame[parent].to_numpy(dtype=float)
-            outside = (values < lo - margin) | (values > hi + margin)
-            if outside.any():
-                far.append(f"{parent!r} -> {node!r} ({int(outside.sum())} row(s), e.g. {values[outside][0]:.4g} "
-                           f"vs training [{lo:.4g}, {hi:.4g}])")
-    if far:
-        warnings.warn(
-            "anomalies feed nonlinear mechanisms far outside their training range, so their contributions rest "
-            "on extrapolation: " + "; ".join(far[:5]) + ("; ..." if len(far) > 5 else "")
-            + ". Consider linear mechanisms for these nodes, or check the result against them.",
-            ExtrapolationWarning,
-            stacklevel=user_stacklevel(),
-        )
-
