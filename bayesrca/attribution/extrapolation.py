@@ -18,7 +18,9 @@ uncertainty only). A linear mechanism the user asked for (``mechanisms="linear"`
 
 from __future__ import annotations
 
+import copy
 import warnings
+import zlib
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -27,7 +29,7 @@ import pandas as pd
 from .._warnings import user_stacklevel
 from ..exceptions import ExtrapolationWarning
 
-__all__ = ["EXTRAPOLATION_RANGES", "check_extrapolation", "extrapolated_edges", "learned_beyond_data"]
+__all__ = ["EXTRAPOLATION_RANGES", "check_extrapolation", "conditioned_models", "extrapolated_edges", "learned_beyond_data"]
 
 #: A parent value further than this many training ranges beyond the training data counts as far.
 EXTRAPOLATION_RANGES = 0.5
@@ -94,11 +96,11 @@ def extrapolated_edges(scm, players: Sequence[Hashable], frame: pd.DataFrame,
     return edges, rows
 
 
-def check_extrapolation(scm, players: Sequence[Hashable], frame: pd.DataFrame) -> list:
-    """Warn where anomalies feed a mechanism far beyond its training data; return their labels.
+def check_extrapolation(scm, players: Sequence[Hashable], frame: pd.DataFrame) -> np.ndarray:
+    """Warn where anomalies feed a mechanism far beyond its training data; return which rows do.
 
     The :class:`~bayesrca.ExtrapolationWarning` names up to five edges (:func:`extrapolated_edges`);
-    the labels (in the frame's order) go to ``method_info["extrapolated"]``.
+    the flagged rows' labels go to ``method_info["extrapolated"]``.
     """
     edges, rows = extrapolated_edges(scm, players, frame)
     if edges:
@@ -110,4 +112,46 @@ def check_extrapolation(scm, players: Sequence[Hashable], frame: pd.DataFrame) -
             ExtrapolationWarning,
             stacklevel=user_stacklevel(),
         )
-    return list(frame.index[rows])
+    return rows
+
+
+def _row_seed(seed: int, values: np.ndarray, node_index: int) -> int:
+    """A seed from the call's seed, the row's values and the node: the same row is conditioned alike in any batch."""
+    digest = zlib.crc32(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return int(np.random.SeedSequence([int(seed) % 2**63, digest, node_index]).generate_state(1)[0])
+
+
+def conditioned_models(scm, players: Sequence[Hashable], frame: pd.DataFrame, rows: np.ndarray, seed: int) -> dict:
+    """Per anomaly beyond the data, the model whose unidentified extrapolation is conditioned on it.
+
+    For every anomaly flagged in ``rows`` (:func:`extrapolated_edges`), each player's mechanism
+    is conditioned on the anomaly's own values (:meth:`Mechanism.conditioned_on`: the hinge
+    weights of a :class:`~bayesrca.mechanisms.GPANM`, which no training row informs, get their
+    exact posterior given the row; other mechanisms are unchanged). Rows with a missing value
+    are conditioned only where the node and its parents are observed.
+
+    Returns
+    -------
+    dict
+        Position in ``frame`` -> a shallow copy of ``scm`` with the conditioned mechanisms, for
+        the anomalies where some mechanism changed.
+    """
+    out = {}
+    for i in np.flatnonzero(rows):
+        row = frame.iloc[int(i)]
+        values = row[list(players)].to_numpy(dtype=float)
+        changed = {}
+        for k, node in enumerate(players):
+            parents = list(scm.parents_[node])
+            if not parents:
+                continue
+            mech = scm.mechanisms_[node]
+            new = mech.conditioned_on(np.array([float(row[node])]), row[parents].to_numpy(dtype=float).reshape(1, -1),
+                                      seed=_row_seed(seed, values, k))
+            if new is not mech:
+                changed[node] = new
+        if changed:
+            model = copy.copy(scm)
+            model.mechanisms_ = {**scm.mechanisms_, **changed}
+            out[int(i)] = model
+    return out

@@ -80,3 +80,43 @@ def test_attribute_anomalies_warns_for_an_auto_linear_child_and_lists_the_rows(f
         warnings.simplefilter("error", br.ExtrapolationWarning)
         res = br.attribute_anomalies(fitted["linear"], "T", rows, seed=0)
     assert res.method_info["extrapolated"] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# extrapolation="condition": a GP's behaviour beyond the data conditioned on the anomaly
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def quadratic_gp():
+    """A -> T with T = A^2 / 2 + N(0, 0.3^2): a GP fitted on |A| < 3 extrapolates a convex function."""
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=400)
+    train = pd.DataFrame({"A": a, "T": 0.5 * a**2 + 0.3 * rng.normal(size=400)})
+    mechanisms = {"A": br.RootDistribution("gaussian"), "T": br.GPANM("gaussian")}
+    return br.BayesianSCM(GRAPH, mechanisms=mechanisms, num_draws=30).fit(train, seed=0)
+
+
+def test_conditioning_moves_the_blame_of_a_far_root_cause_back_to_it(quadratic_gp):
+    # the root cause A is 7 sd out; T's own noise is nominal (T = A^2 / 2 exactly)
+    rows = pd.DataFrame({"A": [7.0, 0.5], "T": [24.5, 0.125 + 1.5]}, index=["far", "inside"])
+    with pytest.warns(br.ExtrapolationWarning):
+        prior = br.attribute_anomalies(quadratic_gp, "T", rows, seed=0, num_mc_samples=500, extrapolation="prior")
+    with pytest.warns(br.ExtrapolationWarning):
+        cond = br.attribute_anomalies(quadratic_gp, "T", rows, seed=0, num_mc_samples=500)
+    assert cond.method_info["conditioned"] == ["far"] and prior.method_info["conditioned"] == []
+    # efficiency per draw under the conditioned model too
+    np.testing.assert_allclose(cond.contributions.sum(-1), cond.it_scores, atol=1e-6)
+    share = lambda res: np.median(res.contributions[:, 0, 0] / res.it_scores[:, 0])  # noqa: E731
+    assert share(prior) < 0.5 < share(cond)  # the extrapolation's error no longer lands on T's noise
+    # the anomaly inside the data is attributed as before, whatever the batch (up to round-off)
+    np.testing.assert_allclose(cond.contributions[:, 1], prior.contributions[:, 1], atol=1e-6)
+    alone = br.attribute_anomalies(quadratic_gp, "T", rows.iloc[[1]], seed=0, num_mc_samples=500)
+    np.testing.assert_allclose(alone.contributions[:, 0], cond.contributions[:, 1], atol=1e-6)
+    # and the far one does not depend on its batch either (its conditioning is seeded by its values)
+    with pytest.warns(br.ExtrapolationWarning):
+        far = br.attribute_anomalies(quadratic_gp, "T", rows.iloc[[0]], seed=0, num_mc_samples=500)
+    np.testing.assert_allclose(far.contributions[:, 0], cond.contributions[:, 0], atol=1e-6)
+
+
+def test_unknown_extrapolation_setting_is_refused(quadratic_gp):
+    with pytest.raises(br.ConfigError, match="extrapolation"):
+        br.attribute_anomalies(quadratic_gp, "T", pd.DataFrame({"A": [0.0], "T": [0.0]}), extrapolation="linear")
