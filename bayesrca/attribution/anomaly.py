@@ -161,10 +161,11 @@ def attribute_anomalies(
         per anomaly and posterior draw, of which one is resampled by the likelihood of the
         observed values (method_info reports the effective number, ``impute_ess_min``).
     extrapolation : {"condition", "prior"}, default "condition"
-        The part of a mechanism that no training row informs, a Gaussian process's slope beyond
-        its training range (:class:`~bayesrca.GPANM`'s hinges), is for each anomaly beyond the data
-        conditioned on that anomaly's own values (``"condition"``, exact per posterior draw,
-        :mod:`bayesrca.mechanisms.gp_condition`): the function there moves towards the observed
+        The part of a mechanism that no training row informs, its slope beyond the training range
+        (the hinges of :class:`~bayesrca.GPANM` and, once conditioned, of
+        :class:`~bayesrca.SplineANM`), is for each anomaly beyond the data conditioned on that
+        anomaly's own values (``"condition"``, exact per posterior draw,
+        :mod:`bayesrca.mechanisms.hinges`): the function there moves towards the observed
         child as far as its prior allows, instead of the child's abducted noise absorbing the
         extrapolation's error. ``"prior"`` keeps the training posterior (the behaviour before).
         Anomalies inside the training range, and models without such a part, are unaffected.

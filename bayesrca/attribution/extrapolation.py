@@ -126,9 +126,10 @@ def conditioned_models(scm, players: Sequence[Hashable], frame: pd.DataFrame, ro
 
     For every anomaly flagged in ``rows`` (:func:`extrapolated_edges`), each player's mechanism
     is conditioned on the anomaly's own values (:meth:`Mechanism.conditioned_on`: the hinge
-    weights of a :class:`~bayesrca.mechanisms.GPANM`, which no training row informs, get their
-    exact posterior given the row; other mechanisms are unchanged). Rows with a missing value
-    are conditioned only where the node and its parents are observed.
+    weights of a :class:`~bayesrca.mechanisms.GPANM` or :class:`~bayesrca.mechanisms.SplineANM`,
+    the slope beyond the data that no training row informs, get their exact posterior given the
+    row, :mod:`bayesrca.mechanisms.hinges`; other mechanisms are unchanged). Rows with a missing
+    value are conditioned only where the node and its parents are observed.
 
     Returns
     -------

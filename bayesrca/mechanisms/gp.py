@@ -279,8 +279,8 @@ class GPANM(AdditiveNoiseModel):
         return tables
 
     def conditioned_on(self, y: np.ndarray, parents: np.ndarray, *, seed: int = 0) -> GPANM:
-        """The hinge weights conditioned on rows beyond the data (:func:`~bayesrca.mechanisms.gp_condition.condition_hinges`)."""
-        from .gp_condition import condition_hinges  # the module imports this one
+        """The hinge weights conditioned on rows beyond the data (:func:`~bayesrca.mechanisms.hinges.condition_hinges`)."""
+        from .hinges import condition_hinges  # the module imports this one
 
         return condition_hinges(self, y, parents, seed=seed)
 
