@@ -28,6 +28,7 @@ import pandas as pd
 
 from .._warnings import user_stacklevel
 from ..exceptions import ExtrapolationWarning
+from ..mechanisms.hinges import beyond_data
 
 __all__ = ["EXTRAPOLATION_RANGES", "check_extrapolation", "conditioned_models", "extrapolated_edges", "learned_beyond_data"]
 
@@ -124,7 +125,8 @@ def _row_seed(seed: int, values: np.ndarray, node_index: int) -> int:
 def conditioned_models(scm, players: Sequence[Hashable], frame: pd.DataFrame, rows: np.ndarray, seed: int) -> dict:
     """Per anomaly beyond the data, the model whose unidentified extrapolation is conditioned on it.
 
-    For every anomaly flagged in ``rows`` (:func:`extrapolated_edges`), each player's mechanism
+    For every anomaly flagged in ``rows`` that lies beyond the training range of some player's
+    mechanism (:func:`~bayesrca.mechanisms.hinges.beyond_data`, any distance), each player's mechanism
     is conditioned on the anomaly's own values (:meth:`Mechanism.conditioned_on`: the hinge
     weights of a :class:`~bayesrca.mechanisms.GPANM` or :class:`~bayesrca.mechanisms.SplineANM`,
     the slope beyond the data that no training row informs, get their exact posterior given the
@@ -138,7 +140,13 @@ def conditioned_models(scm, players: Sequence[Hashable], frame: pd.DataFrame, ro
         the anomalies where some mechanism changed.
     """
     out = {}
-    for i in np.flatnonzero(rows):
+    # only rows beyond some mechanism's training range can change (a vectorised pre-check)
+    candidates = np.zeros(len(frame), dtype=bool)
+    for node in players:
+        parents = list(scm.parents_[node])
+        if parents:
+            candidates |= beyond_data(scm.mechanisms_[node], frame[parents].to_numpy(dtype=float))
+    for i in np.flatnonzero(rows & candidates):
         row = frame.iloc[int(i)]
         values = row[list(players)].to_numpy(dtype=float)
         changed = {}

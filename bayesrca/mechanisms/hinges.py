@@ -41,7 +41,7 @@ import torch
 from .gp import GPANM
 from .spline import SplineANM
 
-__all__ = ["condition_hinges", "hinge_values"]
+__all__ = ["beyond_data", "condition_hinges", "hinge_values"]
 
 
 def hinge_values(low: torch.Tensor, high: torch.Tensor, center: torch.Tensor, scale: torch.Tensor,
@@ -54,6 +54,32 @@ def hinge_values(low: torch.Tensor, high: torch.Tensor, center: torch.Tensor, sc
     upper = (z - high.to(parents.dtype)).clamp(min=0)
     lower = (low.to(parents.dtype) - z).clamp(min=0)
     return torch.stack([upper, lower], -1).flatten(-2)
+
+
+def _hinges_at(mech, parents: torch.Tensor) -> torch.Tensor | None:
+    """The mechanism's hinge values at parent rows ``(K, p)``, or None for a mechanism without hinges."""
+    if not hasattr(mech, "hinge_sd_") or getattr(mech, "constant_", False):
+        return None
+    if isinstance(mech, GPANM):
+        return hinge_values(mech.z_low_, mech.z_high_, mech.x_center_, mech.x_scale_, parents)
+    if isinstance(mech, SplineANM):
+        return hinge_values(mech.hinge_low_, mech.hinge_high_, mech.hinge_center_, mech.hinge_scale_, parents)
+    return None
+
+
+def beyond_data(mech, parents: np.ndarray) -> np.ndarray:
+    """Which parent rows ``(K, p)`` lie beyond the training range of a mechanism with hinges (bool ``(K,)``).
+
+    Those are the rows :func:`condition_hinges` would use; all False for other mechanisms (a
+    :class:`~bayesrca.mechanisms.FamilyMixture`: any component's rows).
+    """
+    parents = np.asarray(parents, dtype=np.float64)
+    out = np.zeros(len(parents), dtype=bool)
+    for part in getattr(mech, "components_", [mech]):
+        A = _hinges_at(part, torch.as_tensor(parents))
+        if A is not None:
+            out |= (A.abs().sum(1) > 0).numpy() & np.isfinite(parents).all(1)
+    return out
 
 
 def _noise_sd(mech) -> torch.Tensor:
@@ -100,15 +126,10 @@ def condition_hinges(mech, y: np.ndarray, parents: np.ndarray, *, seed: int = 0)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     parents = np.asarray(parents, dtype=np.float64).reshape(len(y), -1)
     usable = np.isfinite(y) & np.isfinite(parents).all(1)
-    if not hasattr(mech, "hinge_sd_") or not usable.any() or getattr(mech, "constant_", False):
+    A = _hinges_at(mech, torch.as_tensor(parents[usable])) if usable.any() else None
+    if A is None:
         return mech
     y, parents = y[usable], parents[usable]
-    if isinstance(mech, GPANM):
-        A = hinge_values(mech.z_low_, mech.z_high_, mech.x_center_, mech.x_scale_, torch.as_tensor(parents))
-    elif isinstance(mech, SplineANM):
-        A = hinge_values(mech.hinge_low_, mech.hinge_high_, mech.hinge_center_, mech.hinge_scale_, torch.as_tensor(parents))
-    else:
-        return mech
     active = (A.abs().sum(1) > 0).numpy()
     if not active.any():
         return mech

@@ -10,7 +10,7 @@ import torch
 
 import bayesrca as br
 from bayesrca._random import seeded
-from bayesrca.mechanisms.hinges import condition_hinges, hinge_values
+from bayesrca.mechanisms.hinges import beyond_data, condition_hinges, hinge_values
 
 
 def _fit(noise: str = "gaussian", num_draws: int = 400, seed: int = 0, family: str = "gp",
@@ -108,3 +108,10 @@ def test_the_spline_slope_prior_follows_the_curvature_seen_in_the_data():
     assert line.hinge_sd_.shape == (100, 1)
     assert float(line.hinge_sd_.median()) < 0.3 * float(straight.hinge_sd_.median())
     assert float(straight.hinge_sd_.median()) < float(curved.hinge_sd_.median())
+
+
+def test_beyond_data_flags_exactly_the_rows_outside_the_training_range():
+    mech, x = _fit(num_draws=10, family="spline")
+    rows = np.array([[x.min() - 1e-6], [x.min()], [0.0], [x.max()], [x.max() + 1e-6], [np.nan]])
+    assert beyond_data(mech, rows).tolist() == [True, False, False, False, True, False]
+    assert not beyond_data(br.LinearANM("gaussian").fit(x, x[:, None] * 2, num_draws=5), rows).any()
