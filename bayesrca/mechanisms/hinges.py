@@ -133,7 +133,7 @@ def condition_hinges(mech, y: np.ndarray, parents: np.ndarray, *, seed: int = 0)
     active = (A.abs().sum(1) > 0).numpy()
     if not active.any():
         return mech
-    A, y, parents = A[active], torch.as_tensor(y[active]), parents[active]
+    A, values, parents = A[active], torch.as_tensor(y[active]), parents[active]
     generator = torch.Generator().manual_seed(int(seed))
     sigma = _noise_sd(mech)
     out = copy.copy(mech)
@@ -141,7 +141,7 @@ def condition_hinges(mech, y: np.ndarray, parents: np.ndarray, *, seed: int = 0)
         per_parent = 3 + 2 * int(mech.num_frequencies)
         cols = torch.tensor([k * per_parent + per_parent - 2 + side for k in range(mech.num_parents_) for side in (0, 1)])
         coef = mech.coef_.clone()
-        resid = y.unsqueeze(-1) - _loc(mech, parents)  # x - g - A h: the prior draws h are in coef_
+        resid = values.unsqueeze(-1) - _loc(mech, parents)  # x - g - A h: the prior draws h are in coef_
         tau2 = mech.hinge_sd_.square().unsqueeze(-1).expand(-1, len(cols))
         coef[:, cols] = _matheron(coef[:, cols], A, tau2, sigma, resid, generator)
         out.coef_ = coef
@@ -150,6 +150,6 @@ def condition_hinges(mech, y: np.ndarray, parents: np.ndarray, *, seed: int = 0)
         h = torch.randn(tau2.shape, generator=generator, dtype=torch.float64) * tau2.sqrt()  # prior draws
         base = copy.copy(mech)
         base.hinge_coef_ = None  # g: the spline without hinges (the fitted mechanism's own loc)
-        resid = y.unsqueeze(-1) - _loc(base, parents) - A @ h.T
+        resid = values.unsqueeze(-1) - _loc(base, parents) - A @ h.T
         out.hinge_coef_ = _matheron(h, A, tau2, sigma, resid, generator)
     return out
