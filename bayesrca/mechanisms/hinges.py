@@ -73,7 +73,7 @@ def beyond_data(mech, parents: np.ndarray) -> np.ndarray:
     Those are the rows :func:`condition_hinges` would use; all False for other mechanisms (a
     :class:`~bayesrca.mechanisms.FamilyMixture`: any component's rows).
     """
-    parents = np.asarray(parents, dtype=np.float64)
+    parents = np.array(parents, dtype=np.float64)  # a copy: pandas may hand out read-only views
     out = np.zeros(len(parents), dtype=bool)
     for part in getattr(mech, "components_", [mech]):
         A = _hinges_at(part, torch.as_tensor(parents))
@@ -123,8 +123,8 @@ def condition_hinges(mech, y: np.ndarray, parents: np.ndarray, *, seed: int = 0)
         hinge weights differ (the GP's hinge columns of ``coef_``; the spline's ``hinge_coef_``).
     """
     mech._check_fitted()
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    parents = np.asarray(parents, dtype=np.float64).reshape(len(y), -1)
+    y = np.array(y, dtype=np.float64).reshape(-1)
+    parents = np.array(parents, dtype=np.float64).reshape(len(y), -1)  # a copy: pandas may hand out read-only views
     usable = np.isfinite(y) & np.isfinite(parents).all(1)
     A = _hinges_at(mech, torch.as_tensor(parents[usable])) if usable.any() else None
     if A is None:
