@@ -41,6 +41,7 @@ import torch
 from .. import inference
 from ..exceptions import ConfigError, DataError
 from .additive import AdditiveNoiseModel
+from .hinges import condition_hinges
 
 __all__ = ["GPANM", "fourier_frequencies"]
 
@@ -280,8 +281,6 @@ class GPANM(AdditiveNoiseModel):
 
     def conditioned_on(self, y: np.ndarray, parents: np.ndarray, *, seed: int = 0) -> GPANM:
         """The hinge weights conditioned on rows beyond the data (:func:`~bayesrca.mechanisms.hinges.condition_hinges`)."""
-        from .hinges import condition_hinges  # the module imports this one
-
         return condition_hinges(self, y, parents, seed=seed)
 
     def design(self, y: np.ndarray, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ import torch
 
 from ..exceptions import ConfigError
 from .additive import AdditiveNoiseModel
+from .hinges import condition_hinges
 
 __all__ = ["SplineANM", "natural_cubic_basis"]
 
@@ -141,6 +142,4 @@ class SplineANM(AdditiveNoiseModel):
 
     def conditioned_on(self, y: np.ndarray, parents: np.ndarray, *, seed: int = 0) -> Any:
         """The hinges conditioned on rows beyond the data (:func:`~bayesrca.mechanisms.hinges.condition_hinges`)."""
-        from .hinges import condition_hinges  # the module imports this one
-
         return condition_hinges(self, y, parents, seed=seed)
