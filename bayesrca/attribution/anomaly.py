@@ -16,7 +16,7 @@ from .._warnings import user_stacklevel
 from ..threads import thread_policy, torch_threads
 from .. import graph as graphs
 from .budget import memory_plan
-from .extrapolation import check_extrapolation, conditioned_models
+from .extrapolation import check_extrapolation, conditioned_models, with_mechanisms
 from .missing import check_target_observed, impute_anomalies, imputation_info
 from ..counterfactual.missing import IMPUTE_CANDIDATES
 from .common import (
@@ -236,9 +236,9 @@ def attribute_anomalies(
     shapley_ms = np.zeros((len(frame), n))  # early stopping: mean square standard error over draws
     shapley_runs: list = []  # early stopping: (permutations, converged) per batch
     num_coalitions = estimator.num_coalitions(n)
-    # an anomaly beyond the training data gets a model conditioned on it, in a batch of its own
-    models = {} if extrapolation == "prior" else conditioned_models(scm, players, frame, np.ones(len(frame), bool), args.seed)
-    chunks = split_chunks(plan.chunks, models) if models else plan.chunks
+    # an anomaly beyond the training data gets mechanisms conditioned on it, in a batch of its own
+    conditioned = {} if extrapolation == "prior" else conditioned_models(scm, players, frame, np.ones(len(frame), bool), args.seed)
+    chunks = split_chunks(plan.chunks, conditioned) if conditioned else plan.chunks
     work = sum(stop - first for first, _, stop in chunks) * num_coalitions
     _log.info("attribution at %r: %d players, %s path, %s Shapley, %d batch(es) of anomalies",
               target_node, n, path, estimator.method, len(chunks))
@@ -266,7 +266,7 @@ def attribute_anomalies(
 
     bar = open_bar(resolve(progress), work, "attributing anomalies", unit="coalition")
     with bar:
-        tasks = [(models.get(start), target_node, players, frame.iloc[first:stop], options, None if executor else bar,
+        tasks = [(conditioned.get(start), target_node, players, frame.iloc[first:stop], options, None if executor else bar,
                   None if imputation is None else {p: v[first:stop] for p, v in imputation.values.items()})
                  for first, start, stop in chunks]
         run_tasks(executor, attribute_batch_with, tasks, done, shared=(scm,))  # the model reaches a Dask worker once
@@ -292,7 +292,7 @@ def attribute_anomalies(
                                        max(r[0] for r in shapley_runs), all(r[1] for r in shapley_runs)))
     info.update(imputation_info(imputation, list(frame.index)))
     info["extrapolated"] = list(frame.index[extrapolated])
-    info["conditioned"] = list(frame.index[sorted(models)])
+    info["conditioned"] = list(frame.index[sorted(conditioned)])
     return AttributionResult(
         contributions,
         it_scores,
@@ -327,9 +327,12 @@ def split_chunks(chunks: list, single: dict) -> list:
     return out
 
 
-def attribute_batch_with(scm, model, *task) -> dict:
-    """:func:`attribute_batch` under ``model`` when given (an anomaly's conditioned model), else ``scm``."""
-    return attribute_batch(scm if model is None else model, *task)
+def attribute_batch_with(scm, changed: dict | None, *task) -> dict:
+    """:func:`attribute_batch` under ``scm`` with ``changed`` mechanisms (an anomaly's conditioned ones), if any.
+
+    The task carries only the conditioned mechanisms; the model itself reaches a worker once.
+    """
+    return attribute_batch(with_mechanisms(scm, changed), *task)
 
 
 def attribute_batch(

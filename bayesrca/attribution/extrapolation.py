@@ -30,7 +30,10 @@ from .._warnings import user_stacklevel
 from ..exceptions import ExtrapolationWarning
 from ..mechanisms.hinges import beyond_data
 
-__all__ = ["EXTRAPOLATION_RANGES", "check_extrapolation", "conditioned_models", "extrapolated_edges", "learned_beyond_data"]
+__all__ = [
+    "EXTRAPOLATION_RANGES", "check_extrapolation", "conditioned_models", "extrapolated_edges", "learned_beyond_data",
+    "with_mechanisms",
+]
 
 #: A parent value further than this many training ranges beyond the training data counts as far.
 EXTRAPOLATION_RANGES = 0.5
@@ -136,8 +139,8 @@ def conditioned_models(scm, players: Sequence[Hashable], frame: pd.DataFrame, ro
     Returns
     -------
     dict
-        Position in ``frame`` -> a shallow copy of ``scm`` with the conditioned mechanisms, for
-        the anomalies where some mechanism changed.
+        Position in ``frame`` -> ``{node: conditioned mechanism}``, for the anomalies where some
+        mechanism changed (:func:`with_mechanisms` makes the model; a task carries only these).
     """
     out = {}
     # only rows beyond some mechanism's training range can change (a vectorised pre-check)
@@ -160,7 +163,14 @@ def conditioned_models(scm, players: Sequence[Hashable], frame: pd.DataFrame, ro
             if new is not mech:
                 changed[node] = new
         if changed:
-            model = copy.copy(scm)
-            model.mechanisms_ = {**scm.mechanisms_, **changed}
-            out[int(i)] = model
+            out[int(i)] = changed
     return out
+
+
+def with_mechanisms(scm, changed: dict | None):
+    """``scm`` itself (``changed`` None or empty), else a shallow copy with these nodes' mechanisms replaced."""
+    if not changed:
+        return scm
+    model = copy.copy(scm)
+    model.mechanisms_ = {**scm.mechanisms_, **changed}
+    return model
