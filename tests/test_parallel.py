@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 import bayesrca as br
+from bayesrca.attribution.anomaly import split_chunks
 from bayesrca.exceptions import ConfigError
 from bayesrca.parallel import check_executor, run_tasks, share
 
@@ -110,7 +111,18 @@ def test_the_model_is_scattered_once_not_sent_per_task(serial_scm):
     serial = br.attribute_anomalies(serial_scm, "d", ANOMALIES, **kwargs)
     assert np.array_equal(serial.contributions, clustered.contributions)
     assert executor._client.scatters == [("BayesianSCM", True)]
-    assert len(executor.task_bytes) == math.ceil(len(ANOMALIES) / 2) > 1
+    # an anomaly beyond the training data is a batch of its own, carrying only its conditioned
+    # mechanisms (extrapolation="condition"), not the model
+    conditioned = {ANOMALIES.index.get_loc(label) for label in clustered.method_info["conditioned"]}
+    batches = split_chunks([(i, i, min(i + 2, len(ANOMALIES))) for i in range(0, len(ANOMALIES), 2)], conditioned)
+    assert len(executor.task_bytes) == len(batches) > 1 and conditioned
+    model_bytes = len(pickle.dumps(serial_scm))
+    sizes = dict(zip([first for first, _, _ in batches], executor.task_bytes))  # tasks go out in batch order
+    assert all(size < model_bytes / 10 for first, size in sizes.items() if first not in conditioned)
+    assert all(sizes[i] < model_bytes / 4 for i in conditioned)  # a node's mechanism, not the model
+    executor = _ClusterLike()
+    br.attribute_anomalies(serial_scm, "d", ANOMALIES, executor=executor, extrapolation="prior", **kwargs)
+    assert len(executor.task_bytes) == math.ceil(len(ANOMALIES) / 2)
     assert max(executor.task_bytes) < len(pickle.dumps(serial_scm)) / 10
 
 

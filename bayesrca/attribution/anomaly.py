@@ -16,6 +16,7 @@ from .._warnings import user_stacklevel
 from ..threads import thread_policy, torch_threads
 from .. import graph as graphs
 from .budget import memory_plan
+from .extrapolation import check_extrapolation, conditioned_models, with_mechanisms
 from .missing import check_target_observed, impute_anomalies, imputation_info
 from ..counterfactual.missing import IMPUTE_CANDIDATES
 from .common import (
@@ -35,7 +36,7 @@ from ..counterfactual import (
     choose_engine,
     nonlinear_closure,
 )
-from ..exceptions import ConfigError, DataError, ExtrapolationWarning, TailEstimateWarning
+from ..exceptions import ConfigError, DataError, TailEstimateWarning
 from ..results import AttributionResult
 from ..shapley import ShapleyOptions
 from ..counterfactual.importance import log_se
@@ -47,6 +48,7 @@ __all__ = ["attribute_anomalies"]
 _log = logging.getLogger(__name__)
 
 _TAILS = ("auto", "analytic", "mc", "conditional", "plain")
+_EXTRAPOLATION = ("condition", "prior")
 
 
 @thread_policy
@@ -68,6 +70,7 @@ def attribute_anomalies(
     executor: Executor | None = None,
     progress: bool | None = None,
     num_impute_candidates: int = IMPUTE_CANDIDATES,
+    extrapolation: str = "condition",
 ) -> AttributionResult:
     r"""Posterior contributions of the target's ancestors to each anomaly's IT outlier score.
 
@@ -157,11 +160,24 @@ def attribute_anomalies(
         For anomalies with missing values: candidates drawn from the missing nodes' mechanisms
         per anomaly and posterior draw, of which one is resampled by the likelihood of the
         observed values (method_info reports the effective number, ``impute_ess_min``).
+    extrapolation : {"condition", "prior"}, default "condition"
+        The part of a mechanism that no training row informs, its slope beyond the training range
+        (the hinges of :class:`~bayesrca.GPANM` and, once conditioned, of
+        :class:`~bayesrca.SplineANM`), is for each anomaly beyond the data conditioned on that
+        anomaly's own values (``"condition"``, exact per posterior draw,
+        :mod:`bayesrca.mechanisms.hinges`): the function there moves towards the observed
+        child as far as its prior allows, instead of the child's abducted noise absorbing the
+        extrapolation's error. ``"prior"`` keeps the training posterior (the behaviour before).
+        Anomalies inside the training range, and models without such a part, are unaffected.
+        ``method_info["conditioned"]`` lists the anomalies whose model was conditioned.
 
     Returns
     -------
     AttributionResult
         Contribution draws of shape (draws, anomalies, nodes) and IT-score draws.
+        ``method_info["extrapolated"]`` lists the anomalies that feed a mechanism more than half a
+        training range beyond its training values (an :class:`~bayesrca.ExtrapolationWarning`
+        names the edges; :mod:`bayesrca.attribution.extrapolation`).
     """
     check_fitted_scm(scm)
     players = graphs.players_of(scm.graph_, target_node)
@@ -185,7 +201,9 @@ def attribute_anomalies(
         values = frame[p].to_numpy()
         scm.mechanisms_[p].check_values(values[~np.isnan(values)], str(p))
     num_impute_candidates = check_positive_int(num_impute_candidates, "num_impute_candidates")
-    _warn_extrapolation(scm, players, frame)
+    if extrapolation not in _EXTRAPOLATION:
+        raise ConfigError(f"extrapolation must be one of {_EXTRAPOLATION}, got {extrapolation!r}")
+    extrapolated = check_extrapolation(scm, players, frame)
     path = choose_engine(scm, players, tail)
     num_draws = scm.num_draws_
     n = len(players)
@@ -218,9 +236,12 @@ def attribute_anomalies(
     shapley_ms = np.zeros((len(frame), n))  # early stopping: mean square standard error over draws
     shapley_runs: list = []  # early stopping: (permutations, converged) per batch
     num_coalitions = estimator.num_coalitions(n)
-    work = sum(stop - first for first, _, stop in plan.chunks) * num_coalitions
+    # an anomaly beyond the training data gets mechanisms conditioned on it, in a batch of its own
+    conditioned = {} if extrapolation == "prior" else conditioned_models(scm, players, frame, np.ones(len(frame), bool), args.seed)
+    chunks = split_chunks(plan.chunks, conditioned) if conditioned else plan.chunks
+    work = sum(stop - first for first, _, stop in chunks) * num_coalitions
     _log.info("attribution at %r: %d players, %s path, %s Shapley, %d batch(es) of anomalies",
-              target_node, n, path, estimator.method, len(plan.chunks))
+              target_node, n, path, estimator.method, len(chunks))
     options = {
         "path": path, "num_mc_samples": num_mc_samples, "base_score": base_score, "max_elements": plan.max_elements,
         "tail": tail, "seed": args.seed, "estimator": estimator,
@@ -228,7 +249,7 @@ def attribute_anomalies(
     }
 
     def done(i: int, out: dict) -> None:
-        first, start, stop = plan.chunks[i]
+        first, start, stop = chunks[i]
         skip = start - first  # rows only there to give a short last batch the sorted path's size
         contributions[:, start:stop] = out["contributions"][:, skip:]
         it_scores[:, start:stop] = out["it_scores"][:, skip:]
@@ -245,10 +266,10 @@ def attribute_anomalies(
 
     bar = open_bar(resolve(progress), work, "attributing anomalies", unit="coalition")
     with bar:
-        tasks = [(target_node, players, frame.iloc[first:stop], options, None if executor else bar,
+        tasks = [(conditioned.get(start), target_node, players, frame.iloc[first:stop], options, None if executor else bar,
                   None if imputation is None else {p: v[first:stop] for p, v in imputation.values.items()})
-                 for first, _, stop in plan.chunks]
-        run_tasks(executor, attribute_batch, tasks, done, shared=(scm,))  # the model reaches a Dask worker once
+                 for first, start, stop in chunks]
+        run_tasks(executor, attribute_batch_with, tasks, done, shared=(scm,))  # the model reaches a Dask worker once
     integrated, importance = flags["integrated"], flags["importance"]
     info = {
         "engine": path,
@@ -270,6 +291,8 @@ def attribute_anomalies(
         info.update(shapley_error_info(np.sqrt(shapley_ms), [str(p) for p in players],
                                        max(r[0] for r in shapley_runs), all(r[1] for r in shapley_runs)))
     info.update(imputation_info(imputation, list(frame.index)))
+    info["extrapolated"] = list(frame.index[extrapolated])
+    info["conditioned"] = list(frame.index[sorted(conditioned)])
     return AttributionResult(
         contributions,
         it_scores,
@@ -279,6 +302,37 @@ def attribute_anomalies(
         method_info=info,
         mc_std_error=mc_se,
     )
+
+
+def split_chunks(chunks: list, single: dict) -> list:
+    """The batches ``(first, start, stop)`` with every row in ``single`` taken out as a batch of its own.
+
+    Padding rows (``first < start``, the sorted path's) are dropped from a split batch: a model
+    conditioned on an anomaly is nonlinear, and the sorted path is for all-linear models only.
+    """
+    out = []
+    for first, start, stop in chunks:
+        cuts = [i for i in range(start, stop) if i in single]
+        if not cuts:
+            out.append((first, start, stop))
+            continue
+        lo = start
+        for i in cuts:
+            if lo < i:
+                out.append((lo, lo, i))
+            out.append((i, i, i + 1))
+            lo = i + 1
+        if lo < stop:
+            out.append((lo, lo, stop))
+    return out
+
+
+def attribute_batch_with(scm, changed: dict | None, *task) -> dict:
+    """:func:`attribute_batch` under ``scm`` with ``changed`` mechanisms (an anomaly's conditioned ones), if any.
+
+    The task carries only the conditioned mechanisms; the model itself reaches a worker once.
+    """
+    return attribute_batch(with_mechanisms(scm, changed), *task)
 
 
 def attribute_batch(
@@ -372,40 +426,3 @@ def _check_tail_ess(tail_ess: np.ndarray, value_ess: np.ndarray, anomalies: list
         "value_mc_se_max": [round(float(e), 4) for e in np.median(se, axis=0)],
         "unreliable_tail": bad,
     }
-
-
-# Memory model of one call, in bytes (measured on CPU with benchmarks/memory.py, with head room):
-#: A parent value further than this many training ranges beyond the training data triggers an
-#: :class:`ExtrapolationWarning` for a nonlinear child.
-EXTRAPOLATION_RANGES = 0.5
-
-
-def _warn_extrapolation(scm, players, frame) -> None:
-    """Warn when an anomaly's parent values lie far outside what a nonlinear mechanism saw.
-
-    A spline continues linearly beyond its data and a GLM follows its link: far outside the
-    training range the fitted mechanism is an extrapolation, and a wrong one moves the blame (the
-    child's abducted noise absorbs the misfit, with full confidence).
-    """
-    train = scm.training_data_
-    far = []
-    for node in players:
-        if scm.mechanisms_[node].is_linear:
-            continue
-        for parent in scm.parents_[node]:
-            lo, hi = float(train[parent].min()), float(train[parent].max())
-            margin = EXTRAPOLATION_RANGES * max(hi - lo, 1e-12 * max(abs(lo), abs(hi), 1.0))
-            values = frame[parent].to_numpy(dtype=float)
-            outside = (values < lo - margin) | (values > hi + margin)
-            if outside.any():
-                far.append(f"{parent!r} -> {node!r} ({int(outside.sum())} row(s), e.g. {values[outside][0]:.4g} "
-                           f"vs training [{lo:.4g}, {hi:.4g}])")
-    if far:
-        warnings.warn(
-            "anomalies feed nonlinear mechanisms far outside their training range, so their contributions rest "
-            "on extrapolation: " + "; ".join(far[:5]) + ("; ..." if len(far) > 5 else "")
-            + ". Consider linear mechanisms for these nodes, or check the result against them.",
-            ExtrapolationWarning,
-            stacklevel=user_stacklevel(),
-        )
-

@@ -185,6 +185,17 @@ class Mechanism(abc.ABC):
         y = np.asarray(y, dtype=np.float64)
         return np.asarray(parents, dtype=np.float64).reshape(len(y), -1), y
 
+    def conditioned_on(self, y: np.ndarray, parents: np.ndarray, *, seed: int = 0) -> Mechanism:
+        """The mechanism with its unidentified part beyond the training data conditioned on rows.
+
+        A mechanism whose posterior keeps a part at its prior because the training data never
+        reach it (:class:`~bayesrca.mechanisms.GPANM`'s hinges beyond the training range)
+        returns a copy with that part conditioned on the rows ``(y, parents)``; every other
+        mechanism (this default) returns ``self``. Used by
+        :func:`~bayesrca.attribute_anomalies` for anomalies beyond the data.
+        """
+        return self
+
     def log_prob(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
         """Log-likelihood of ``value`` given ``parents`` per draw, shape ``(..., D)``."""
         self._check_fitted()

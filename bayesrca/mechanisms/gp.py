@@ -41,6 +41,7 @@ import torch
 from .. import inference
 from ..exceptions import ConfigError, DataError
 from .additive import AdditiveNoiseModel
+from .hinges import condition_hinges
 
 __all__ = ["GPANM", "fourier_frequencies"]
 
@@ -113,7 +114,8 @@ class GPANM(AdditiveNoiseModel):
 
     Notes
     -----
-    Fitted attributes: ``lengthscale_`` (the length scale of each draw), ``grid_weights_``
+    Fitted attributes: ``lengthscale_`` (the length scale of each draw), ``hinge_sd_`` (the prior
+    standard deviation of each draw's hinge weights, data units per parent sd), ``grid_weights_``
     (posterior weights of the ``(lengthscale, amplitude)`` grid), ``x_center_`` / ``x_scale_``
     (the parents' standardisation) and those of the additive base class.
     """
@@ -277,6 +279,10 @@ class GPANM(AdditiveNoiseModel):
         cache[dtype] = tables
         return tables
 
+    def conditioned_on(self, y: np.ndarray, parents: np.ndarray, *, seed: int = 0) -> GPANM:
+        """The hinge weights conditioned on rows beyond the data (:func:`~bayesrca.mechanisms.hinges.condition_hinges`)."""
+        return condition_hinges(self, y, parents, seed=seed)
+
     def design(self, y: np.ndarray, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The features at the most probable length scale, and ``y`` (see :meth:`Mechanism.design`)."""
         self._check_fitted()
@@ -340,6 +346,7 @@ class GPANM(AdditiveNoiseModel):
         boot_residuals = torch.empty(num_draws, n, dtype=torch.float64)  # for the GPD tails
         boot_weights = torch.empty(num_draws, n, dtype=torch.float64)
         ell_draw = torch.empty(num_draws, dtype=torch.float64)
+        hinge_sd = torch.empty(num_draws, dtype=torch.float64)
         for idx in torch.unique(choice).tolist():
             where = (choice == idx).nonzero().squeeze(-1)
             i, j = divmod(idx, len(amplitudes))
@@ -360,6 +367,7 @@ class GPANM(AdditiveNoiseModel):
             sigma = draws["sigma"] if "sigma" in draws else draws["atoms"].std(-1)
             slope_sd = sigma * float(amplitudes[j]) / float(lengthscales[i])
             block[:, hinge_cols] = torch.randn(len(where), 2 * p, dtype=torch.float64) * slope_sd.unsqueeze(-1)
+            hinge_sd[where] = slope_sd
             coefs[where] = block
             for key, value in draws.items():
                 if key not in noise_parts:
@@ -379,6 +387,7 @@ class GPANM(AdditiveNoiseModel):
         self.noise_params_ = {k: v * y_scale if k in inference.SCALE_KEYS else v for k, v in noise_parts.items()}
         self.noise_family_ = "bootstrap" if tails.get("tails") == "kde" else self.noise
         self.lengthscale_ = ell_draw
+        self.hinge_sd_ = hinge_sd * y_scale  # the hinge weights' prior sd per draw, on the data's scale
         w = self.grid_weights_
         self.diagnostics_ = {
             "inference": method, "exact": True, "hyperparameters": "grid (marginal likelihood x uniform prior)",
@@ -409,6 +418,7 @@ class GPANM(AdditiveNoiseModel):
         self.noise_params_ = {"sigma": torch.full((num_draws,), scale, dtype=torch.float64)}
         self.noise_family_ = "gaussian"
         self.lengthscale_ = torch.full((num_draws,), float(lengthscales.max()), dtype=torch.float64)
+        self.hinge_sd_ = torch.zeros(num_draws, dtype=torch.float64)
         self.lengthscale_mode_ = float(lengthscales.max())
         self.grid_weights_ = np.full((len(lengthscales), len(amplitudes)), 1.0 / (len(lengthscales) * len(amplitudes)))
         self.diagnostics_ = {"inference": "prior (constant column)", "exact": True}

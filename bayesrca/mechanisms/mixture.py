@@ -22,6 +22,8 @@ component on every draw, keeping each draw's own.
 
 from __future__ import annotations
 
+import copy
+
 import math
 
 from collections.abc import Sequence
@@ -294,6 +296,16 @@ class FamilyMixture(Mechanism):
 
     def log_abs_det_jacobian(self, value: torch.Tensor, parents: Sequence[torch.Tensor]) -> torch.Tensor:
         return self._per_component("log_abs_det_jacobian", value, parents)
+
+    def conditioned_on(self, y: np.ndarray, parents: np.ndarray, *, seed: int = 0) -> FamilyMixture:
+        """Each component conditioned (:meth:`Mechanism.conditioned_on`); ``self`` when none changes."""
+        parts = self._parts()
+        new = [c.conditioned_on(y, parents, seed=seed + k) for k, c in enumerate(parts)]
+        if all(a is b for a, b in zip(new, parts)):
+            return self
+        out = copy.copy(self)
+        out.components_ = new
+        return out
 
     def check_values(self, values: np.ndarray, node: str = "") -> None:
         for c in self._parts():

@@ -1,14 +1,22 @@
-"""Additive natural-cubic-spline noise model ``X = b0 + sum_k g_k(PA_k) + N``."""
+"""Additive natural-cubic-spline noise model ``X = b0 + sum_k g_k(PA_k) + N``.
+
+Beyond the outer knots the spline is a straight line. For an anomaly beyond the training range,
+:meth:`SplineANM.conditioned_on` adds the hinges of :mod:`bayesrca.mechanisms.hinges` (a change
+of slope beyond the data, prior sd ``hinge_sd_``: the sd of the draw's slope across the training
+values) conditioned on the anomaly's own values.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..exceptions import ConfigError
 from .additive import AdditiveNoiseModel
+from .hinges import condition_hinges
 
 __all__ = ["SplineANM", "natural_cubic_basis"]
 
@@ -86,3 +94,52 @@ class SplineANM(AdditiveNoiseModel):
             yield from natural_cubic_basis(x, self.knots_[k, :count])
             for _ in range(self.num_knots - count):
                 yield torch.zeros_like(x)
+
+    # -- beyond the data: hinges, used only when conditioned on an anomaly ---------------------------
+    def fit(self, y: np.ndarray, parents: np.ndarray, *, num_draws: int, progress: bool = False, node: str = "") -> SplineANM:
+        super().fit(y, parents, num_draws=num_draws, progress=progress, node=node)
+        self._learn_hinges(np.asarray(parents, dtype=np.float64).reshape(len(np.asarray(y)), -1))
+        return self
+
+    def _learn_hinges(self, parents: np.ndarray) -> None:
+        """Training range and sd per parent, and per draw and parent the sd of the slope over the data.
+
+        The slope of parent k's part (per parent sd) between consecutive 2-98 % quantiles of its
+        training values, with the other parents held at their means; its sd over those intervals
+        is how much the slope changes across the data (``hinge_sd_``, shape ``(D, p)``).
+        """
+        center, scale = parents.mean(0), parents.std(0)
+        scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(center)), scale, 1.0)
+        self.hinge_center_ = torch.as_tensor(center)
+        self.hinge_scale_ = torch.as_tensor(scale)
+        self.hinge_low_ = torch.as_tensor((parents.min(0) - center) / scale)
+        self.hinge_high_ = torch.as_tensor((parents.max(0) - center) / scale)
+        sds = torch.zeros(self.num_draws_, parents.shape[1], dtype=torch.float64)
+        for k in range(parents.shape[1]):
+            grid = np.unique(np.quantile(parents[:, k], np.linspace(0.02, 0.98, 49)))
+            if len(grid) < 3 or self.constant_:
+                continue
+            cols = [torch.full((len(grid), 1), float(c)) for c in center]
+            cols[k] = torch.as_tensor(grid).unsqueeze(-1)
+            with torch.no_grad():
+                f = self.loc(cols, torch.float64)  # (G, D)
+            slope = (f[1:] - f[:-1]) / torch.as_tensor(np.diff(grid) / scale[k]).unsqueeze(-1)
+            sds[:, k] = slope.std(0)
+        self.hinge_sd_ = sds
+
+    def loc(self, parents: Sequence[torch.Tensor], dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Posterior draws of ``f(PA)`` (see :meth:`AdditiveNoiseModel.loc`), with the hinges once conditioned."""
+        out = super().loc(parents, dtype)
+        hinges = getattr(self, "hinge_coef_", None)
+        if hinges is None or not parents:
+            return out
+        dtype = out.dtype
+        for k, p in enumerate(parents):
+            z = (p - self.hinge_center_[k].to(dtype)) / self.hinge_scale_[k].to(dtype)
+            out = out + (z - self.hinge_high_[k].to(dtype)).clamp(min=0) * hinges[:, 2 * k].to(dtype)
+            out = out + (self.hinge_low_[k].to(dtype) - z).clamp(min=0) * hinges[:, 2 * k + 1].to(dtype)
+        return out
+
+    def conditioned_on(self, y: np.ndarray, parents: np.ndarray, *, seed: int = 0) -> Any:
+        """The hinges conditioned on rows beyond the data (:func:`~bayesrca.mechanisms.hinges.condition_hinges`)."""
+        return condition_hinges(self, y, parents, seed=seed)
