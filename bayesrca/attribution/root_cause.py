@@ -82,8 +82,8 @@ def log_fault_evidence(total_score: torch.Tensor, num_rows: int) -> torch.Tensor
     r""":math:`\log \int_0^1 \xi^m e^{(1-\xi) L} d\xi` for IT-score sums ``L`` over ``m`` rows.
 
     The log marginal likelihood ratio of "this node is faulty" against "this node is healthy"
-    (see the module docstring); 0 contribution beyond :math:`-\log(m + 1)` at ``L = 0``, and
-    :math:`L - (m + 1) \log L + \log m!` for large ``L``.
+    (see the module docstring): :math:`-\log(m + 1)` at ``L = 0`` (a quiet node is a little less
+    likely faulty than healthy), :math:`L - (m + 1) \log L + \log m!` for large ``L``.
 
     Parameters
     ----------
@@ -105,6 +105,8 @@ def log_fault_evidence(total_score: torch.Tensor, num_rows: int) -> torch.Tensor
 #: Grid over the misfit probability eps in (0, 1): log-spaced, so that the sharp integrands of
 #: far outliers (near eps = 0) are resolved; below its first point the prior has mass < 1e-10.
 _EPS = torch.logspace(-12, 0, 961, dtype=torch.float64)
+#: Largest (draws x units x candidates x grid) tensor of the robust posterior, in elements (128 MB).
+_MAX_ELEMENTS = 2**24
 
 
 def _contaminated_log_posterior(log_f: torch.Tensor, log_prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,8 +233,10 @@ def root_cause_posterior(
         evidence = log_fault_evidence(s, 1)
         units = list(frame.index)
     log_prior = torch.log(torch.as_tensor(weights, dtype=torch.float64))
-    if robust:
-        log_post, eps_mean = _contaminated_log_posterior(evidence, log_prior)
+    if robust:  # in chunks of units: the grid over eps makes a (D, units, n, E) tensor
+        step = max(1, _MAX_ELEMENTS // (evidence.shape[0] * evidence.shape[2] * len(_EPS)))
+        parts = [_contaminated_log_posterior(evidence[:, i : i + step], log_prior) for i in range(0, evidence.shape[1], step)]
+        log_post, eps_mean = torch.cat([p for p, _ in parts], 1), torch.cat([e for _, e in parts], 1)
     else:
         log_post, eps_mean = evidence + log_prior, torch.zeros(evidence.shape[:-1], dtype=torch.float64)
     probs = torch.softmax(log_post, dim=-1).numpy()
