@@ -24,6 +24,7 @@ from .common import (
     check_fitted_scm,
     check_num_mc_samples,
     check_player_frame,
+    check_unique_labels,
     estimate_shapley,
     mc_std_error,
     shapley_error_info,
@@ -36,7 +37,7 @@ from ..counterfactual import (
     choose_engine,
     nonlinear_closure,
 )
-from ..exceptions import ConfigError, DataError, TailEstimateWarning
+from ..exceptions import ConfigError, TailEstimateWarning
 from ..results import AttributionResult
 from ..shapley import ShapleyOptions
 from ..counterfactual.importance import log_se
@@ -183,12 +184,7 @@ def attribute_anomalies(
     players = graphs.players_of(scm.graph_, target_node)
     frame = check_player_frame(anomaly_samples, scm.graph_, players, what="anomaly_samples", missing=True)
     check_target_observed(frame, target_node)
-    if frame.index.has_duplicates:  # results, plots and the report address anomalies by label
-        dup = list(dict.fromkeys(frame.index[frame.index.duplicated()]))[:5]
-        raise DataError(
-            f"anomaly_samples has duplicate index labels {dup!r}, but anomalies are addressed by label; "
-            "give every row its own label, e.g. anomaly_samples.reset_index(drop=True) after pd.concat"
-        )
+    check_unique_labels(frame, "anomaly_samples")
     num_mc_samples = check_num_mc_samples(num_mc_samples)
     args = check_common_arguments(seed=seed, shapley=shapley, num_permutations=num_permutations,
                                   max_exact_players=max_exact_players, max_elements=max_elements)

@@ -22,7 +22,7 @@ import torch
 
 from .._random import resolve_seed
 from .._warnings import user_stacklevel
-from ..exceptions import ConfigError, ConvergenceWarning
+from ..exceptions import ConfigError, ConvergenceWarning, DataError
 from ..scm import BayesianSCM
 from ..shapley import ShapleyOptions, shapley_estimate
 from ..validation import check_frame, check_positive_int
@@ -127,6 +127,17 @@ def check_player_frame(
     """
     others = [n for n in graph.nodes if n not in players]
     return check_frame(data, players, what=what, allowed=others, min_rows=min_rows, missing=missing)
+
+
+def check_unique_labels(frame: pd.DataFrame, what: str) -> None:
+    """A :class:`~bayesrca.exceptions.DataError` naming the repeated labels when ``frame``'s index
+    has duplicates: results, plots and the report address rows by label."""
+    if frame.index.has_duplicates:
+        dup = list(dict.fromkeys(frame.index[frame.index.duplicated()]))[:5]
+        raise DataError(
+            f"{what} has duplicate index labels {dup!r}, but rows are addressed by label; "
+            f"give every row its own label, e.g. {what}.reset_index(drop=True) after pd.concat"
+        )
 
 
 def mc_std_error(phi: torch.Tensor) -> np.ndarray:

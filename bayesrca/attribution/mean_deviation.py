@@ -35,7 +35,7 @@ from .. import graph as graphs
 from .._random import seeded
 from ..counterfactual import abduct_noise, fresh_noise_trace, linearize
 from ..counterfactual.handlers import KeepNoise
-from ..exceptions import ConfigError, DataError
+from ..exceptions import ConfigError
 from ..mechanisms.base import noise_site
 from ..results import AttributionResult
 from ..shapley import ShapleyOptions
@@ -44,6 +44,7 @@ from .common import (
     check_fitted_scm,
     check_num_mc_samples,
     check_player_frame,
+    check_unique_labels,
     estimate_shapley,
     mc_std_error,
     shapley_error_info,
@@ -113,8 +114,7 @@ def attribute_mean_deviation(
         raise ConfigError(f"score must be one of {SCORES}, got {score!r}")
     players = graphs.players_of(scm.graph_, target_node)
     frame = check_player_frame(anomaly_samples, scm.graph_, players, what="anomaly_samples")
-    if frame.index.has_duplicates:
-        raise DataError("anomaly_samples has duplicate index labels; give every row its own, e.g. reset_index(drop=True)")
+    check_unique_labels(frame, "anomaly_samples")
     for p in players:
         scm.mechanisms_[p].check_values(frame[p].to_numpy(), str(p))
     num_mc_samples = check_num_mc_samples(num_mc_samples)

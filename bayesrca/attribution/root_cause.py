@@ -69,11 +69,11 @@ import torch
 
 from .. import graph as graphs
 from .._random import resolve_seed
-from ..exceptions import ConfigError, DataError
+from ..exceptions import ConfigError
 from ..results.root_cause import RootCauseResult
 from ..scores import outlier_scores
 from ..threads import thread_policy
-from .common import check_fitted_scm, check_num_mc_samples, check_player_frame
+from .common import check_fitted_scm, check_num_mc_samples, check_player_frame, check_unique_labels
 
 __all__ = ["root_cause_posterior", "log_fault_evidence"]
 
@@ -210,9 +210,7 @@ def root_cause_posterior(
     check_fitted_scm(scm)
     players = graphs.players_of(scm.graph_, target_node)
     frame = check_player_frame(anomaly_samples, scm.graph_, players, what="anomaly_samples")
-    if frame.index.has_duplicates:
-        raise DataError("anomaly_samples has duplicate index labels; give every row its own label "
-                        "(e.g. anomaly_samples.reset_index(drop=True))")
+    check_unique_labels(frame, "anomaly_samples")
     weights = _check_prior(prior, players)
     num_mc_samples = check_num_mc_samples(num_mc_samples)
     seed = resolve_seed(seed)
