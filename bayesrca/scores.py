@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 import math
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 import torch
@@ -14,7 +15,7 @@ from .threads import thread_policy
 from .counterfactual import tails
 from ._random import resolve_seed, seeded
 from .counterfactual import abduct_noise, fresh_noise_trace, linearize
-from .exceptions import ConfigError
+from .exceptions import ConfigError, GraphError
 from .mechanisms.base import noise_site
 from .mechanisms.mixture import has_additive_noise, split_gaussian_part
 from .mechanisms.noise import BootstrapGPD
@@ -36,8 +37,9 @@ def outlier_scores(
     num_mc_samples: int = 4000,
     conditioning: str = "marginal",
     base_score: str = DEFAULT_BASE_SCORE,
+    nodes: Sequence[Hashable] | None = None,
 ) -> ScoreResult:
-    r"""Posterior IT outlier score of every row at every node.
+    r"""Posterior IT outlier score of every row at every node (or at the nodes asked for).
 
     ``conditioning="marginal"`` scores each value against the node's marginal distribution under each
     posterior draw, :math:`-\log P(\tau(X_j) \ge \tau(x_j))` with the two-sided median-CDF
@@ -73,6 +75,10 @@ def outlier_scores(
         computed per posterior draw from that draw's marginal (closed form or its samples).
         ``"density"`` is always estimated from samples (a kernel density estimate,
         :mod:`bayesrca.counterfactual.density`), also for GPD-tailed noise.
+    nodes : sequence of hashable, optional
+        Score only these nodes (default: every node of the graph). ``data`` then needs columns for
+        them only (``"marginal"``), or for them and their ancestors (``"conditional"``: the noise
+        is abducted along the program); other graph nodes' columns may be present and are ignored.
 
     Returns
     -------
@@ -85,26 +91,33 @@ def outlier_scores(
     ConfigError
         For an unknown ``conditioning`` or ``base_score``, or a bad ``num_mc_samples`` or seed.
     DataError
-        If ``data`` lacks a node or holds values outside a discrete node's support.
+        If ``data`` lacks a node it needs or holds values outside a discrete node's support.
+    GraphError
+        If ``nodes`` names a node that is not in the graph, or names none.
     NotFittedError
         If ``scm`` is not fitted.
     """
     scm.check_fitted()
-    nodes = list(scm.graph_.nodes)
-    frame = check_frame(data, nodes, what="data")
+    all_nodes = list(scm.graph_.nodes)
+    nodes = all_nodes if nodes is None else _check_nodes(scm, nodes)
+    # the nodes whose values are read: the scored ones, and for abduction their ancestors too (in
+    # the program's order, closed under parents)
+    needed = set(nodes) if conditioning != "conditional" else set(nodes).union(*(nx.ancestors(scm.graph_, n) for n in nodes))
+    program_nodes = [n for n in scm.nodes_ if n in needed]
+    frame = check_frame(data, [n for n in all_nodes if n in needed], what="data", allowed=all_nodes)
     num_mc_samples = check_positive_int(num_mc_samples, "num_mc_samples", minimum=10)
     if conditioning not in CONDITIONINGS:
         raise ConfigError(f"conditioning must be 'marginal' or 'conditional', got {conditioning!r}")
     tails.event_side(base_score)
-    for n in nodes:  # discrete nodes: values outside their support have no score
+    for n in program_nodes:  # discrete nodes: values outside their support have no score
         scm.mechanisms_[n].check_values(frame[n].to_numpy(), str(n))
-    observed = {n: torch.tensor(frame[n].to_numpy()).unsqueeze(-1) for n in nodes}
+    observed = {n: torch.tensor(frame[n].to_numpy()).unsqueeze(-1) for n in program_nodes}
     scores = {}
     seed = resolve_seed(seed)
     with seeded(seed), torch.no_grad():
         if conditioning == "conditional":
-            noise = abduct_noise(scm, scm.nodes_, observed)
-            trace = fresh_noise_trace(scm, scm.nodes_, num_mc_samples, dim=-2)
+            noise = abduct_noise(scm, program_nodes, observed)
+            trace = fresh_noise_trace(scm, program_nodes, num_mc_samples, dim=-2)
             for n in nodes:
                 dist = scm.mechanisms_[n].noise_distribution()
                 if isinstance(dist, BootstrapGPD) and base_score != "density":
@@ -122,7 +135,7 @@ def outlier_scores(
                 dists = [scm.mechanisms_[n].noise_distribution() for n in order]
                 mu = torch.stack([d.mean for d in dists], -1)
                 sd = torch.stack([d.stddev for d in dists], -1)
-                for n in order:
+                for n in (n for n in order if n in nodes):
                     mean = offset[n] + (coef[n] * mu).sum(-1)
                     std = ((coef[n] * sd) ** 2).sum(-1).sqrt()
                     scores[n] = tails.gaussian_thresholds(observed[n], mean, std, base_score)[2]
@@ -152,6 +165,18 @@ def outlier_scores(
     return ScoreResult(
         draws.permute(1, 0, 2).numpy(), rows=list(frame.index), nodes=names, conditioning=conditioning, method_info=info
     )
+
+
+def _check_nodes(scm, nodes: Sequence[Hashable]) -> list[Hashable]:
+    """The nodes asked for, in the graph's order, each once; a GraphError names unknown ones."""
+    if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence):
+        raise GraphError(f"nodes must be a list of graph nodes, got {nodes!r}")
+    unknown = [n for n in nodes if n not in scm.graph_]
+    if unknown:
+        raise GraphError(f"nodes {unknown!r} are not in the causal graph; choose from {sorted(map(str, scm.graph_.nodes))}")
+    if not nodes:
+        raise GraphError("nodes is empty: name at least one node to score (or leave it None for all)")
+    return [n for n in scm.graph_.nodes if n in set(nodes)]
 
 
 @thread_policy

@@ -183,6 +183,36 @@ def test_summary_of_scores(gaussian_chain):
     assert np.all(table["lower"] <= table["median"]) and np.all(table["median"] <= table["upper"])
 
 
+@pytest.mark.parametrize("conditioning", ["marginal", "conditional"])
+def test_scoring_some_nodes_reads_only_the_columns_it_needs(gaussian_chain, skewed_model, conditioning):
+    """``nodes=``: the scores of those nodes, as in the full call; columns of other nodes not needed."""
+    full = br.outlier_scores(gaussian_chain, QUERY, seed=0, conditioning=conditioning)
+    only = br.outlier_scores(gaussian_chain, QUERY[["X0"]], seed=0, conditioning=conditioning, nodes=["X0"])
+    assert only.nodes == ("X0",) and only.scores.shape == (NUM_DRAWS, 5, 1)
+    np.testing.assert_allclose(only.scores[..., 0], full.scores[..., 0])
+    # X1 alone: its marginal needs no other column; its conditional score abducts through X0
+    if conditioning == "marginal":
+        one = br.outlier_scores(gaussian_chain, QUERY[["X1"]], seed=0, nodes=["X1"])
+        np.testing.assert_allclose(one.scores[..., 0], full.scores[..., 1])
+    else:
+        with pytest.raises(br.DataError, match="X0"):
+            br.outlier_scores(gaussian_chain, QUERY[["X1"]], seed=0, conditioning=conditioning, nodes=["X1"])
+        one = br.outlier_scores(gaussian_chain, QUERY, seed=0, conditioning=conditioning, nodes=["X1"])
+        np.testing.assert_allclose(one.scores[..., 0], full.scores[..., 1])
+    scm, train = skewed_model  # Monte Carlo scores: the same seed gives the same numbers for the node asked for
+    rows = train.head(4)
+    mc = br.outlier_scores(scm, rows, seed=1, conditioning=conditioning, num_mc_samples=500)
+    mc_b = br.outlier_scores(scm, rows, seed=1, conditioning=conditioning, num_mc_samples=500, nodes=["b"])
+    assert mc_b.nodes == ("b",)
+    np.testing.assert_allclose(mc_b.scores[..., 0], mc.scores[..., 1])
+
+
+@pytest.mark.parametrize("nodes", [["nope"], [], "X0"])
+def test_scoring_unknown_or_no_nodes_raises(gaussian_chain, nodes):
+    with pytest.raises(br.GraphError, match="nodes"):
+        br.outlier_scores(gaussian_chain, QUERY, nodes=nodes)
+
+
 @pytest.mark.parametrize("conditioning", ["joint", "", None])
 def test_unknown_conditioning_raises(gaussian_chain, conditioning):
     with pytest.raises(br.ConfigError, match="conditioning"):

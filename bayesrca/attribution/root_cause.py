@@ -214,14 +214,8 @@ def root_cause_posterior(
     weights = _check_prior(prior, players)
     num_mc_samples = check_num_mc_samples(num_mc_samples)
     seed = resolve_seed(seed)
-    # the candidates are closed under parents, so other nodes do not enter their abduction: they get
-    # an observed training value (in their support) only to complete the frame the scorer reads
-    full = frame.copy()
-    for n in scm.graph_.nodes:
-        if n not in players:
-            full[n] = float(scm.training_data_[n].dropna().iloc[0])
-    full = full[list(scm.graph_.nodes)]
-    scores = outlier_scores(scm, full, seed=seed, num_mc_samples=num_mc_samples, conditioning="conditional")
+    # the candidates are closed under parents: their abduction reads no other column
+    scores = outlier_scores(scm, frame, seed=seed, num_mc_samples=num_mc_samples, conditioning="conditional", nodes=players)
     idx = [list(scores.nodes).index(p) for p in players]
     s = torch.as_tensor(np.asarray(scores.scores)[:, :, idx], dtype=torch.float64)  # (D, R, n)
     if window:
