@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import bayesrca as br
-from bayesrca.attribution.anomaly import split_chunks
+from bayesrca.attribution.batch import split_chunks
 from bayesrca.exceptions import ConfigError
 from bayesrca.parallel import check_executor, run_tasks, share
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable
 
-import numpy as np
 import pandas as pd
 import torch
 from pyro import poutine

@@ -7,12 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import bayesrca as br
-from bayesrca.attribution.change import change_log_bayes_factor
-from bayesrca.mechanisms import LinearANM, RootDistribution
 
 GRAPH = nx.DiGraph([("X0", "X1"), ("X1", "X2"), ("Z", "X2")])
 
@@ -151,23 +147,3 @@ def test_bad_frames_and_models(shifted):
         br.distribution_change(br.BayesianSCM(GRAPH), old, new, "X2", mechanisms="linear")
 
 
-@settings(max_examples=15, deadline=None)
-@given(scale=st.floats(0.01, 100.0), shift=st.floats(-50.0, 50.0), delta=st.floats(0.0, 1.0))
-def test_bayes_factor_is_invariant_to_units(scale, shift, delta):
-    """The criterion works on the pooled standardised scale: units of the data do not matter."""
-    rng = np.random.default_rng(7)
-    old = pd.DataFrame({"P": rng.normal(size=80), "Y": rng.normal(size=80)})
-    new = pd.DataFrame({"P": rng.normal(size=80), "Y": rng.normal(size=80) + delta})
-    mech = LinearANM("gaussian").fit(np.r_[old.Y, new.Y], np.r_[old.P, new.P][:, None], num_draws=2)
-    base = change_log_bayes_factor(mech, old, new, "Y", ("P",))
-    moved = [frame.assign(Y=frame.Y * scale + shift) for frame in (old, new)]
-    assert change_log_bayes_factor(mech, *moved, "Y", ("P",)) == pytest.approx(base, abs=1e-6)
-
-
-def test_bayes_factor_separates_change_from_none():
-    rng = np.random.default_rng(8)
-    same = [pd.DataFrame({"R": rng.normal(size=500)}) for _ in range(2)]
-    moved = [same[0], same[1] + 0.5]
-    root = RootDistribution("gaussian").fit(np.r_[same[0].R, same[1].R], np.zeros((1000, 0)), num_draws=2)
-    assert change_log_bayes_factor(root, *same, "R", ()) < -2
-    assert change_log_bayes_factor(root, *moved, "R", ()) > 10
