@@ -270,7 +270,9 @@ def gpd_tail_draws(
         ``scale_lower``, ``scale_upper``, each ``(D,)``.
     info : dict
         ``tail_exceedances`` (m), ``tail_shape_lower`` / ``tail_shape_upper`` (posterior mean
-        shapes) and ``tail_grid_edge_mass`` (largest posterior mass on the grid's edge).
+        shapes), ``tail_grid_edge_mass`` (largest posterior mass on the grid's edge) and
+        ``tail_grids`` (the :class:`~bayesrca.mechanisms.gpd.TailGrid` of each side, which the
+        mechanism keeps for :mod:`bayesrca.mechanisms.tail_pooling`; not a diagnostic).
     """
     from .mechanisms.gpd import sample_tail_posterior
 
@@ -285,12 +287,15 @@ def gpd_tail_draws(
     }
     info: dict[str, Any] = {"tail_exceedances": m}
     edge = 0.0
+    grids = {}
     for side, exceed in (("lower", ref[m] - ref[:m]), ("upper", ref[-m:] - ref[-m - 1])):
         post = sample_tail_posterior(exceed, floor, num_draws)
         out[f"shape_{side}"], out[f"scale_{side}"] = post["shape"], post["scale"]
         info[f"tail_shape_{side}"] = float(post["shape_mean"])
         edge = max(edge, float(post["edge_mass"]))
+        grids[side] = post["grid"]
     info["tail_grid_edge_mass"] = edge
+    info["tail_grids"] = grids  # not a diagnostic: taken out by the mechanism (see tail_pooling)
     return out, info
 
 

@@ -89,7 +89,7 @@ def save(scm: BayesianSCM, path: str | Path) -> Path:
         "bayesrca_version": _version(),
         "graph": {"nodes": nodes, "edges": [list(e) for e in scm.graph_.edges]},
         "params": {"num_draws": scm.num_draws, "constant_noise_scale": scm.constant_noise_scale,
-                   "averaging": scm.averaging,
+                   "averaging": scm.averaging, "tail_pooling": scm.tail_pooling,
                    "mechanisms": scm.mechanisms if isinstance(scm.mechanisms, str) else None},
         "fitted": {"nodes": list(scm.nodes_), "parents": [list(scm.parents_[n]) for n in scm.nodes_],
                    "num_draws": scm.num_draws_, "seed": scm.seed_,
@@ -171,7 +171,9 @@ def _rebuild(manifest: dict, arrays: dict[str, np.ndarray]) -> BayesianSCM:
         params={"mechanisms": params["mechanisms"], "num_draws": params["num_draws"],
                 "constant_noise_scale": params["constant_noise_scale"],
                 # files written before model averaging (format 1.0) chose one family per node
-                "averaging": params.get("averaging", "none")},
+                "averaging": params.get("averaging", "none"),
+                # files written before the pooled tail prior hold tails fitted one by one
+                "tail_pooling": params.get("tail_pooling", False)},
     )
     if [list(scm.parents_[n]) for n in scm.nodes_] != fitted["parents"]:
         raise ValueError("the parents' order differs from the one the model was fitted with")

@@ -23,6 +23,7 @@ from .averaging import WEIGHTINGS
 from .mechanisms import Mechanism
 from .mechanisms.mixture import FamilyMixture
 from .mechanisms.registry import is_user_mechanism, resolve_spec
+from .mechanisms.tail_pooling import pool_tail_shapes
 from .fitting import complete_cases, fit_node_task
 from .parallel import check_executor, run_tasks
 from .selection import discrete_kind
@@ -61,6 +62,10 @@ class BayesianSCM:
         Posterior draws kept per node; draw s of the SCM combines draw s of every node.
     constant_noise_scale : float, default 1e-3
         Relative noise scale given to columns that are constant in the training data.
+    tail_pooling : bool, default True
+        Whether the generalised Pareto tails of the ``"bootstrap_gpd"`` noises share one prior
+        probability of being exponential (upper and lower tails separately), learned from all of
+        them (:mod:`bayesrca.mechanisms.tail_pooling`); False: each tail alone, prior 1/2.
 
     Notes
     -----
@@ -76,15 +81,17 @@ class BayesianSCM:
         averaging: str = "pseudo-bma+",
         num_draws: int = 200,
         constant_noise_scale: float = 1e-3,
+        tail_pooling: bool = True,
     ) -> None:
         self.graph = graph
         self.mechanisms = mechanisms
         self.averaging = averaging
         self.num_draws = num_draws
         self.constant_noise_scale = constant_noise_scale
+        self.tail_pooling = tail_pooling
 
     # -- scikit-learn parameter protocol (so that sklearn.base.clone works) ------------------
-    _PARAM_NAMES = ("graph", "mechanisms", "averaging", "num_draws", "constant_noise_scale")
+    _PARAM_NAMES = ("graph", "mechanisms", "averaging", "num_draws", "constant_noise_scale", "tail_pooling")
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The constructor parameters by name (scikit-learn convention; ``deep`` is accepted, unused)."""
@@ -151,6 +158,8 @@ class BayesianSCM:
             raise ConfigError(f"constant_noise_scale must be a positive number, got {self.constant_noise_scale!r}")
         progress = resolve_progress(progress)
         executor = check_executor(executor)
+        if not isinstance(self.tail_pooling, bool):
+            raise ConfigError(f"tail_pooling must be True or False, got {self.tail_pooling!r}")
         if self.averaging not in WEIGHTINGS + ("none",):
             raise ConfigError(f"averaging must be one of {WEIGHTINGS + ('none',)}, got {self.averaging!r}")
         weighting = "pseudo-bma+" if self.averaging == "none" else self.averaging
@@ -196,6 +205,11 @@ class BayesianSCM:
                          "constant_noise_scale": None if is_user_mechanism(self.mechanisms, node) else self.constant_noise_scale})
                 for node, task in zip(order, tasks)
             ], done)
+        if self.tail_pooling:
+            pooled = pool_tail_shapes(fitted, num_draws, int(np.random.SeedSequence([base_seed, 1]).generate_state(1)[0]))
+            for side, info in pooled.items():
+                _log.info("%s GPD tails pooled: %d tails, posterior mean share of exponential tails %.2f",
+                          side, info["tails"], info["exponential_share"])
         self._set_fitted_state(
             graph, {n: fitted[n] for n in order}, nodes=order, num_draws=num_draws,
             selection=pd.concat([tables[i] for i in sorted(tables)], ignore_index=True) if tables else pd.DataFrame(),

@@ -112,6 +112,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--truth-cache", type=Path, default=None,
                    help="JSON file caching the truths (read and written; keyed by setting, outlier noise, --truth-mc)")
     p.add_argument("--graph-seed", type=int, default=2, help="seed of the random DAG (default 2)")
+    p.add_argument("--no-tail-pooling", action="store_true",
+                   help="fit each GPD tail alone (BayesianSCM(tail_pooling=False)), for before/after comparisons")
     p.add_argument("--shift", nargs=2, type=float, default=None, metavar=("LO", "HI"),
                    help="one band of root-cause noise shifts LO-HI sd instead of --bands")
     cli.add_common(p, seed_help="base seed of training sets and outliers (default 0)",
@@ -132,7 +134,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --------------------------------------------------------------------------------------------
 def run_bayesrca(graph, target, train, outliers, seed: int, args, caught: Counter):
     """Fit and attribute with bayesrca; return (summary, IT summary, engine, seconds)."""
-    scm, fit_s = bayes_runner.fit(graph, train, mechanisms="auto", num_draws=args.num_draws, seed=seed, warnings=caught)
+    scm, fit_s = bayes_runner.fit(graph, train, mechanisms="auto", num_draws=args.num_draws, seed=seed, warnings=caught,
+                                  tail_pooling=not args.no_tail_pooling)
     res, attribution_s = bayes_runner.attribute(scm, target, outliers, seed=seed, warnings=caught,
                                                 num_mc_samples=args.mc_samples)
     summary, it_summary = res.summary(ci_prob=CI_PROB), res.it_score_summary(ci_prob=CI_PROB)

@@ -502,7 +502,7 @@ def test_get_and_set_params_follow_the_sklearn_protocol():
     model = br.BayesianSCM(make_graph(), mechanisms="gaussian", num_draws=7)
     params = model.get_params()
     assert params == {"graph": model.graph, "mechanisms": "gaussian", "averaging": "pseudo-bma+", "num_draws": 7,
-                      "constant_noise_scale": 1e-3}
+                      "constant_noise_scale": 1e-3, "tail_pooling": True}
     assert model.set_params(num_draws=9) is model and model.num_draws == 9
     with pytest.raises(br.ConfigError, match="no parameter.*num_drawz"):
         model.set_params(num_drawz=3)

@@ -157,6 +157,7 @@ class AdditiveNoiseModel(Mechanism):
         signs = self._coef_signs(num_features, method)  # None: unconstrained (the default)
         coef = torch.zeros(num_draws, num_features, dtype=torch.float64)
         info: dict[str, Any]
+        self._tail_pool: dict[str, Any] | None = None  # the GPD tails' grid posteriors, for tail_pooling
         if self.constant_:
             level = float(y.mean())
             scale = self.constant_noise_scale * max(abs(level), 1.0)
@@ -174,6 +175,9 @@ class AdditiveNoiseModel(Mechanism):
             coef[:, torch.as_tensor(live)] = y_scale * beta[:, 1:] / torch.as_tensor(f_scale[live])
             intercept = y_center + y_scale * (beta[:, 0] - (beta[:, 1:] * torch.as_tensor(f_center[live] / f_scale[live])).sum(-1))
             noise_params = {k: (v * y_scale if k in inference.SCALE_KEYS else v) for k, v in draws.items()}
+            grids = info.pop("tail_grids", None)
+            if grids is not None:
+                self._tail_pool = {**grids, "unit": y_scale}
             # too few residuals for GPD tails: the plain smoothed bootstrap (recorded in diagnostics)
             self.noise_family_ = "bootstrap" if info.get("tails") == "kde" else self.noise
         if signs is not None and bool((signs[~live] != 0).any()):

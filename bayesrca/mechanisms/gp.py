@@ -384,6 +384,8 @@ class GPANM(AdditiveNoiseModel):
         tails: dict[str, Any] = {}
         if self.noise == "bootstrap_gpd":  # one GPD posterior per tail from all draws' residuals
             inference.attach_gpd_tails(noise_parts, tails, boot_residuals, boot_weights, boot_residuals.mean(0))
+        grids = tails.pop("tail_grids", None)
+        self._tail_pool = None if grids is None else {**grids, "unit": y_scale}  # for tail_pooling
         self.noise_params_ = {k: v * y_scale if k in inference.SCALE_KEYS else v for k, v in noise_parts.items()}
         self.noise_family_ = "bootstrap" if tails.get("tails") == "kde" else self.noise
         self.lengthscale_ = ell_draw

@@ -42,6 +42,8 @@ every noise mean finite (the variance is infinite for :math:`\xi \ge 1/2`, and r
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -57,6 +59,8 @@ __all__ = [
     "gpd_icdf",
     "gpd_moments",
     "sample_tail_posterior",
+    "tail_grid",
+    "TailGrid",
 ]
 
 SHAPE_MIN = 0.0
@@ -156,7 +160,64 @@ def grid_log_posterior(exceedances: torch.Tensor, floor: torch.Tensor) -> tuple[
     return log_lik + log_prior[:, None], log_scale
 
 
-def sample_tail_posterior(exceedances: torch.Tensor, floor: float, num_draws: int) -> dict[str, torch.Tensor]:
+@dataclass(frozen=True)
+class TailGrid:
+    """The grid posterior of one tail's ``(shape, scale)``, split into its two hypotheses.
+
+    ``slab``: the posterior over the grid cells of the half-normal shape prior (normalised,
+    ``(S * T,)``); ``spike``: over the scales of the exponential tail (normalised, ``(T,)``);
+    ``log_bf``: the log Bayes factor of the exponential tail against the slab (the ratio of their
+    marginal likelihoods, each with its own prior over the parameters). Given which hypothesis a
+    draw takes, :meth:`draw` samples ``(shape, scale)``; the probability of the exponential tail
+    is the prior's odds times ``exp(log_bf)``, so the prior on that choice can be set later, e.g.
+    shared by the tails of one model (:mod:`bayesrca.mechanisms.tail_pooling`).
+    """
+
+    shapes: torch.Tensor
+    log_scale: torch.Tensor
+    slab: torch.Tensor
+    spike: torch.Tensor
+    log_bf: float
+
+    def exponential_prob(self, prior: torch.Tensor | float) -> torch.Tensor:
+        """``P(shape = 0 | data)`` for a prior probability ``prior`` of the exponential tail (broadcast)."""
+        prior = torch.as_tensor(prior, dtype=torch.float64)
+        return torch.sigmoid(torch.logit(prior) + self.log_bf)
+
+    def draw(self, exponential: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(shape, scale)`` per draw, ``(D,)`` each: from the spike where ``exponential`` ``(D,)``
+        is True, else from the slab; spread uniformly within the grid cell."""
+        num = exponential.shape[0]
+        dtype = self.log_scale.dtype
+        num_t = self.log_scale.shape[1]
+        slab_cell = torch.multinomial(self.slab, num, replacement=True, generator=generator)
+        spike_cell = torch.multinomial(self.spike, num, replacement=True, generator=generator)
+        s_idx = torch.where(exponential, 0, slab_cell // num_t)
+        t_idx = torch.where(exponential, spike_cell, slab_cell % num_t)
+        d_shape = self.shapes[1] - self.shapes[0]
+        d_log = self.log_scale[0, 1] - self.log_scale[0, 0]
+        jitter = torch.rand(2, num, dtype=dtype, generator=generator) - 0.5
+        shape = torch.where(exponential, 0.0, (self.shapes[s_idx] + d_shape * jitter[0]).clamp(SHAPE_MIN, SHAPE_MAX))
+        scale = (self.log_scale[s_idx, t_idx] + d_log * jitter[1]).exp()
+        return shape, scale
+
+
+def tail_grid(exceedances: torch.Tensor, floor: float) -> TailGrid:
+    """The grid posterior of one tail given its exceedances ``(m,)`` (see :func:`sample_tail_posterior`)."""
+    dtype = exceedances.dtype
+    log_post, log_scale = grid_log_posterior(exceedances.reshape(1, -1), torch.tensor([floor], dtype=dtype))
+    shapes = _shape_grid(dtype)
+    # the half-normal slab, normalised over the grid's shapes, and the exponential point mass on the
+    # shape-0 row's scales: both on the same log-scale measure, so their masses are comparable
+    log_slab_prior = -0.5 * (shapes / SHAPE_PRIOR_SD) ** 2
+    slab = (log_post[0] - torch.logsumexp(log_slab_prior, 0)).reshape(-1)
+    spike = log_post[0, 0]  # at shape 0 the slab's prior term is 0
+    log_z_slab, log_z_spike = torch.logsumexp(slab, 0), torch.logsumexp(spike, 0)
+    return TailGrid(shapes=shapes, log_scale=log_scale[0], slab=torch.softmax(slab, 0), spike=torch.softmax(spike, 0),
+                    log_bf=float(log_z_spike - log_z_slab))
+
+
+def sample_tail_posterior(exceedances: torch.Tensor, floor: float, num_draws: int) -> dict[str, Any]:
     """``num_draws`` independent draws of ``(shape, scale)`` from the grid posterior given ``exceedances``.
 
     Parameters
@@ -172,33 +233,18 @@ def sample_tail_posterior(exceedances: torch.Tensor, floor: float, num_draws: in
     Returns
     -------
     dict
-        ``shape`` and ``scale`` (each ``(num_draws,)``), and the scalars ``shape_mean`` (the
+        ``shape`` and ``scale`` (each ``(num_draws,)``), the scalars ``shape_mean`` (the
         posterior mean shape), ``exponential_prob`` (the posterior probability of the
         exponential tail, shape 0) and ``edge_mass`` (posterior mass on the outer lines of the
-        scale grid; near 0 when the grid covers the posterior).
+        scale grid; near 0 when the grid covers the posterior), and ``grid``, the
+        :class:`TailGrid` they were drawn from.
     """
-    dtype = exceedances.dtype
-    log_post, log_scale = grid_log_posterior(exceedances.reshape(1, -1), torch.tensor([floor], dtype=dtype))
-    shapes = _shape_grid(dtype)
-    # the half-normal slab, normalised over the grid's shapes, and the exponential point mass on the
-    # shape-0 row's scales: both on the same log-scale measure, so their masses are comparable
-    log_slab_prior = -0.5 * (shapes / SHAPE_PRIOR_SD) ** 2
-    slab = log_post[0] + (math.log1p(-EXPONENTIAL_PRIOR) - torch.logsumexp(log_slab_prior, 0))
-    spike = log_post[0, 0] + math.log(EXPONENTIAL_PRIOR)  # at shape 0 the slab's prior term is 0
-    prob = torch.softmax(torch.cat([slab.reshape(-1), spike]), dim=-1)
-    num_slab = NUM_SHAPES * NUM_LOG_SCALES
-    cell = torch.multinomial(prob, num_draws, replacement=True)
-    exponential = cell >= num_slab
-    cell = torch.where(exponential, cell - num_slab, cell)
-    s_idx, t_idx = cell // NUM_LOG_SCALES, cell % NUM_LOG_SCALES
-    d_shape = shapes[1] - shapes[0]
-    d_log = log_scale[0, 0, 1] - log_scale[0, 0, 0]
-    jitter = torch.rand(2, num_draws, dtype=dtype) - 0.5
-    shape = torch.where(exponential, 0.0, (shapes[s_idx] + d_shape * jitter[0]).clamp(SHAPE_MIN, SHAPE_MAX))
-    scale = (log_scale[0, torch.where(exponential, 0, s_idx), t_idx] + d_log * jitter[1]).exp()
-    grid_prob = prob[:num_slab].reshape(log_post.shape[1:])
-    spike_prob = prob[num_slab:]
-    edge = grid_prob[:, 0].sum() + grid_prob[:, -1].sum() + spike_prob[0] + spike_prob[-1]
-    shape_mean = (grid_prob.sum(-1) * shapes).sum()
+    grid = tail_grid(exceedances, floor)
+    prob_exp = grid.exponential_prob(EXPONENTIAL_PRIOR)
+    exponential = torch.rand(num_draws, dtype=exceedances.dtype) < prob_exp
+    shape, scale = grid.draw(exponential)
+    slab = grid.slab.reshape(grid.log_scale.shape)
+    edge = (1 - prob_exp) * (slab[:, 0].sum() + slab[:, -1].sum()) + prob_exp * (grid.spike[0] + grid.spike[-1])
+    shape_mean = (1 - prob_exp) * (slab.sum(-1) * grid.shapes).sum()
     return {"shape": shape, "scale": scale, "shape_mean": shape_mean, "edge_mass": edge,
-            "exponential_prob": spike_prob.sum()}
+            "exponential_prob": prob_exp, "grid": grid}

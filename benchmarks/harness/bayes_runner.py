@@ -14,19 +14,21 @@ from .timing import Stopwatch
 
 
 def fit(graph: nx.DiGraph, data: pd.DataFrame, *, mechanisms: str = "auto", num_draws: int, seed: int,
-        warnings: Counter | None = None, width: int = 120):
-    """``BayesianSCM(graph, mechanisms, num_draws).fit(data, seed)``: (fitted SCM, seconds).
+        warnings: Counter | None = None, width: int = 120, **options):
+    """``BayesianSCM(graph, mechanisms, num_draws, **options).fit(data, seed)``: (fitted SCM, seconds).
 
     Parameters
     ----------
     warnings : collections.Counter, optional
         Where the warnings raised are counted (:func:`harness.logs.record_warnings`, ``width``
         characters of each message); without it they are shown as usual.
+    **options
+        Other :class:`~bayesrca.BayesianSCM` parameters (e.g. ``tail_pooling``).
     """
     import bayesrca as br
 
     with _warnings_to(warnings, width), Stopwatch() as watch:
-        scm = br.BayesianSCM(graph, mechanisms=mechanisms, num_draws=num_draws).fit(data, seed=seed)
+        scm = br.BayesianSCM(graph, mechanisms=mechanisms, num_draws=num_draws, **options).fit(data, seed=seed)
     return scm, watch.seconds
 
 
