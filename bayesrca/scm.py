@@ -22,7 +22,7 @@ from .exceptions import ConfigError, GraphError, NotFittedError
 from .averaging import WEIGHTINGS
 from .mechanisms import Mechanism
 from .mechanisms.mixture import FamilyMixture
-from .mechanisms.registry import is_user_mechanism, resolve_spec
+from .mechanisms.registry import is_user_mechanism, mechanism_specs
 from .mechanisms.tail_pooling import pool_tail_shapes
 from .fitting import complete_cases, fit_node_task
 from .parallel import check_executor, run_tasks
@@ -167,7 +167,7 @@ class BayesianSCM:
         frame = check_frame(data, order, what="training data", min_rows=2, missing=True)
         rows_used = complete_cases(frame, graph, order)
         constant = set(constant_columns(frame, what="training data"))
-        specs = self._mechanism_specs(graph)
+        specs = mechanism_specs(self.mechanisms, graph)
         base_seed = resolve_seed(seed)
         node_seeds = np.random.SeedSequence(base_seed).spawn(len(order))
         position = {n: i for i, n in enumerate(graph.nodes)}
@@ -320,19 +320,6 @@ class BayesianSCM:
         #: parents are all observed); derived from ``training_data_``, so saved models carry it
         self.rows_used_ = {n: int(training_data[[n, *self.parents_[n]]].notna().all(axis=1).sum()) for n in nodes}
         self.seed_ = seed
-
-    def _mechanism_specs(self, graph: nx.DiGraph) -> dict[Hashable, Any]:
-        spec = self.mechanisms
-        per_node: Mapping = spec if isinstance(spec, Mapping) else {}
-        unknown = [n for n in per_node if n not in graph]
-        if unknown:
-            raise GraphError(f"mechanisms names nodes {unknown!r} that are not in the graph")
-        out = {}
-        for node in graph.nodes:
-            is_root = graph.in_degree(node) == 0
-            s = per_node.get(node, "auto") if isinstance(spec, Mapping) else spec
-            out[node] = resolve_spec(s, node, is_root)
-        return out
 
     # -- checks used by every consumer -----------------------------------------------------------
     def check_fitted(self) -> None:

@@ -12,6 +12,7 @@ from pyro import poutine
 
 import bayesrca as br
 from bayesrca.exceptions import ConfigError, ConstantColumnWarning, DataError, GraphError, NotFittedError
+from bayesrca.mechanisms.registry import mechanism_specs
 from bayesrca.mechanisms import LinearANM, RootDistribution, noise_site
 from bayesrca.mechanisms.base import NOISE_ROLE
 
@@ -540,7 +541,7 @@ def test_fit_with_missing_values_equals_complete_case_fit_per_node():
         rows = data[[node, *parents]].dropna()
         assert 0 < model.rows_used_[node] == len(rows) < len(data)
         alone, _ = fit_node(
-            node, br.BayesianSCM(make_graph(), mechanisms="linear")._mechanism_specs(make_graph())[node], None,
+            node, mechanism_specs("linear", make_graph())[node], None,
             rows[node].to_numpy(), rows[parents].to_numpy().reshape(len(rows), len(parents)),
             seed=seeds[position[node]], num_draws=NUM_DRAWS, constant=False, averaging="pseudo-bma+",
             weighting="pseudo-bma+", constant_noise_scale=1e-3, progress=False,

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, GraphError
 from .additive import AdditiveNoiseModel
 from .base import Mechanism
 from .discrete import BernoulliGLM, CategoricalGLM, DiscreteGLM, PoissonGLM
@@ -198,3 +198,22 @@ def resolve_spec(spec: Any, node: Hashable, is_root: bool) -> Any:
         f"mechanism for node {node!r} must be 'auto', one of {list(FAMILY_NAMES)}, a Mechanism instance "
         f"or a mapping of nodes to these; got {spec!r}"
     )
+
+
+def mechanism_specs(spec: Any, graph) -> dict[Hashable, Any]:
+    """Every node's resolved specification (:func:`resolve_spec`) from ``BayesianSCM(mechanisms=spec)``:
+    one specification for all nodes, or a mapping of some nodes to theirs (the others ``"auto"``).
+
+    Raises
+    ------
+    GraphError
+        If the mapping names nodes that are not in ``graph``.
+    """
+    per_node: Mapping = spec if isinstance(spec, Mapping) else {}
+    unknown = [n for n in per_node if n not in graph]
+    if unknown:
+        raise GraphError(f"mechanisms names nodes {unknown!r} that are not in the graph")
+    return {
+        node: resolve_spec(per_node.get(node, "auto") if isinstance(spec, Mapping) else spec, node, graph.in_degree(node) == 0)
+        for node in graph.nodes
+    }
