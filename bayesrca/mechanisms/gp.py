@@ -324,13 +324,14 @@ class GPANM(AdditiveNoiseModel):
             return torch.cat([torch.ones(1, dtype=torch.float64), unit.repeat(p)])
 
         scales = torch.stack([column_scale(float(r)) for r in amplitudes])  # (R, F)
-        designs, log_ev = [], []
+        designs, stats, log_ev = [], [], []
         for ell in lengthscales:
             X = self._standard_design(z, 1.0 / float(ell))
             gram, xty = X.T @ X, X.T @ t
-            sg = scales.unsqueeze(-1) * gram * scales.unsqueeze(-2)
-            log_ev.append(inference.conjugate_log_evidence(sg, scales * xty, float(t @ t), n, g=_TREND_G))
+            sg, sxty = scales.unsqueeze(-1) * gram * scales.unsqueeze(-2), scales * xty  # (R, F, F), (R, F)
+            log_ev.append(inference.conjugate_log_evidence(sg, sxty, float(t @ t), n, g=_TREND_G))
             designs.append(X)
+            stats.append((sg, sxty))  # the chosen cells' posteriors reuse them
         log_ev_t = torch.stack(log_ev)  # (L, R); uniform prior over the grid
         weights = torch.softmax(log_ev_t.reshape(-1), 0)
         self.grid_weights_ = weights.reshape(log_ev_t.shape).numpy()
@@ -350,11 +351,11 @@ class GPANM(AdditiveNoiseModel):
         for idx in torch.unique(choice).tolist():
             where = (choice == idx).nonzero().squeeze(-1)
             i, j = divmod(idx, len(amplitudes))
-            X = designs[i] * scales[j]
-            draws, _ = inference.conjugate_posterior(X, t, len(where), g=_TREND_G)
+            draws, _ = inference.conjugate_posterior(designs[i], t, len(where), g=_TREND_G, gram=stats[i][0][j],
+                                                     xty=stats[i][1][j])  # the design's columns times scales[j]
             if method == "bootstrap":  # the noise: a smoothed Bayesian bootstrap of each draw's residuals
-                residuals = t - draws["coef"] @ X.T
-                rows = torch.distributions.Exponential(X.new_ones(())).sample(residuals.shape)
+                residuals = t - (draws["coef"] * scales[j]) @ designs[i].T
+                rows = torch.distributions.Exponential(t.new_ones(())).sample(residuals.shape)
                 rows = rows / rows.sum(-1, keepdim=True)
                 atoms, bandwidth = inference.residual_kde(residuals, rows, num_atoms=self.num_atoms)
                 boot_residuals[where], boot_weights[where] = residuals, rows
