@@ -403,12 +403,16 @@ class GPANM(AdditiveNoiseModel):
 
     def _standard_design(self, z: torch.Tensor, inv_lengthscale: float) -> torch.Tensor:
         """Design on the standardised scale: intercept, then per parent ``z, cos, sin, ...``."""
-        cols = [torch.ones(len(z), dtype=torch.float64)]
+        m = len(self.frequencies_)
+        X = torch.empty(len(z), 1 + z.shape[1] * (1 + 2 * m), dtype=torch.float64)  # filled in place, no copies
+        X[:, 0] = 1.0
         for k in range(z.shape[1]):
-            cols.append(z[:, k])
+            base = 1 + k * (1 + 2 * m)
+            X[:, base] = z[:, k]
             angle = z[:, k, None] * (self.frequencies_ * inv_lengthscale)  # (n, m)
-            cols.append(torch.stack([angle.cos(), angle.sin()], -1).reshape(len(z), -1))
-        return torch.column_stack(cols)
+            torch.cos(angle, out=X[:, base + 1: base + 1 + 2 * m: 2])
+            torch.sin(angle, out=X[:, base + 2: base + 1 + 2 * m: 2])
+        return X
 
     def _fit_constant(self, y: np.ndarray, num_draws: int, lengthscales: np.ndarray, amplitudes: np.ndarray,
                       num_features: int) -> None:
