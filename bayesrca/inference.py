@@ -74,14 +74,20 @@ def regression_model(
 
 
 def conjugate_posterior(
-    X: torch.Tensor, y: torch.Tensor, num_draws: int, *, g: float = PRIOR["g"]
+    X: torch.Tensor, y: torch.Tensor, num_draws: int, *, g: float = PRIOR["g"],
+    gram: torch.Tensor | None = None, xty: torch.Tensor | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Exact Normal-Inverse-Gamma posterior draws of ``coef`` (D, F) and ``sigma`` (D,)."""
+    """Exact Normal-Inverse-Gamma posterior draws of ``coef`` (D, F) and ``sigma`` (D,).
+
+    ``gram`` (``X^T X``) and ``xty`` (``X^T y``) may be passed when the caller has them (a grid
+    of hyperparameters scores every design's sufficient statistics first); only ``X``'s shape
+    is then read.
+    """
     n, num_features = X.shape
     precision0 = torch.eye(num_features, dtype=X.dtype) / g
-    precision = precision0 + X.T @ X
+    precision = precision0 + (X.T @ X if gram is None else gram)
     chol_prec = torch.linalg.cholesky(precision)
-    mean = torch.cholesky_solve((X.T @ y).unsqueeze(-1), chol_prec).squeeze(-1)
+    mean = torch.cholesky_solve((X.T @ y if xty is None else xty).unsqueeze(-1), chol_prec).squeeze(-1)
     a_n = PRIOR["a0"] + n / 2
     b_n = PRIOR["b0"] + 0.5 * (y @ y - mean @ (precision @ mean))
     b_n = torch.clamp(b_n, min=1e-12)

@@ -174,6 +174,21 @@ def test_conjugate_posterior_is_exact_against_closed_form():
     assert info["exact"]
 
 
+def test_conjugate_posterior_takes_the_sufficient_statistics_when_given():
+    """With ``gram`` and ``xty`` passed (a GP's grid scores them first) the draws are those from ``X``,
+    to round-off, from the same seed; ``X``'s values are then not read (only its shape)."""
+    gen = torch.Generator().manual_seed(1)
+    X = torch.randn(50, 4, generator=gen, dtype=torch.float64)
+    y = X @ torch.tensor([1.0, -2.0, 0.5, 0.0], dtype=torch.float64) + torch.randn(50, generator=gen, dtype=torch.float64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        direct, _ = conjugate_posterior(X, y, 7, g=10.0)
+        torch.manual_seed(3)
+        given, _ = conjugate_posterior(torch.full_like(X, torch.nan), y, 7, g=10.0, gram=X.T @ X, xty=X.T @ y)
+    for key in ("coef", "sigma"):
+        torch.testing.assert_close(given[key], direct[key], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

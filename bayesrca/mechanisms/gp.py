@@ -324,13 +324,14 @@ class GPANM(AdditiveNoiseModel):
             return torch.cat([torch.ones(1, dtype=torch.float64), unit.repeat(p)])
 
         scales = torch.stack([column_scale(float(r)) for r in amplitudes])  # (R, F)
-        designs, log_ev = [], []
+        designs, stats, log_ev = [], [], []
         for ell in lengthscales:
             X = self._standard_design(z, 1.0 / float(ell))
             gram, xty = X.T @ X, X.T @ t
-            sg = scales.unsqueeze(-1) * gram * scales.unsqueeze(-2)
-            log_ev.append(inference.conjugate_log_evidence(sg, scales * xty, float(t @ t), n, g=_TREND_G))
+            sg, sxty = scales.unsqueeze(-1) * gram * scales.unsqueeze(-2), scales * xty  # (R, F, F), (R, F)
+            log_ev.append(inference.conjugate_log_evidence(sg, sxty, float(t @ t), n, g=_TREND_G))
             designs.append(X)
+            stats.append((sg, sxty))  # the chosen cells' posteriors reuse them
         log_ev_t = torch.stack(log_ev)  # (L, R); uniform prior over the grid
         weights = torch.softmax(log_ev_t.reshape(-1), 0)
         self.grid_weights_ = weights.reshape(log_ev_t.shape).numpy()
@@ -350,11 +351,11 @@ class GPANM(AdditiveNoiseModel):
         for idx in torch.unique(choice).tolist():
             where = (choice == idx).nonzero().squeeze(-1)
             i, j = divmod(idx, len(amplitudes))
-            X = designs[i] * scales[j]
-            draws, _ = inference.conjugate_posterior(X, t, len(where), g=_TREND_G)
+            draws, _ = inference.conjugate_posterior(designs[i], t, len(where), g=_TREND_G, gram=stats[i][0][j],
+                                                     xty=stats[i][1][j])  # the design's columns times scales[j]
             if method == "bootstrap":  # the noise: a smoothed Bayesian bootstrap of each draw's residuals
-                residuals = t - draws["coef"] @ X.T
-                rows = torch.distributions.Exponential(X.new_ones(())).sample(residuals.shape)
+                residuals = t - (draws["coef"] * scales[j]) @ designs[i].T
+                rows = torch.distributions.Exponential(t.new_ones(())).sample(residuals.shape)
                 rows = rows / rows.sum(-1, keepdim=True)
                 atoms, bandwidth = inference.residual_kde(residuals, rows, num_atoms=self.num_atoms)
                 boot_residuals[where], boot_weights[where] = residuals, rows
@@ -404,12 +405,16 @@ class GPANM(AdditiveNoiseModel):
 
     def _standard_design(self, z: torch.Tensor, inv_lengthscale: float) -> torch.Tensor:
         """Design on the standardised scale: intercept, then per parent ``z, cos, sin, ...``."""
-        cols = [torch.ones(len(z), dtype=torch.float64)]
+        m = len(self.frequencies_)
+        X = torch.empty(len(z), 1 + z.shape[1] * (1 + 2 * m), dtype=torch.float64)  # filled in place, no copies
+        X[:, 0] = 1.0
         for k in range(z.shape[1]):
-            cols.append(z[:, k])
+            base = 1 + k * (1 + 2 * m)
+            X[:, base] = z[:, k]
             angle = z[:, k, None] * (self.frequencies_ * inv_lengthscale)  # (n, m)
-            cols.append(torch.stack([angle.cos(), angle.sin()], -1).reshape(len(z), -1))
-        return torch.column_stack(cols)
+            torch.cos(angle, out=X[:, base + 1: base + 1 + 2 * m: 2])
+            torch.sin(angle, out=X[:, base + 2: base + 1 + 2 * m: 2])
+        return X
 
     def _fit_constant(self, y: np.ndarray, num_draws: int, lengthscales: np.ndarray, amplitudes: np.ndarray,
                       num_features: int) -> None:
