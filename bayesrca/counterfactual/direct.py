@@ -144,7 +144,9 @@ def direct_counts(est, masks, free_sd, rest_patterns, rest_inverse):
         idx = idx[torch.argsort(rest_inverse[idx])]  # consecutive rest patterns: slices of the table
         for start in range(0, len(idx), step):
             rows = idx[start : start + step]
-            dev = buf[:, : len(rows)]
+            sd = free_sd[rows]  # (c, D)
+            gaussian = bool(sd.any())  # else X_t's samples are the centres: no copy, no product with eps
+            dev = (buf if gaussian else buf_full)[:, : len(rows)]
             pat = rest_inverse[rows]
             if table is not None and bool((pat.diff() == 1).all()):  # a slice of the table
                 src = table[:, int(pat[0]) : int(pat[0]) + len(pat)]
@@ -159,8 +161,10 @@ def direct_counts(est, masks, free_sd, rest_patterns, rest_inverse):
                     torch.index_select(table, 1, pat, out=dev)
                 if upstream is not None:
                     dev.add_(upstream)
-            sd = free_sd[rows]  # (c, D)
-            full = torch.addcmul(dev, sd.T.float().reshape(num_draws, -1, 1, 1), est.eps32, out=buf_full[:, : len(rows)])
+            if gaussian:
+                full = torch.addcmul(dev, sd.T.float().reshape(num_draws, -1, 1, 1), est.eps32, out=buf_full[:, : len(rows)])
+            else:  # conditional_log_tails reads dev only where sd > 0
+                full = dev
             if est.side == "two":
                 full.abs_().sub_(est.half)
             elif est.side == "upper":

@@ -25,15 +25,14 @@ from __future__ import annotations
 from typing import cast
 
 import torch
-from pyro import poutine
 
 from . import importance as imp
 from . import tails
 from .counting import RARE_HITS, conditional_log_tails, log_probs, sorted_hits
 from .decomposition import TargetDecomposition
 from .direct import direct_counts
-from .handlers import KeepNoise
 from .ops import fresh_noise_trace
+from .propagate import upstream_term
 from ..mechanisms.base import noise_site
 from ..mechanisms.mixture import has_additive_noise, split_gaussian_part
 
@@ -279,16 +278,6 @@ class MonteCarloTails:
         return count, rare, ess
 
     def _upstream_term(self, patterns: torch.Tensor) -> torch.Tensor:
-        """``sum_k b_k X_k`` (or ``X_t`` if the target is upstream) per pattern: ``(P, D, 1, K, M)``."""
-        parts = self.parts
-        c = patterns.shape[0]
-        node_masks = {p: patterns[:, j].reshape(c, 1, 1, 1) for j, p in enumerate(parts.upstream)}
-        program = KeepNoise(self.kept32, node_masks)(poutine.condition(self.scm.program, data=self.fresh32))
-        values = program(parts.upstream)
-        if not parts.rest:
-            term = values[parts.upstream[-1]]
-        else:
-            coef = cast(torch.Tensor, parts.input_coef).float()  # not None: rest is non-empty
-            term = sum(values[k] * coef[:, i] for i, k in enumerate(parts.inputs))
-        shape = (c, self.num_mc_samples, parts.num_anomalies, self.scm.num_draws_)
-        return term.expand(shape).permute(0, 3, 2, 1).float().unsqueeze(2).contiguous()
+        """``sum_k b_k X_k`` (or ``X_t`` if the target is upstream) per pattern: ``(P, D, 1, K, M)``
+        (:func:`~bayesrca.counterfactual.propagate.upstream_term`)."""
+        return upstream_term(self.scm, self.parts, self.kept32, self.fresh32, patterns, self.num_mc_samples)
