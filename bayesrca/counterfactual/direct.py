@@ -24,7 +24,10 @@ import torch
 
 from .counting import conditional_log_tails
 
-__all__ = ["CHUNK_ELEMENTS", "RESCALE_BELOW", "direct_counts", "half_columns", "weight_columns", "weighted_hits"]
+__all__ = [
+    "CHUNK_ELEMENTS", "RESCALE_BELOW", "direct_counts", "half_columns", "rescaled_hits", "weight_columns",
+    "weighted_event_sums", "weighted_hits",
+]
 
 #: Elements of X_t's samples built per chunk of coalitions (about 6 MB in float32): the chunk's
 #: few passes stay in the CPU's caches.
@@ -90,6 +93,40 @@ def rescaled_hits(twice: torch.Tensor, log_w32: torch.Tensor) -> tuple[torch.Ten
     terms = twice.mul(0.5).mul_(w)
     halves = half_columns(num_m).T
     return terms @ halves, (terms * w) @ halves, top[:, 0]
+
+
+def weighted_event_sums(
+    twice: torch.Tensor, columns: torch.Tensor, log_scale: torch.Tensor, log_w32: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sums of the weights and of the squared weights in the event per half of the samples.
+
+    Parameters
+    ----------
+    twice : torch.Tensor
+        ``(D, c, K, M)`` float32: twice the event's indicator.
+    columns, log_scale : torch.Tensor
+        From :func:`weight_columns`; ``log_scale`` as ``(D, 1, K)``.
+    log_w32 : torch.Tensor
+        ``(D, K, M)`` float32: the log weights, for the halves recounted with their own scale.
+
+    Returns
+    -------
+    hits, hits2 : torch.Tensor
+        ``(D, c, K, 2)`` float32: the sums divided by ``exp(log_count_scale)``, resp. its square.
+    log_count_scale : torch.Tensor
+        ``(D, c, K)`` float64: ``log_scale``, or where a half's sum of squared weights is below
+        :data:`RESCALE_BELOW` (weights lost to float32, or an empty event), the log of the
+        largest weight in the event (0 for an empty event).
+    """
+    found = weighted_hits(twice, columns)  # (D, c, K, 4)
+    hits, hits2 = found[..., :2], found[..., 2:]
+    log_count_scale = log_scale.expand(-1, twice.shape[1], -1).clone()
+    low = (hits2 < RESCALE_BELOW).any(-1)
+    if bool(low.any()):
+        d, c, k = low.nonzero(as_tuple=True)
+        hits[d, c, k], hits2[d, c, k], top = rescaled_hits(twice[d, c, k], log_w32[d, k])
+        log_count_scale[d, c, k] = top.double()
+    return hits, hits2, log_count_scale
 
 
 def direct_counts(est, masks, free_sd, rest_patterns, rest_inverse):
@@ -172,21 +209,14 @@ def direct_counts(est, masks, free_sd, rest_patterns, rest_inverse):
             else:
                 full.neg_().add_(est.tol)
             twice = full.sign_().add_(1)  # 2 inside the event, 0 outside, 1 on the boundary (counts 1/2)
-            found = weighted_hits(twice, columns)  # (D, c, K, J)
             if proposal is None:
-                hits = found
+                hits = weighted_hits(twice, columns)  # (D, c, K, 2)
                 count[rows] = hits.permute(1, 2, 0, 3)
                 ess[rows] = hits.sum(-1).permute(1, 2, 0).double()
                 conditional_log_tails(hits, sd, lambda d, c, k: dev[d, c, k], est.bounds, rows, rare, ess_out=ess)
                 continue
             weight[rows] = proposal.anomaly_log_weights(len(rows))
-            hits, hits2 = found[..., :2], found[..., 2:]
-            log_count_scale = log_scale.expand(-1, len(rows), -1).clone()  # (D, c, K)
-            low = (hits2 < RESCALE_BELOW).any(-1)
-            if bool(low.any()):  # weights lost to float32: recounted relative to the event's largest weight
-                d, c, k = low.nonzero(as_tuple=True)
-                hits[d, c, k], hits2[d, c, k], top = rescaled_hits(twice[d, c, k], log_w32[d, k])
-                log_count_scale[d, c, k] = top.double()
+            hits, hits2, log_count_scale = weighted_event_sums(twice, columns, log_scale, log_w32)
             scale[rows] = log_count_scale.permute(1, 2, 0).double()
             count[rows] = hits.permute(1, 2, 0, 3)
             ess[rows] = (hits.sum(-1).double() ** 2 / hits2.sum(-1).double()).nan_to_num(nan=0.0).permute(1, 2, 0)
