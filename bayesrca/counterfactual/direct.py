@@ -50,22 +50,24 @@ def weight_columns(log_w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     Returns
     -------
     columns : torch.Tensor
-        ``(D, K, 4, M)`` float32: weight in the first half, in the second, squared weight in the
-        first half, in the second; weights relative to the largest of the (draw, anomaly), values
-        below float32's smallest normal number set to 0 (no slow subnormal arithmetic).
+        ``(D, K, 2, M)`` float32: weight and squared weight of each sample, relative to the largest
+        weight of the (draw, anomaly); values below float32's smallest normal number set to 0 (no
+        slow subnormal arithmetic).
     log_scale : torch.Tensor
         ``(D, K)`` float64: the log of that largest weight (0 where every weight is 0).
     """
     log_scale = log_w.amax(-1).nan_to_num(neginf=0.0)
-    w = (log_w - log_scale.unsqueeze(-1)).exp()
-    pair = torch.stack([w, w * w], -2).float()  # (D, K, 2, M)
-    pair = torch.where(pair < torch.finfo(torch.float32).tiny, 0.0, pair)
-    columns = pair.unsqueeze(-2) * half_columns(log_w.shape[-1])  # (D, K, 2, 2, M)
-    return columns.flatten(-3, -2).contiguous(), log_scale
+    w = (log_w - log_scale.unsqueeze(-1)).exp_()
+    columns = torch.empty(*log_w.shape[:-1], 2, log_w.shape[-1], dtype=torch.float32)
+    columns[..., 0, :] = w
+    columns[..., 1, :] = w.square_()
+    columns.masked_fill_(columns < torch.finfo(torch.float32).tiny, 0.0)
+    return columns, log_scale
 
 
 def weighted_hits(twice: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-    """``(D, c, K, J)``: sums over the samples of the indicator times each column.
+    """``(D, c, K, 2 J)``: sums over each half of the samples of the indicator times each column
+    (column 0 in the first half, in the second, column 1 in the first half, ...).
 
     Parameters
     ----------
@@ -75,12 +77,17 @@ def weighted_hits(twice: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         ``(D, K, J, M)`` float32, or ``(D, 1, J, M)`` for columns shared by every anomaly.
     """
     num_d, num_c, num_k, num_m = twice.shape
-    if columns.shape[1] == 1:  # one matrix product for every coalition and anomaly
-        out = torch.matmul(columns[:, 0], twice.reshape(num_d, num_c * num_k, num_m).transpose(1, 2))
-        out = out.unflatten(-1, (num_c, num_k))  # (D, J, c, K)
-    else:
-        out = torch.stack([torch.matmul(columns[:, k], twice[:, :, k].transpose(1, 2)) for k in range(num_k)], -1)
-    return out.permute(0, 2, 3, 1).mul_(0.5)
+    cut = num_m // 2  # the odd sample out joins the second half
+    halves = []
+    for part in (slice(0, cut), slice(cut, num_m)):
+        if columns.shape[1] == 1:  # one matrix product for every coalition and anomaly
+            flat = twice.reshape(num_d, num_c * num_k, num_m)[..., part]
+            out = torch.matmul(columns[:, 0, :, part], flat.transpose(1, 2)).unflatten(-1, (num_c, num_k))
+        else:
+            out = torch.stack([torch.matmul(columns[:, k, :, part], twice[:, :, k, part].transpose(1, 2))
+                               for k in range(num_k)], -1)
+        halves.append(out)  # (D, J, c, K)
+    return torch.stack(halves, 2).flatten(1, 2).permute(0, 2, 3, 1).mul_(0.5)
 
 
 def rescaled_hits(twice: torch.Tensor, log_w32: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -96,7 +103,7 @@ def rescaled_hits(twice: torch.Tensor, log_w32: torch.Tensor) -> tuple[torch.Ten
 
 
 def weighted_event_sums(
-    twice: torch.Tensor, columns: torch.Tensor, log_scale: torch.Tensor, log_w32: torch.Tensor
+    twice: torch.Tensor, columns: torch.Tensor, log_scale: torch.Tensor, log_w: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sums of the weights and of the squared weights in the event per half of the samples.
 
@@ -106,8 +113,9 @@ def weighted_event_sums(
         ``(D, c, K, M)`` float32: twice the event's indicator.
     columns, log_scale : torch.Tensor
         From :func:`weight_columns`; ``log_scale`` as ``(D, 1, K)``.
-    log_w32 : torch.Tensor
-        ``(D, K, M)`` float32: the log weights, for the halves recounted with their own scale.
+    log_w : torch.Tensor
+        ``(D, K, M)``: the log weights, for the halves recounted with their own scale (in float32,
+        as the weights of the other halves).
 
     Returns
     -------
@@ -124,7 +132,7 @@ def weighted_event_sums(
     low = (hits2 < RESCALE_BELOW).any(-1)
     if bool(low.any()):
         d, c, k = low.nonzero(as_tuple=True)
-        hits[d, c, k], hits2[d, c, k], top = rescaled_hits(twice[d, c, k], log_w32[d, k])
+        hits[d, c, k], hits2[d, c, k], top = rescaled_hits(twice[d, c, k], log_w[d, k].float())
         log_count_scale[d, c, k] = top.double()
     return hits, hits2, log_count_scale
 
@@ -153,11 +161,11 @@ def direct_counts(est, masks, free_sd, rest_patterns, rest_inverse):
     buf_free = torch.empty(num_draws, step, num_m, dtype=torch.float32)
     per_anomaly = est.free_effect.dim() == 4  # (D, K, R, M): the linear players' noise follows a proposal
     if proposal is None:
-        columns = half_columns(num_m).expand(num_draws, 1, -1, -1).contiguous()  # (D, 1, 2, M)
-        log_w32 = log_scale = None
+        columns = torch.ones(num_draws, 1, 1, num_m)
+        log_w = log_scale = None
     else:
         columns, log_scale = weight_columns(proposal.log_w)
-        log_w32 = proposal.log_w.float()  # (D, K, M), for the rows recounted with their own scale
+        log_w = proposal.log_w  # (D, K, M) float64
         log_scale = log_scale.unsqueeze(1)  # (D, 1, K)
 
     def linear_part(patterns: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -216,7 +224,7 @@ def direct_counts(est, masks, free_sd, rest_patterns, rest_inverse):
                 conditional_log_tails(hits, sd, lambda d, c, k: dev[d, c, k], est.bounds, rows, rare, ess_out=ess)
                 continue
             weight[rows] = proposal.anomaly_log_weights(len(rows))
-            hits, hits2, log_count_scale = weighted_event_sums(twice, columns, log_scale, log_w32)
+            hits, hits2, log_count_scale = weighted_event_sums(twice, columns, log_scale, log_w)
             scale[rows] = log_count_scale.permute(1, 2, 0).double()
             count[rows] = hits.permute(1, 2, 0, 3)
             ess[rows] = (hits.sum(-1).double() ** 2 / hits2.sum(-1).double()).nan_to_num(nan=0.0).permute(1, 2, 0)

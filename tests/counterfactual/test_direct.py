@@ -41,15 +41,16 @@ def test_half_columns_put_the_odd_sample_in_the_second_half():
 def test_unweighted_hits_are_exact_counts():
     """Shared half columns give, per half, the number of samples in the event (boundary 1/2), exactly."""
     twice = _twice((3, 5, 2, 101), seed=0)
-    hits = direct.weighted_hits(twice, direct.half_columns(101).expand(3, 1, -1, -1).contiguous())
+    hits = direct.weighted_hits(twice, torch.ones(3, 1, 1, 101))
     expected = torch.stack([twice[..., :50].sum(-1), twice[..., 50:].sum(-1)], -1) / 2
     assert torch.equal(hits, expected)
 
 
 def test_per_anomaly_columns_weigh_each_anomaly_with_its_own():
     twice = _twice((3, 4, 2, 60), seed=1)
-    columns = torch.rand(3, 2, 4, 60, generator=torch.Generator().manual_seed(2))
-    expected = torch.einsum("dckm,dkjm->dckj", twice.double(), columns.double()) / 2
+    columns = torch.rand(3, 2, 2, 60, generator=torch.Generator().manual_seed(2))
+    per_half = columns.double().unsqueeze(-2) * direct.half_columns(60).double()  # (D, K, J, 2, M)
+    expected = torch.einsum("dckm,dkjhm->dckjh", twice.double(), per_half).flatten(-2) / 2
     torch.testing.assert_close(direct.weighted_hits(twice, columns).double(), expected, rtol=1e-6, atol=1e-6)
 
 
@@ -66,7 +67,7 @@ def test_event_sums_reach_weights_far_below_float32():
     twice[:, 1] = 0.0  # coalition 1: an empty event
     twice[:, 2] = torch.where(far, 0.0, twice[:, 2])  # coalition 2: no far sample in the event
     columns, log_scale = direct.weight_columns(log_w)
-    hits, hits2, log_count_scale = direct.weighted_event_sums(twice, columns, log_scale.unsqueeze(1), log_w.float())
+    hits, hits2, log_count_scale = direct.weighted_event_sums(twice, columns, log_scale.unsqueeze(1), log_w)
     # the ordinary coalitions keep the draw's scale; the far ones were recounted
     assert torch.equal(log_count_scale[:, 2], log_scale)
     assert bool((log_count_scale[:, 0] < -600).all())
@@ -90,7 +91,7 @@ def test_event_sums_do_not_depend_on_the_weights_scale(shift, seed):
     out = []
     for lw in (log_w, log_w + shift):
         columns, log_scale = direct.weight_columns(lw)
-        hits, hits2, log_count_scale = direct.weighted_event_sums(twice, columns, log_scale.unsqueeze(1), lw.float())
+        hits, hits2, log_count_scale = direct.weighted_event_sums(twice, columns, log_scale.unsqueeze(1), lw)
         out.append((hits.double().log() + log_count_scale.unsqueeze(-1), hits2.double().log() + 2 * log_count_scale.unsqueeze(-1)))
     (a1, a2), (b1, b2) = out
     torch.testing.assert_close(b1 - shift, a1, rtol=0, atol=1e-3 + 1e-6 * abs(shift))
