@@ -2,9 +2,11 @@ r"""Monte Carlo tails: the set function for any SCM, plain or conditional Monte 
 
 Fresh noise from ``trace(plate(program))`` is shared by all coalitions (common random numbers).
 The nonlinear part U of the target (:mod:`bayesrca.counterfactual.decomposition`) is propagated
-with ``KeepNoise(condition(program, fresh_noise))``, once per distinct restriction of the
-coalitions to U, coalitions being a leading tensor dimension; the linearised rest R follows for
-all coalitions from one matrix product.
+as ``KeepNoise(condition(program, fresh_noise))`` would, once per distinct restriction of the
+coalitions to U, node by node over distinct inputs only (:mod:`bayesrca.counterfactual.propagate`);
+the linearised rest R follows for all coalitions from one matrix product, and every sample is
+compared with every anomaly's event (:mod:`bayesrca.counterfactual.direct`) unless many anomalies
+share sorted samples.
 
 Conditional Monte Carlo: every noise that enters X_t additively (the linear players' and the
 target's own) is split into a sampled part and a Gaussian part :math:`N = R + sd \cdot \epsilon`.
