@@ -5,8 +5,9 @@ propagated nonlinear part and under an importance-sampling proposal. Per chunk o
 samples of X_t minus the event's centre are built (float32, layout ``(D, c, K, M)``), turned into
 twice the event's indicator (2 inside, 0 outside, 1 on the boundary, which counts 1/2), and the
 sums over each half of the samples, of the weights and of the squared weights in the event, come
-from one matrix product with a small table of weight columns ``(D, K, J, M)``: the weights do not
-depend on the coalition, so they are exponentiated once, not once per coalition.
+from a matrix product per half with a table of weight columns ``(D, K, J, M)``: the weights do not
+depend on the coalition, so they are exponentiated once, not once per coalition (and without
+weights, the columns are ones: exact integer counts).
 
 Weights are relative to the largest weight of their (draw, anomaly) :math:`e^{G}`, computed in
 float64 and stored in float32. Weights of an event far out in a proposal's tail can be
@@ -29,8 +30,8 @@ __all__ = [
     "weighted_event_sums", "weighted_hits",
 ]
 
-#: Elements of X_t's samples built per chunk of coalitions (about 6 MB in float32): the chunk's
-#: few passes stay in the CPU's caches.
+#: Elements of X_t's samples built per chunk of coalitions (6.4 MB in float32; on the microservice
+#: example the time was flat from 0.4 to 6.4 million, and small buffers keep the working set small).
 CHUNK_ELEMENTS = 1_600_000
 #: Below this sum of squared weights in the event (relative to the draw's largest weight), a half
 #: of the samples is recounted relative to its own largest weight in the event: weights below

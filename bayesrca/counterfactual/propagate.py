@@ -18,6 +18,7 @@ values of its own player).
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
+from typing import cast
 
 import networkx as nx
 import torch
@@ -44,7 +45,7 @@ def distinct_rows(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def upstream_values(
-    scm, upstream: list, kept: Mapping[Hashable, torch.Tensor], fresh: Mapping[str, torch.Tensor], patterns: torch.Tensor
+    scm, upstream: list, kept: Mapping[Hashable, torch.Tensor], fresh: dict[str, torch.Tensor], patterns: torch.Tensor
 ) -> dict[Hashable, tuple[torch.Tensor, torch.Tensor]]:
     """The values of the nodes of U per pattern, each node run once per distinct input.
 
@@ -102,7 +103,7 @@ def upstream_term(scm, parts: TargetDecomposition, kept, fresh, patterns: torch.
     if not parts.rest:
         term = value(parts.upstream[-1])
     else:
-        coef = parts.input_coef.float()  # not None: rest is non-empty
-        term = sum(value(k) * coef[:, i] for i, k in enumerate(parts.inputs))
+        coef = cast(torch.Tensor, parts.input_coef).float()  # not None: rest is non-empty
+        term = cast(torch.Tensor, sum(value(k) * coef[:, i] for i, k in enumerate(parts.inputs)))
     shape = (patterns.shape[0], num_m, parts.num_anomalies, scm.num_draws_)
     return term.expand(shape).permute(0, 3, 2, 1).float().unsqueeze(2).contiguous()
