@@ -2,9 +2,11 @@ r"""Monte Carlo tails: the set function for any SCM, plain or conditional Monte 
 
 Fresh noise from ``trace(plate(program))`` is shared by all coalitions (common random numbers).
 The nonlinear part U of the target (:mod:`bayesrca.counterfactual.decomposition`) is propagated
-with ``KeepNoise(condition(program, fresh_noise))``, once per distinct restriction of the
-coalitions to U, coalitions being a leading tensor dimension; the linearised rest R follows for
-all coalitions from one matrix product.
+as ``KeepNoise(condition(program, fresh_noise))`` would, once per distinct restriction of the
+coalitions to U, node by node over distinct inputs only (:mod:`bayesrca.counterfactual.propagate`);
+the linearised rest R follows for all coalitions from one matrix product, and every sample is
+compared with every anomaly's event (:mod:`bayesrca.counterfactual.direct`) unless many anomalies
+share sorted samples.
 
 Conditional Monte Carlo: every noise that enters X_t additively (the linear players' and the
 target's own) is split into a sampled part and a Gaussian part :math:`N = R + sd \cdot \epsilon`.
@@ -22,18 +24,17 @@ or integrated term carries its importance weight (:mod:`bayesrca.counterfactual.
 
 from __future__ import annotations
 
-import math
 from typing import cast
 
 import torch
-from pyro import poutine
 
 from . import importance as imp
 from . import tails
 from .counting import RARE_HITS, conditional_log_tails, log_probs, sorted_hits
 from .decomposition import TargetDecomposition
-from .handlers import KeepNoise
+from .direct import direct_counts
 from .ops import fresh_noise_trace
+from .propagate import upstream_term
 from ..mechanisms.base import noise_site
 from ..mechanisms.mixture import has_additive_noise, split_gaussian_part
 
@@ -246,113 +247,8 @@ class MonteCarloTails:
         return centre.permute(2, 0, 1).float()
 
     def _direct_counts(self, masks, free_sd, rest_patterns, rest_inverse):
-        """Event counts ``(C, K, D, 2)`` per half, every sample compared with every anomaly's event;
-        rare cases from conditional Monte Carlo (``(C, K, D, 3)``, NaN elsewhere); the ESS
-        ``(C, K, D)``; under a proposal (else None) the counts' log scale and the anomaly's log
-        weight, ``(C, K, D)`` each.
-
-        Under a proposal the counts are sums of importance weights divided by the largest weight in
-        the event (weights of e^-700 do not fit a float32), and rare cases integrate weighted terms."""
-        proposal = self.proposal
-        num_draws, num_k, num_m = self.scm.num_draws_, self.parts.num_anomalies, self.num_mc_samples
-        half_m = num_m // 2
-        sizes = torch.tensor([half_m, num_m - half_m], dtype=torch.float32)
-        count = torch.empty(masks.shape[0], num_k, num_draws, 2, dtype=torch.float32)  # per half of the samples
-        rare = torch.full((masks.shape[0], num_k, num_draws, 3), float("nan"), dtype=torch.float64)
-        ess = torch.empty(masks.shape[0], num_k, num_draws, dtype=torch.float64)
-        weight = None if proposal is None else torch.empty(masks.shape[0], num_k, num_draws, dtype=torch.float64)
-        scale = None if proposal is None else torch.empty_like(weight)
-        step = max(1, self.max_elements // ((2 if proposal is None else 6) * num_draws * num_k * num_m))
-        buf = torch.empty(num_draws, step, num_k, num_m, dtype=torch.float32)  # centre of X_t - mid
-        buf_full = torch.empty_like(buf)  # ... plus the sampled Gaussian part
-        buf_free = torch.empty(num_draws, step, num_m, dtype=torch.float32)
-        per_anomaly = self.free_effect.dim() == 4  # (D, K, R, M): the linear players' noise follows a proposal
-        log_w32_all = None if proposal is None else proposal.log_w.float().unsqueeze(1)  # (D, 1, K, M)
-
-        def linear_part(patterns: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-            """(D, P, K, M): free linear part minus the event centre, for rest patterns ``patterns``.
-
-            With ``out`` (at most ``step`` patterns) it writes into preallocated buffers: fresh
-            allocations of this size cost more than the arithmetic.
-            """
-            mask = (1 - patterns).float().expand(num_draws, -1, -1)
-            centre = self._centre(patterns).unsqueeze(-1)  # (D, P, K, 1)
-            if per_anomaly:
-                return torch.sub(torch.einsum("dpr,dkrm->dpkm", mask, self.free_effect), centre, out=out)
-            free = torch.matmul(mask, self.free_effect, out=None if out is None else buf_free[:, : len(patterns)])
-            if out is None:
-                return free.unsqueeze(2) - centre
-            return torch.sub(free.unsqueeze(2), centre, out=out)
-
-        table = linear_part(rest_patterns) if num_draws * len(rest_patterns) * num_k * num_m <= self.max_elements else None
-
-        def count_into(idx: torch.Tensor, upstream: torch.Tensor | None) -> None:
-            idx = idx[torch.argsort(rest_inverse[idx])]  # consecutive rest patterns: slices of the table
-            for start in range(0, len(idx), step):
-                rows = idx[start : start + step]
-                dev = buf[:, : len(rows)]
-                pat = rest_inverse[rows]
-                if table is not None and bool((pat.diff() == 1).all()):  # a slice of the table
-                    src = table[:, int(pat[0]) : int(pat[0]) + len(pat)]
-                    if upstream is None:
-                        dev.copy_(src)
-                    else:
-                        torch.add(src, upstream, out=dev)
-                else:
-                    if table is None:
-                        linear_part(rest_patterns[pat], out=dev)
-                    else:
-                        torch.index_select(table, 1, pat, out=dev)
-                    if upstream is not None:
-                        dev.add_(upstream)
-                sd = free_sd[rows]  # (c, D)
-                full = torch.addcmul(dev, sd.T.float().reshape(num_draws, -1, 1, 1), self.eps32, out=buf_full[:, : len(rows)])
-                if self.side == "two":
-                    full.abs_().sub_(self.half)
-                elif self.side == "upper":
-                    full.add_(self.tol)
-                else:
-                    full.neg_().add_(self.tol)
-                full.sign_()  # +1 inside the event, -1 outside (0 on the boundary counts 1/2)
-                if proposal is None:
-                    hits = (by_half(full) + sizes) / 2
-                    count[rows] = hits.permute(1, 2, 0, 3)
-                    ess[rows] = hits.sum(-1).permute(1, 2, 0).double()
-                    conditional_log_tails(hits, sd, lambda d, c, k: dev[d, c, k], self.bounds, rows, rare, ess_out=ess)
-                    continue
-                log_w = proposal.log_weights(len(rows))  # (D, c, K, M)
-                weight[rows] = proposal.anomaly_log_weights(len(rows))
-                # float32 for the per-sample arithmetic (half the memory traffic): a log weight
-                # rounded to 1e-7 of itself, the weight to 1e-4 at e^-700
-                log_w32 = log_w32_all.expand(-1, len(rows), -1, -1)
-                top = torch.where(full >= 0, log_w32, -math.inf).amax(-1, keepdim=True).nan_to_num(neginf=0.0)
-                scale[rows] = top[..., 0].permute(1, 2, 0).double()
-                w = (log_w32 - top).clamp_(max=0.0).exp_()  # <= 1 in the event
-                terms = full.add_(1).mul_(0.5).mul_(w)  # w * 1[event]
-                hits, hits2 = by_half(terms), by_half(terms.mul_(w))
-                count[rows] = hits.permute(1, 2, 0, 3)
-                ess[rows] = (hits.sum(-1).double() ** 2 / hits2.sum(-1).double()).nan_to_num(nan=0.0).permute(1, 2, 0)
-                half_ess = (hits**2 / hits2).nan_to_num(nan=0.0)
-                conditional_log_tails(half_ess, sd, lambda d, c, k: dev[d, c, k], self.bounds, rows, rare,
-                                      log_weights=log_w, ess_out=ess)
-
-        def by_half(values: torch.Tensor) -> torch.Tensor:
-            """(D, c, K, 2): sums over each half of the samples."""
-            halves = values[..., : 2 * half_m].unflatten(-1, (2, half_m)).sum(-1)
-            if num_m % 2:  # the odd sample out joins the second half
-                halves[..., 1] += values[..., -1]
-            return halves
-
-        if not self.parts.upstream:
-            count_into(torch.arange(masks.shape[0]), None)
-        else:
-            patterns, inverse = torch.unique(masks[:, self.parts.up_idx], dim=0, return_inverse=True)
-            per_pattern = max(1, self.max_elements // (8 * num_m * num_k * num_draws))
-            for start in range(0, len(patterns), per_pattern):
-                terms = self._upstream_term(patterns[start : start + per_pattern])  # (P, D, 1, K, M)
-                for i, term in enumerate(terms):
-                    count_into(torch.nonzero(inverse == start + i).squeeze(-1), term)
-        return count, rare, ess, scale, weight
+        """Every sample compared with every anomaly's event: :func:`~bayesrca.counterfactual.direct.direct_counts`."""
+        return direct_counts(self, masks, free_sd, rest_patterns, rest_inverse)
 
     def _sorted_counts(self, patterns: torch.Tensor, pattern_sd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Event counts ``(P, K, D, 2)`` per half of the samples, for many anomalies at once.
@@ -384,16 +280,6 @@ class MonteCarloTails:
         return count, rare, ess
 
     def _upstream_term(self, patterns: torch.Tensor) -> torch.Tensor:
-        """``sum_k b_k X_k`` (or ``X_t`` if the target is upstream) per pattern: ``(P, D, 1, K, M)``."""
-        parts = self.parts
-        c = patterns.shape[0]
-        node_masks = {p: patterns[:, j].reshape(c, 1, 1, 1) for j, p in enumerate(parts.upstream)}
-        program = KeepNoise(self.kept32, node_masks)(poutine.condition(self.scm.program, data=self.fresh32))
-        values = program(parts.upstream)
-        if not parts.rest:
-            term = values[parts.upstream[-1]]
-        else:
-            coef = cast(torch.Tensor, parts.input_coef).float()  # not None: rest is non-empty
-            term = sum(values[k] * coef[:, i] for i, k in enumerate(parts.inputs))
-        shape = (c, self.num_mc_samples, parts.num_anomalies, self.scm.num_draws_)
-        return term.expand(shape).permute(0, 3, 2, 1).float().unsqueeze(2).contiguous()
+        """``sum_k b_k X_k`` (or ``X_t`` if the target is upstream) per pattern: ``(P, D, 1, K, M)``
+        (:func:`~bayesrca.counterfactual.propagate.upstream_term`)."""
+        return upstream_term(self.scm, self.parts, self.kept32, self.fresh32, patterns, self.num_mc_samples)
