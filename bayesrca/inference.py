@@ -35,7 +35,7 @@ from .threads import torch_threads
 from .exceptions import ConvergenceWarning
 
 __all__ = ["PRIOR", "VAGUE_G", "SCALE_KEYS", "regression_model", "conjugate_posterior", "conjugate_log_evidence",
-           "residual_kde", "bootstrap_posterior", "attach_gpd_tails", "tail_count", "gpd_tail_draws", "mcmc_posterior", "svi_posterior",
+           "residual_kde", "bootstrap_posterior", "mcmc_posterior", "svi_posterior",
            "chain_diagnostics"]
 
 #: Weakly informative prior on the standardised scale (unit-variance response and features).
@@ -150,9 +150,10 @@ def bootstrap_posterior(
     Returns ``coef`` (D, F), ``atoms`` (D, K) and ``bandwidth`` (D,). The KDE bandwidth is
     Silverman's rule on each draw's atoms, with the training size n in the rate ``n^(-1/5)``.
     With ``gpd_tails`` it also returns the generalised Pareto tails of
-    :class:`~bayesrca.mechanisms.noise.BootstrapGPD` (see :func:`gpd_tail_draws`), or none
-    (plain KDE noise, ``diagnostics["tails"] == "kde"``) when the residuals are too few or tied
-    at the thresholds (:data:`MIN_TAIL_COUNT`, :data:`MIN_BODY_RATIO`).
+    :class:`~bayesrca.mechanisms.noise.BootstrapGPD` (see :func:`bayesrca.mechanisms.gpd.gpd_tail_draws`),
+    or none (plain KDE noise, ``diagnostics["tails"] == "kde"``) when the residuals are too few or
+    tied at the thresholds (:data:`bayesrca.mechanisms.gpd.MIN_TAIL_COUNT`,
+    :data:`bayesrca.mechanisms.gpd.MIN_BODY_RATIO`).
     """
     n, num_features = X.shape
     weights = torch.distributions.Exponential(X.new_ones(())).sample((num_draws, n))
@@ -170,40 +171,10 @@ def bootstrap_posterior(
     draws = {"coef": coef, "atoms": atoms, "bandwidth": bandwidth}
     info: dict[str, Any] = {"inference": "bootstrap", "exact": True}
     if gpd_tails:
+        from .mechanisms.gpd import attach_gpd_tails  # here: mechanisms import this module
+
         attach_gpd_tails(draws, info, residuals, weights, y - coef.mean(0) @ X.T)
     return draws, info
-
-
-def attach_gpd_tails(
-    draws: dict[str, torch.Tensor], info: dict[str, Any], residuals: torch.Tensor, weights: torch.Tensor,
-    reference: torch.Tensor,
-) -> None:
-    """Add the generalised Pareto tails of :class:`~bayesrca.mechanisms.noise.BootstrapGPD` to KDE noise draws.
-
-    ``draws`` holds each draw's ``atoms`` and ``bandwidth`` (:func:`residual_kde`); the tails come
-    from the draws' ``residuals`` and Dirichlet ``weights`` (both ``(D, n)``) and, for the shape
-    posterior, the ``reference`` residuals (those of the posterior-mean fit), see
-    :func:`gpd_tail_draws`. Sets ``info["tails"]`` to ``"gpd"``, or to ``"kde"`` (the draws stay
-    plain KDE noise) when the residuals are too few or tied at the thresholds
-    (:data:`MIN_TAIL_COUNT`, :data:`MIN_BODY_RATIO`).
-    """
-    atoms, bandwidth = draws["atoms"], draws["bandwidth"]
-    m = tail_count(residuals.shape[-1])
-    if m < MIN_TAIL_COUNT:
-        info["tails"] = "kde"
-        return
-    tails, tail_info = gpd_tail_draws(residuals, weights, reference, m, 1e-3 * float(bandwidth.median()))
-    h = bandwidth.unsqueeze(-1)
-    kernel_body = (torch.special.ndtr((tails["upper"].unsqueeze(-1) - atoms) / h)
-                   - torch.special.ndtr((tails["lower"].unsqueeze(-1) - atoms) / h)).mean(-1)
-    data_body = 1.0 - tails["prob_lower"] - tails["prob_upper"]
-    if bool((kernel_body < MIN_BODY_RATIO * data_body).any()):
-        # residuals tied at the thresholds (e.g. a column that is mostly one value): the
-        # kernel cannot carry the body's mass between them, the spliced density would blow up
-        info.update(tails="kde", tails_note="residuals tied at the tail thresholds")
-    else:
-        draws.update(tails)
-        info.update(tails="gpd", **tail_info)
 
 
 def residual_kde(
@@ -236,73 +207,6 @@ def residual_kde(
     bandwidth = 0.9 * spread * n ** (-0.2)
     bandwidth = torch.clamp(bandwidth, min=1e-6)
     return atoms, bandwidth
-
-
-#: GPD tails: threshold at this quantile of the residuals (and its mirror) ...
-TAIL_FRACTION = 0.1
-#: ... moved inwards to keep at least this many exceedances per tail (at most a quarter of the rows) ...
-MIN_EXCEEDANCES = 20
-#: ... and outwards to keep at most this many (large n: a threshold further out, where the GPD fits best).
-MAX_EXCEEDANCES = 500
-#: With fewer exceedances per tail than this (fewer than 8 rows) the noise stays the plain KDE ...
-MIN_TAIL_COUNT = 2
-#: ... and also when, in some draw, the kernel's mass between the thresholds is below this fraction
-#: of the data's (residuals tied at the thresholds: the spliced body's density would blow up).
-MIN_BODY_RATIO = 0.5
-
-
-def tail_count(n: int) -> int:
-    """Exceedances per GPD tail for ``n`` residuals (see :data:`TAIL_FRACTION` and the limits after it)."""
-    return min(max(MIN_EXCEEDANCES, math.ceil(TAIL_FRACTION * n)), MAX_EXCEEDANCES, n // 4)
-
-
-def gpd_tail_draws(
-    residuals: torch.Tensor, weights: torch.Tensor, reference: torch.Tensor, m: int, floor: float
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Thresholds, tail probabilities and GPD draws of the two tails of bootstrap noise.
-
-    Per draw d, the upper threshold is the (m+1)-th largest of the draw's residuals and the
-    upper tail probability the draw's Dirichlet weight on the m residuals above it (likewise
-    below). The GPD posterior (:func:`bayesrca.mechanisms.gpd.sample_tail_posterior`) is computed
-    once per tail, from the exceedances of ``reference`` (the residuals of the posterior-mean
-    coefficients), and each draw takes an independent draw from it: the exceedances move with
-    the coefficient draw by O(1/sqrt(n)) while the GPD posterior is O(1/sqrt(m)) wide, so one
-    grid posterior instead of D costs D times less at a negligible loss.
-
-    Returns
-    -------
-    draws : dict
-        ``lower``, ``upper``, ``prob_lower``, ``prob_upper``, ``shape_lower``, ``shape_upper``,
-        ``scale_lower``, ``scale_upper``, each ``(D,)``.
-    info : dict
-        ``tail_exceedances`` (m), ``tail_shape_lower`` / ``tail_shape_upper`` (posterior mean
-        shapes), ``tail_grid_edge_mass`` (largest posterior mass on the grid's edge) and
-        ``tail_grids`` (the :class:`~bayesrca.mechanisms.gpd.TailGrid` of each side, which the
-        mechanism keeps for :mod:`bayesrca.mechanisms.tail_pooling`; not a diagnostic).
-    """
-    from .mechanisms.gpd import sample_tail_posterior
-
-    num_draws = residuals.shape[0]
-    top, top_idx = residuals.topk(m + 1, dim=-1)  # descending
-    bottom, bottom_idx = residuals.topk(m + 1, dim=-1, largest=False)  # ascending
-    ref = reference.sort().values
-    out: dict[str, torch.Tensor] = {
-        "lower": bottom[:, m], "upper": top[:, m],
-        "prob_lower": torch.gather(weights, 1, bottom_idx[:, :m]).sum(-1),
-        "prob_upper": torch.gather(weights, 1, top_idx[:, :m]).sum(-1),
-    }
-    info: dict[str, Any] = {"tail_exceedances": m}
-    edge = 0.0
-    grids = {}
-    for side, exceed in (("lower", ref[m] - ref[:m]), ("upper", ref[-m:] - ref[-m - 1])):
-        post = sample_tail_posterior(exceed, floor, num_draws)
-        out[f"shape_{side}"], out[f"scale_{side}"] = post["shape"], post["scale"]
-        info[f"tail_shape_{side}"] = float(post["shape_mean"])
-        edge = max(edge, float(post["edge_mass"]))
-        grids[side] = post["grid"]
-    info["tail_grid_edge_mass"] = edge
-    info["tail_grids"] = grids  # not a diagnostic: taken out by the mechanism (see tail_pooling)
-    return out, info
 
 
 #: Noise parameters measured in the response's units (rescaled from the standardised scale).

@@ -31,7 +31,6 @@ Dirichlet-weighted least squares of :func:`bayesrca.inference.bootstrap_posterio
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -41,6 +40,8 @@ import torch
 from .. import inference
 from ..exceptions import ConfigError, DataError
 from .additive import AdditiveNoiseModel
+from .gp_tables import fourier_sum, fourier_tables, hermite
+from .gpd import attach_gpd_tails
 from .hinges import condition_hinges
 
 __all__ = ["GPANM", "fourier_frequencies"]
@@ -58,34 +59,6 @@ def fourier_frequencies(num: int) -> np.ndarray:
     """
     probs = torch.as_tensor(0.5 + 0.5 * (np.arange(num) + 0.5) / num, dtype=torch.float64)
     return torch.special.ndtri(probs).numpy()  # torch, not scipy: scipy is no runtime dependency
-
-
-#: The table of the fast evaluation reaches this many sd beyond the training data (beyond: exact).
-TABLE_MARGIN = 10.0
-#: Largest table (grid points x draws, per parent); a longer one is not built (exact evaluation).
-TABLE_MAX_ENTRIES = 2**23
-
-
-def _hermite(z: torch.Tensor, low: float, step: float, values: torch.Tensor, slopes: torch.Tensor,
-             num_draws: int) -> torch.Tensor:
-    """Cubic Hermite interpolation of per-draw tables at ``z`` shaped ``(..., D)`` or ``(..., 1)``.
-
-    ``values`` and ``slopes`` (already times ``step``) are flattened ``(G, D)`` tables on the grid
-    ``low + step * i``; ``z`` must lie on the grid.
-    """
-    u = (z - low) / step
-    cell = u.floor().clamp_(0, values.numel() // num_draws - 2)
-    t = u.sub_(cell)
-    index = cell.long().mul_(num_draws) + torch.arange(num_draws)
-    del cell
-    t2 = t * t
-    t3 = t2 * t
-    h01 = t2.mul(3).sub_(t3.mul(2))  # 3t^2 - 2t^3
-    out = values.take(index + num_draws).mul_(h01)
-    out.add_(values.take(index).mul_(1 - h01))
-    out.add_(slopes.take(index).mul_(t3 - 2 * t2 + t))
-    out.add_(slopes.take(index + num_draws).mul_(t3.sub_(t2)))
-    return out
 
 
 class GPANM(AdditiveNoiseModel):
@@ -213,7 +186,7 @@ class GPANM(AdditiveNoiseModel):
         """
         self._check_fitted()
         dtype = dtype or (parents[0].dtype if parents else self.intercept_.dtype)
-        tables = self._tables(dtype) if parents else None
+        tables = fourier_tables(self, dtype) if parents else None
         if tables is None:
             return super().loc(parents, dtype)
         per_parent = 3 + 2 * int(self.num_frequencies)
@@ -225,59 +198,16 @@ class GPANM(AdditiveNoiseModel):
             far = (p < p_low) | (p > p_high)
             if bool(far.any()):
                 top = low + step * (values.numel() // self.num_draws_ - 1)
-                fourier = _hermite(z.clamp(low, top), low, step, values, slopes, self.num_draws_)
+                fourier = hermite(z.clamp(low, top), low, step, values, slopes, self.num_draws_)
                 far = far.expand(fourier.shape)
                 draws = torch.arange(self.num_draws_).expand(fourier.shape)[far]
-                fourier[far] = self._fourier_sum(z.expand(fourier.shape)[far], draws, k, dtype)
+                fourier[far] = fourier_sum(self, z.expand(fourier.shape)[far], draws, k, dtype)
             else:
-                fourier = _hermite(z, low, step, values, slopes, self.num_draws_)
+                fourier = hermite(z, low, step, values, slopes, self.num_draws_)
             out = out + p * coef[:, base] + fourier
             out = out + (z - self.z_high_[k].to(dtype)).clamp_(min=0) * coef[:, base + per_parent - 2]
             out = out + (self.z_low_[k].to(dtype) - z).clamp_(min=0) * coef[:, base + per_parent - 1]
         return out
-
-    def _fourier_sum(self, z: torch.Tensor, draws: torch.Tensor, k: int, dtype: torch.dtype) -> torch.Tensor:
-        """Parent ``k``'s exact Fourier sum at standardised values ``z`` ``(S,)`` of draws ``draws`` ``(S,)``."""
-        base = k * (3 + 2 * int(self.num_frequencies))
-        inv_lengthscale = (1.0 / self.lengthscale_)[draws]
-        out = torch.zeros_like(z)
-        for j, w in enumerate(self.frequencies_):
-            angle = z * (w * inv_lengthscale).to(dtype)
-            out.addcmul_(torch.cos(angle), self.coef_[draws, base + 1 + 2 * j].to(dtype))
-            out.addcmul_(angle.sin_(), self.coef_[draws, base + 2 + 2 * j].to(dtype))
-        return out
-
-    def _tables(self, dtype: torch.dtype) -> list[tuple] | None:
-        """Per parent ``(p_low, p_high, z_low, step, values (G, D), slopes (G, D) * step)``, cached."""
-        cache = self.__dict__.setdefault("_table_cache", {})
-        if dtype in cache:
-            return cache[dtype]
-        m, D = int(self.num_frequencies), self.num_draws_
-        per_parent = 3 + 2 * m
-        rate = self.frequencies_.max() / self.lengthscale_.min()  # fastest angle per unit of z
-        step = float(0.1 / rate)
-        tables: list[tuple] = []
-        for k in range(self.num_parents_):
-            low, high = float(self.z_low_[k]) - TABLE_MARGIN, float(self.z_high_[k]) + TABLE_MARGIN
-            size = int(math.ceil((high - low) / step)) + 2
-            if size * D > TABLE_MAX_ENTRIES:  # too long a table: exact evaluation
-                cache[dtype] = None
-                return None
-            grid = low + step * torch.arange(size, dtype=torch.float64)
-            rates = self.frequencies_[:, None] / self.lengthscale_  # (m, D)
-            weights = self.coef_[:, k * per_parent + 1: (k + 1) * per_parent - 2].T  # (2m, D)
-            values = torch.zeros(size, D, dtype=torch.float64)
-            slopes = torch.zeros(size, D, dtype=torch.float64)
-            for j in range(m):  # one frequency at a time: (G, D) temporaries only
-                angle = grid[:, None] * rates[j]
-                cos, sin = angle.cos(), angle.sin()
-                values += cos * weights[2 * j] + sin * weights[2 * j + 1]
-                slopes += (cos * weights[2 * j + 1] - sin * weights[2 * j]) * rates[j]
-            scale, center = float(self.x_scale_[k]), float(self.x_center_[k])
-            tables.append((center + scale * low, center + scale * (low + step * (size - 1)), low, step,
-                           values.to(dtype).reshape(-1), (slopes * step).to(dtype).reshape(-1)))
-        cache[dtype] = tables
-        return tables
 
     def conditioned_on(self, y: np.ndarray, parents: np.ndarray, *, seed: int = 0) -> GPANM:
         """The hinge weights conditioned on rows beyond the data (:func:`~bayesrca.mechanisms.hinges.condition_hinges`)."""
@@ -384,7 +314,7 @@ class GPANM(AdditiveNoiseModel):
         self.coef_ = y_scale * beta.reshape(num_draws, -1)
         tails: dict[str, Any] = {}
         if self.noise == "bootstrap_gpd":  # one GPD posterior per tail from all draws' residuals
-            inference.attach_gpd_tails(noise_parts, tails, boot_residuals, boot_weights, boot_residuals.mean(0))
+            attach_gpd_tails(noise_parts, tails, boot_residuals, boot_weights, boot_residuals.mean(0))
         grids = tails.pop("tail_grids", None)
         self._tail_pool = None if grids is None else {**grids, "unit": y_scale}  # for tail_pooling
         self.noise_params_ = {k: v * y_scale if k in inference.SCALE_KEYS else v for k, v in noise_parts.items()}

@@ -61,6 +61,14 @@ __all__ = [
     "sample_tail_posterior",
     "tail_grid",
     "TailGrid",
+    "TAIL_FRACTION",
+    "MIN_EXCEEDANCES",
+    "MAX_EXCEEDANCES",
+    "MIN_TAIL_COUNT",
+    "MIN_BODY_RATIO",
+    "tail_count",
+    "gpd_tail_draws",
+    "attach_gpd_tails",
 ]
 
 SHAPE_MIN = 0.0
@@ -248,3 +256,100 @@ def sample_tail_posterior(exceedances: torch.Tensor, floor: float, num_draws: in
     shape_mean = (1 - prob_exp) * (slab.sum(-1) * grid.shapes).sum()
     return {"shape": shape, "scale": scale, "shape_mean": shape_mean, "edge_mass": edge,
             "exponential_prob": prob_exp, "grid": grid}
+
+
+#: GPD tails: threshold at this quantile of the residuals (and its mirror) ...
+TAIL_FRACTION = 0.1
+#: ... moved inwards to keep at least this many exceedances per tail (at most a quarter of the rows) ...
+MIN_EXCEEDANCES = 20
+#: ... and outwards to keep at most this many (large n: a threshold further out, where the GPD fits best).
+MAX_EXCEEDANCES = 500
+#: With fewer exceedances per tail than this (fewer than 8 rows) the noise stays the plain KDE ...
+MIN_TAIL_COUNT = 2
+#: ... and also when, in some draw, the kernel's mass between the thresholds is below this fraction
+#: of the data's (residuals tied at the thresholds: the spliced body's density would blow up).
+MIN_BODY_RATIO = 0.5
+
+
+def tail_count(n: int) -> int:
+    """Exceedances per GPD tail for ``n`` residuals (see :data:`TAIL_FRACTION` and the limits after it)."""
+    return min(max(MIN_EXCEEDANCES, math.ceil(TAIL_FRACTION * n)), MAX_EXCEEDANCES, n // 4)
+
+
+def gpd_tail_draws(
+    residuals: torch.Tensor, weights: torch.Tensor, reference: torch.Tensor, m: int, floor: float
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Thresholds, tail probabilities and GPD draws of the two tails of bootstrap noise.
+
+    Per draw d, the upper threshold is the (m+1)-th largest of the draw's residuals and the
+    upper tail probability the draw's Dirichlet weight on the m residuals above it (likewise
+    below). The GPD posterior (:func:`bayesrca.mechanisms.gpd.sample_tail_posterior`) is computed
+    once per tail, from the exceedances of ``reference`` (the residuals of the posterior-mean
+    coefficients), and each draw takes an independent draw from it: the exceedances move with
+    the coefficient draw by O(1/sqrt(n)) while the GPD posterior is O(1/sqrt(m)) wide, so one
+    grid posterior instead of D costs D times less at a negligible loss.
+
+    Returns
+    -------
+    draws : dict
+        ``lower``, ``upper``, ``prob_lower``, ``prob_upper``, ``shape_lower``, ``shape_upper``,
+        ``scale_lower``, ``scale_upper``, each ``(D,)``.
+    info : dict
+        ``tail_exceedances`` (m), ``tail_shape_lower`` / ``tail_shape_upper`` (posterior mean
+        shapes), ``tail_grid_edge_mass`` (largest posterior mass on the grid's edge) and
+        ``tail_grids`` (the :class:`~bayesrca.mechanisms.gpd.TailGrid` of each side, which the
+        mechanism keeps for :mod:`bayesrca.mechanisms.tail_pooling`; not a diagnostic).
+    """
+    num_draws = residuals.shape[0]
+    top, top_idx = residuals.topk(m + 1, dim=-1)  # descending
+    bottom, bottom_idx = residuals.topk(m + 1, dim=-1, largest=False)  # ascending
+    ref = reference.sort().values
+    out: dict[str, torch.Tensor] = {
+        "lower": bottom[:, m], "upper": top[:, m],
+        "prob_lower": torch.gather(weights, 1, bottom_idx[:, :m]).sum(-1),
+        "prob_upper": torch.gather(weights, 1, top_idx[:, :m]).sum(-1),
+    }
+    info: dict[str, Any] = {"tail_exceedances": m}
+    edge = 0.0
+    grids = {}
+    for side, exceed in (("lower", ref[m] - ref[:m]), ("upper", ref[-m:] - ref[-m - 1])):
+        post = sample_tail_posterior(exceed, floor, num_draws)
+        out[f"shape_{side}"], out[f"scale_{side}"] = post["shape"], post["scale"]
+        info[f"tail_shape_{side}"] = float(post["shape_mean"])
+        edge = max(edge, float(post["edge_mass"]))
+        grids[side] = post["grid"]
+    info["tail_grid_edge_mass"] = edge
+    info["tail_grids"] = grids  # not a diagnostic: taken out by the mechanism (see tail_pooling)
+    return out, info
+
+
+def attach_gpd_tails(
+    draws: dict[str, torch.Tensor], info: dict[str, Any], residuals: torch.Tensor, weights: torch.Tensor,
+    reference: torch.Tensor,
+) -> None:
+    """Add the generalised Pareto tails of :class:`~bayesrca.mechanisms.noise.BootstrapGPD` to KDE noise draws.
+
+    ``draws`` holds each draw's ``atoms`` and ``bandwidth`` (:func:`bayesrca.inference.residual_kde`); the tails come
+    from the draws' ``residuals`` and Dirichlet ``weights`` (both ``(D, n)``) and, for the shape
+    posterior, the ``reference`` residuals (those of the posterior-mean fit), see
+    :func:`gpd_tail_draws`. Sets ``info["tails"]`` to ``"gpd"``, or to ``"kde"`` (the draws stay
+    plain KDE noise) when the residuals are too few or tied at the thresholds
+    (:data:`MIN_TAIL_COUNT`, :data:`MIN_BODY_RATIO`).
+    """
+    atoms, bandwidth = draws["atoms"], draws["bandwidth"]
+    m = tail_count(residuals.shape[-1])
+    if m < MIN_TAIL_COUNT:
+        info["tails"] = "kde"
+        return
+    tails, tail_info = gpd_tail_draws(residuals, weights, reference, m, 1e-3 * float(bandwidth.median()))
+    h = bandwidth.unsqueeze(-1)
+    kernel_body = (torch.special.ndtr((tails["upper"].unsqueeze(-1) - atoms) / h)
+                   - torch.special.ndtr((tails["lower"].unsqueeze(-1) - atoms) / h)).mean(-1)
+    data_body = 1.0 - tails["prob_lower"] - tails["prob_upper"]
+    if bool((kernel_body < MIN_BODY_RATIO * data_body).any()):
+        # residuals tied at the thresholds (e.g. a column that is mostly one value): the
+        # kernel cannot carry the body's mass between them, the spliced density would blow up
+        info.update(tails="kde", tails_note="residuals tied at the tail thresholds")
+    else:
+        draws.update(tails)
+        info.update(tails="gpd", **tail_info)

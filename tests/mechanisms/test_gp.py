@@ -290,10 +290,10 @@ def test_tabulated_evaluation_matches_the_exact_fourier_sum(monkeypatch):
 
 
 def test_without_room_for_a_table_the_exact_sum_is_used(monkeypatch):
-    from bayesrca.mechanisms import gp as gp_module
+    from bayesrca.mechanisms import gp_tables
     from bayesrca.mechanisms.additive import AdditiveNoiseModel
 
-    monkeypatch.setattr(gp_module, "TABLE_MAX_ENTRIES", 10)
+    monkeypatch.setattr(gp_tables, "TABLE_MAX_ENTRIES", 10)
     x, y = _data("tanh", n=100)
     with seeded(0):
         mech = br.GPANM().fit(y, x[:, None], num_draws=8)

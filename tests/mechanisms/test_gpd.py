@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import genpareto
 
-from bayesrca import inference
 from bayesrca.mechanisms.gpd import (
     NUM_LOG_SCALES,
     NUM_SHAPES,
@@ -23,6 +22,7 @@ from bayesrca.mechanisms.gpd import (
     gpd_moments,
     grid_log_posterior,
     sample_tail_posterior,
+    tail_count,
 )
 
 T = torch.float64
@@ -60,7 +60,7 @@ def test_icdf_inverts_the_survival_function(q, shape, scale):
 
 def _exceedances(sample: np.ndarray) -> torch.Tensor:
     """The tail_count(n) largest values minus the next one (the upper threshold's exceedances)."""
-    m = inference.tail_count(len(sample))
+    m = tail_count(len(sample))
     top = np.sort(sample)[::-1]
     return torch.tensor(top[:m] - top[m])
 
