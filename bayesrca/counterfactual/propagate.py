@@ -24,6 +24,7 @@ import networkx as nx
 import torch
 from pyro import poutine
 
+from .. import graph as graphs
 from .decomposition import TargetDecomposition
 from .handlers import KeepNoise
 from ..mechanisms.base import noise_site
@@ -54,7 +55,7 @@ def upstream_values(
     scm : BayesianSCM
         A fitted model.
     upstream : list
-        The nodes of U in topological order (closed under ancestors).
+        The nodes of U (closed under ancestors), in the order of the patterns' columns.
     kept : mapping
         Node to the anomalies' abducted noise ``(K, D)``.
     fresh : mapping
@@ -68,9 +69,9 @@ def upstream_values(
         Node to ``(values, row)``: ``values[row[c]]`` ``(M, K or 1, D)`` is the node's value
         under pattern c, as ``KeepNoise(kept, masks)(condition(scm.program, fresh))`` gives it.
     """
-    column = {p: j for j, p in enumerate(upstream)}
+    column = {p: j for j, p in enumerate(upstream)}  # the patterns' columns, in the order given
     out: dict[Hashable, tuple[torch.Tensor, torch.Tensor]] = {}
-    for node in upstream:
+    for node in graphs.topological_order(scm.graph_, upstream):  # parents first, whatever the order given
         parents = scm.parents_[node]
         ancestors = [column[a] for a in upstream if a in nx.ancestors(scm.graph_, node)]
         first, row = distinct_rows(patterns[:, ancestors + [column[node]]])

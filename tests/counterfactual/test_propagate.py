@@ -74,3 +74,20 @@ def test_node_by_node_values_are_the_programs(models, name):
         rows, row = fast[node]
         assert torch.equal(rows[row], slow[node].expand_as(rows[row]))
     assert len(fast["R"][0]) == 2  # a root: once per value of its own player
+
+
+def test_upstream_given_in_any_order_is_run_parents_first(models):
+    """The patterns' columns may list U in any order (an engine built with players not in
+    topological order): the nodes still run parents first and give the same values."""
+    scm = models["spline"]
+    observed = observed_rows([[1.0, 0.5, 0.2]])
+    parts = decompose_target(scm, "B", NODES, observed, propagate_nonlinear=True)
+    torch.manual_seed(0)
+    est = MonteCarloTails(scm, parts, observed["B"], base_score="median_cdf", num_mc_samples=32,
+                          max_elements=2**25, conditional=True)
+    patterns = torch.tensor(list(itertools.product([False, True], repeat=len(parts.upstream))))
+    forward = upstream_values(scm, parts.upstream, est.kept32, est.fresh32, patterns)
+    backward = upstream_values(scm, parts.upstream[::-1], est.kept32, est.fresh32, patterns.flip(-1))
+    for node in parts.upstream:
+        (a, ia), (b, ib) = forward[node], backward[node]
+        assert torch.equal(a[ia], b[ib])
