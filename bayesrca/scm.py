@@ -206,7 +206,9 @@ class BayesianSCM:
                 for node, task in zip(order, tasks)
             ], done)
         if self.tail_pooling:
-            pooled = pool_tail_shapes(fitted, num_draws, int(np.random.SeedSequence([base_seed, 1]).generate_state(1)[0]))
+            # in the nodes' order, not the order the fits finished in (an executor's): the same seed, the same draws
+            pooled = pool_tail_shapes({n: fitted[n] for n in order}, num_draws,
+                                      int(np.random.SeedSequence([base_seed, 1]).generate_state(1)[0]))
             for side, info in pooled.items():
                 _log.info("%s GPD tails pooled: %d tails, posterior mean share of exponential tails %.2f",
                           side, info["tails"], info["exponential_share"])

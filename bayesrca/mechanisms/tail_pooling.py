@@ -77,7 +77,8 @@ def pool_tail_shapes(mechanisms: Mapping[Hashable, Mechanism], num_draws: int, s
     ----------
     mechanisms : mapping
         Node to fitted mechanism (a :class:`~bayesrca.mechanisms.FamilyMixture`'s components are
-        pooled on their own draws).
+        pooled on their own draws). Its order fixes which random numbers each tail gets: pass the
+        nodes in a fixed order (the fit's), not in the order their fits finished.
     num_draws : int
         Posterior draws of the model.
     seed : int

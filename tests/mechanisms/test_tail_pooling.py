@@ -106,3 +106,23 @@ def test_saved_model_keeps_the_pooled_draws(tmp_path):
     loaded = br.load(tmp_path / "m.bayesrca")
     assert loaded.tail_pooling is True
     torch.testing.assert_close(_shapes(loaded), _shapes(scm), rtol=0, atol=0)
+
+
+def test_pooled_draws_do_not_depend_on_the_order_the_node_fits_finish(monkeypatch):
+    """An executor hands back node fits as they finish: the pooled draws must not follow that order."""
+    import bayesrca.scm as scm_module
+
+    graph, data = _system(n=120)
+    serial = _fit(graph, data, pooling=True, num_draws=30)
+    real = scm_module.run_tasks
+
+    def reversed_tasks(executor, fn, tasks, on_result, shared=()):
+        results = []
+        real(None, fn, tasks, lambda i, r: results.append((i, r)), shared)
+        for i, r in reversed(results):
+            on_result(i, r)
+
+    monkeypatch.setattr(scm_module, "run_tasks", reversed_tasks)
+    backwards = _fit(graph, data, pooling=True, num_draws=30)
+    torch.testing.assert_close(_shapes(backwards), _shapes(serial), rtol=0, atol=0)
+    torch.testing.assert_close(_shapes(backwards, "lower"), _shapes(serial, "lower"), rtol=0, atol=0)
