@@ -67,6 +67,16 @@ def topological_order(graph: nx.DiGraph, nodes: Sequence[Hashable] | None = None
     return [n for n in order if n in keep]
 
 
+def check_known_nodes(graph: nx.DiGraph, nodes: Sequence[Hashable], what: str) -> None:
+    """Raise a :class:`GraphError` naming the entries of ``nodes`` (an argument called ``what``)
+    that are not nodes of ``graph``, and the nodes to choose from."""
+    unknown = [n for n in nodes if n not in graph]
+    if unknown:
+        raise GraphError(
+            f"{what} names nodes {unknown!r} that are not in the causal graph; choose from {sorted(map(str, graph.nodes))}"
+        )
+
+
 def players_of(graph: nx.DiGraph, target: Hashable) -> list[Hashable]:
     """The target's ancestors and the target itself, in topological order.
 

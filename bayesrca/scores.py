@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from .threads import thread_policy
+from . import graph as graphs
 from .counterfactual import tails
 from ._random import resolve_seed, seeded
 from .counterfactual import abduct_noise, fresh_noise_trace, linearize
@@ -171,9 +172,7 @@ def _check_nodes(scm, nodes: Sequence[Hashable]) -> list[Hashable]:
     """The nodes asked for, in the graph's order, each once; a GraphError names unknown ones."""
     if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence):
         raise GraphError(f"nodes must be a list of graph nodes, got {nodes!r}")
-    unknown = [n for n in nodes if n not in scm.graph_]
-    if unknown:
-        raise GraphError(f"nodes {unknown!r} are not in the causal graph; choose from {sorted(map(str, scm.graph_.nodes))}")
+    graphs.check_known_nodes(scm.graph_, nodes, "nodes")
     if not nodes:
         raise GraphError("nodes is empty: name at least one node to score (or leave it None for all)")
     return [n for n in scm.graph_.nodes if n in set(nodes)]

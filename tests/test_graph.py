@@ -251,3 +251,12 @@ def test_fingerprint_mixed_name_types_do_not_break_sorting():
     g = nx.DiGraph([(1, "a"), (("t", 2), 1)])
     nodes, edges = graph_fingerprint(g)
     assert len(nodes) == 3 and len(edges) == 2
+
+
+def test_check_known_nodes_names_the_unknown_ones_and_the_choices():
+    from bayesrca.graph import check_known_nodes
+
+    graph = nx.DiGraph([("a", "b")])
+    check_known_nodes(graph, ["a", "b"], "nodes")  # all known: nothing raised
+    with pytest.raises(br.GraphError, match=r"invariant_nodes names nodes \['z'\].*choose from \['a', 'b'\]"):
+        check_known_nodes(graph, ["a", "z"], "invariant_nodes")

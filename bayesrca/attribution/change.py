@@ -43,7 +43,7 @@ from .._progress import resolve as resolve_progress
 from .._random import child_seeds, seeded
 from ..counterfactual import fresh_noise_trace
 from ..counterfactual.handlers import SwapMechanism
-from ..exceptions import ConfigError, GraphError
+from ..exceptions import ConfigError
 from ..mechanisms import Mechanism
 from ..mechanisms.base import noise_site
 from ..parallel import check_executor, run_tasks
@@ -345,7 +345,5 @@ def _check_nodes(nodes: Any, graph: nx.DiGraph) -> set:
     if isinstance(nodes, str) or not isinstance(nodes, Iterable):
         raise ConfigError(f"invariant_nodes must be a list of node names, got {nodes!r}")
     nodes = list(nodes)
-    unknown = [n for n in nodes if n not in graph]
-    if unknown:
-        raise GraphError(f"invariant_nodes names nodes {unknown!r} that are not in the graph")
+    graphs.check_known_nodes(graph, nodes, "invariant_nodes")
     return set(nodes)

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ..exceptions import ConfigError, GraphError
+from ..exceptions import ConfigError
+from ..graph import check_known_nodes
 from .additive import AdditiveNoiseModel
 from .base import Mechanism
 from .discrete import BernoulliGLM, CategoricalGLM, DiscreteGLM, PoissonGLM
@@ -210,9 +211,7 @@ def mechanism_specs(spec: Any, graph) -> dict[Hashable, Any]:
         If the mapping names nodes that are not in ``graph``.
     """
     per_node: Mapping = spec if isinstance(spec, Mapping) else {}
-    unknown = [n for n in per_node if n not in graph]
-    if unknown:
-        raise GraphError(f"mechanisms names nodes {unknown!r} that are not in the graph")
+    check_known_nodes(graph, list(per_node), "mechanisms")
     return {
         node: resolve_spec(per_node.get(node, "auto") if isinstance(spec, Mapping) else spec, node, graph.in_degree(node) == 0)
         for node in graph.nodes
