@@ -258,5 +258,5 @@ def test_check_known_nodes_names_the_unknown_ones_and_the_choices():
 
     graph = nx.DiGraph([("a", "b")])
     check_known_nodes(graph, ["a", "b"], "nodes")  # all known: nothing raised
-    with pytest.raises(br.GraphError, match=r"invariant_nodes names nodes \['z'\].*choose from \['a', 'b'\]"):
+    with pytest.raises(GraphError, match=r"invariant_nodes names nodes \['z'\].*choose from \['a', 'b'\]"):
         check_known_nodes(graph, ["a", "z"], "invariant_nodes")
