@@ -123,16 +123,7 @@ class MonteCarloTails:
         self.lo, self.hi, self.it_score, self.tail_ess = tails.conditional_thresholds(
             reference, centres, sd_all, x, base_score, rare_count=2 * RARE_HITS, return_ess=True
         )
-        # The event is |X - mid| >= half (two-sided), X >= hi or X <= lo; float32, layout (D, C, K, M).
-        # It is inclusive (>=): values within a float32 tolerance of a threshold count as in it, so a
-        # coalition that reproduces x_t exactly is not lost to rounding.
-        finite_abs = [torch.where(t.isfinite(), t.abs(), torch.zeros_like(t)) for t in (self.lo, self.hi)]
-        tol = 1e-5 * torch.maximum(*finite_abs) + 1e-12  # one-sided events have an infinite threshold
-        self.tol = tol.T.float().reshape(num_draws, 1, -1, 1)
-        self.half = ((self.hi - self.lo) / 2).T.float().reshape(num_draws, 1, -1, 1) - self.tol
-        self.mid = {"two": (self.lo + self.hi) / 2, "upper": self.hi, "lower": self.lo}[self.side]  # (K, D)
-        # the event's bounds relative to mid, exact (for conditional Monte Carlo), (K, D) each
-        self.bounds = (self.lo - self.mid, self.hi - self.mid)
+        self._set_event()
         self.eps32 = self.eps.T.float().reshape(num_draws, 1, 1, num_mc_samples)
         self.proposal: imp.NoiseProposal | None = None
         self.importance = conditional and importance
@@ -189,13 +180,22 @@ class MonteCarloTails:
         lo0, hi0, it0, ess0 = self._model_state
         self.lo, self.hi = torch.where(keep, lo, lo0), torch.where(keep, hi, hi0)
         self.it_score, self.tail_ess = torch.where(keep, it, it0), torch.where(keep, ess, ess0)
-        # the event's geometry, as in __init__, for the new thresholds
+        self._set_event()  # for the new thresholds
+
+    def _set_event(self) -> None:
+        """The event's geometry from the thresholds ``lo``, ``hi`` ``(K, D)``.
+
+        The event is |X - mid| >= half (two-sided), X >= hi or X <= lo; float32, layout (D, C, K, M).
+        It is inclusive (>=): values within a float32 tolerance of a threshold count as in it, so a
+        coalition that reproduces x_t exactly is not lost to rounding.
+        """
         num_draws = self.scm.num_draws_
         finite_abs = [torch.where(t.isfinite(), t.abs(), torch.zeros_like(t)) for t in (self.lo, self.hi)]
-        tol = 1e-5 * torch.maximum(*finite_abs) + 1e-12
+        tol = 1e-5 * torch.maximum(*finite_abs) + 1e-12  # one-sided events have an infinite threshold
         self.tol = tol.T.float().reshape(num_draws, 1, -1, 1)
         self.half = ((self.hi - self.lo) / 2).T.float().reshape(num_draws, 1, -1, 1) - self.tol
-        self.mid = {"two": (self.lo + self.hi) / 2, "upper": self.hi, "lower": self.lo}[self.side]
+        self.mid = {"two": (self.lo + self.hi) / 2, "upper": self.hi, "lower": self.lo}[self.side]  # (K, D)
+        # the event's bounds relative to mid, exact (for conditional Monte Carlo), (K, D) each
         self.bounds = (self.lo - self.mid, self.hi - self.mid)
 
     def _free_effect(self) -> None:
