@@ -59,8 +59,6 @@ def _tails(mechanisms: Mapping[Hashable, Mechanism], num_draws: int) -> dict[str
             if pool is None or "shape_upper" not in params:
                 continue
             draws = index[k] if index is not None else torch.arange(num_draws)
-            if len(draws) != params["shape_upper"].shape[0]:  # a component saved with all draws: not pooled
-                continue
             for side in out:
                 out[side].append((part, pool[side], pool["unit"], draws))
     return out
