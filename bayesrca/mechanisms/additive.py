@@ -29,6 +29,14 @@ _EXACT = {"gaussian": "conjugate", "bootstrap": "bootstrap", "bootstrap_gpd": "b
           "lognormal": "conjugate"}
 
 
+def _unvaried_columns(parents: np.ndarray) -> np.ndarray:
+    """``(P,)`` bool: parent columns that never varied in training."""
+    if parents.shape[1] == 0:
+        return np.zeros(0, dtype=bool)
+    centre, scale = parents.mean(0), parents.std(0)
+    return scale <= 1e-12 * np.maximum(1.0, np.abs(centre))
+
+
 class AdditiveNoiseModel(Mechanism):
     """Shared implementation of additive-noise mechanisms; subclasses define the feature map.
 
@@ -63,6 +71,9 @@ class AdditiveNoiseModel(Mechanism):
 
     #: coefficient prior scale on the standardised scale (see :mod:`bayesrca.inference`)
     prior_g: float = inference.PRIOR["g"]
+    #: sd of the prior over the effect of a parent that never varied in training, in the data's
+    #: units (child per parent); :class:`~bayesrca.mechanisms.linear.LinearANM` takes it as a parameter
+    unvaried_coef_sd: float = 1.0
 
     def __init__(
         self,
@@ -180,14 +191,30 @@ class AdditiveNoiseModel(Mechanism):
                 self._tail_pool = {**grids, "unit": y_scale}
             # too few residuals for GPD tails: the plain smoothed bootstrap (recorded in diagnostics)
             self.noise_family_ = "bootstrap" if info.get("tails") == "kde" else self.noise
-        if signs is not None and bool((signs[~live] != 0).any()):
-            # a constrained parent that never varied: its effect is not identified, so its draws
-            # come from the prior restricted to the sign (see _unvaried_prior)
-            unvaried = torch.as_tensor(~live & (signs != 0))
-            prior = self._unvaried_prior(num_draws, int(unvaried.sum())) * torch.as_tensor(signs[unvaried.numpy()], dtype=torch.float64)
+        # a parent that never varied: its effect is not identified, so its draws come from the
+        # prior over the effect (restricted to a constraint's sign), not a coefficient fixed at 0
+        # (see _unvaried_prior); the intercept absorbs coef * level, so the fit at the training
+        # level is unchanged
+        self.unvaried_coef_: torch.Tensor | None = None
+        unvaried_parents = _unvaried_columns(parents)
+        if self.is_linear and bool((~live).any()):
+            unvaried = torch.as_tensor(~live)
+            prior = self._unvaried_prior(num_draws, int(unvaried.sum()))
+            if signs is not None:
+                sign = torch.as_tensor(signs[unvaried.numpy()], dtype=torch.float64)
+                prior = torch.where(sign != 0, prior.abs() * sign, prior)
             coef[:, unvaried] = prior
             intercept = intercept - (prior * torch.as_tensor(f_center[unvaried.numpy()])).sum(-1)
-            info = {**info, "unvaried_constrained": int(unvaried.sum())}
+            info = {**info, "unvaried_prior": int(unvaried.sum())}
+            if signs is not None and bool((signs[~live] != 0).any()):
+                info["unvaried_constrained"] = int((signs[~live] != 0).sum())
+        elif not self.is_linear and unvaried_parents.any():
+            # nonlinear families: a linear term with the same prior, outside the feature map
+            prior = self._unvaried_prior(num_draws, int(unvaried_parents.sum()))
+            self.unvaried_coef_ = torch.zeros(num_draws, parents.shape[1], dtype=torch.float64)
+            self.unvaried_coef_[:, torch.as_tensor(unvaried_parents)] = prior
+            self.unvaried_level_ = torch.as_tensor(parents.mean(0), dtype=torch.float64)
+            info = {**info, "unvaried_prior": int(unvaried_parents.sum())}
         self.intercept_ = intercept
         self.coef_ = coef
         self.noise_params_ = noise_params
@@ -201,8 +228,20 @@ class AdditiveNoiseModel(Mechanism):
         return None
 
     def _unvaried_prior(self, num_draws: int, count: int) -> torch.Tensor:
-        """Draws ``(D, count)`` of ``|coef|`` for a sign-constrained feature that never varied in training."""
-        raise NotImplementedError  # pragma: no cover - only families with sign constraints
+        """Draws ``(D, count)`` of the effect of parents that never varied in training: the prior
+        ``Normal(0, unvaried_coef_sd)`` in the data's units (child per parent)."""
+        return self.unvaried_coef_sd * torch.randn(num_draws, count, dtype=torch.float64)
+
+    def _unvaried_effect(self, parents: Sequence[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+        """``out`` plus the prior effect of the parents that never varied (nonlinear families)."""
+        coef = getattr(self, "unvaried_coef_", None)
+        if coef is None or not parents:
+            return out
+        dtype = out.dtype
+        for k, p in enumerate(parents):
+            if bool(coef[:, k].any()):
+                out = out + (p - self.unvaried_level_[k].to(dtype)) * coef[:, k].to(dtype)
+        return out
 
     def _run_engine(self, method: str, X: torch.Tensor, t: torch.Tensor, num_draws: int, *, progress: bool, node: str,
                     signs: torch.Tensor | None = None):
@@ -241,7 +280,7 @@ class AdditiveNoiseModel(Mechanism):
                 out = torch.addcmul(out, column, coef[:, f])
             else:
                 out.addcmul_(column, coef[:, f])
-        return out
+        return self._unvaried_effect(parents, out)
 
     def noise_distribution(self) -> dist.TorchDistribution:
         self._check_fitted()

@@ -41,9 +41,10 @@ class LinearANM(AdditiveNoiseModel):
         least squares per draw for the bootstrap noises; Student-t noise, NUTS and SVI do not
         take a constraint.
     unvaried_coef_sd : float
-        With a sign constraint, a parent that never varied in the training data keeps its prior
-        over the effect instead of a coefficient fixed at 0: its coefficient's draws are
-        ``sign * |Normal(0, unvaried_coef_sd)|`` in the data's units (child per parent). The
+        A parent that never varied in the training data keeps its prior over the effect instead of
+        a coefficient fixed at 0: its coefficient's draws are ``Normal(0, unvaried_coef_sd)`` in the
+        data's units (child per parent), ``sign * |Normal(0, unvaried_coef_sd)|`` under a sign
+        constraint. The
         default 1 is the standardised scale's unit prior with the parent measured in the child's
         standard deviations (it has none of its own): a move of the parent moves the child by
         about as much, which is the call-graph reading of same-unit metrics (latency adds up,
@@ -101,9 +102,6 @@ class LinearANM(AdditiveNoiseModel):
                 f"(bootstrap inference), got noise={self.noise!r} with inference {method!r}"
             )
         return signs if signs.any() else None
-
-    def _unvaried_prior(self, num_draws: int, count: int) -> torch.Tensor:
-        return self.unvaried_coef_sd * torch.randn(num_draws, count, dtype=torch.float64).abs()
 
     def __repr__(self) -> str:
         # the repr seeds each candidate's cross-validation in mechanisms="auto"
