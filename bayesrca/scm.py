@@ -61,7 +61,9 @@ class BayesianSCM:
     num_draws : int, default 200
         Posterior draws kept per node; draw s of the SCM combines draw s of every node.
     constant_noise_scale : float, default 1e-3
-        Relative noise scale given to columns that are constant in the training data.
+        Columns constant in the training data get a point mass at their level with a change of
+        probability ``1 / (rows + 2)`` and scale ``max(|level|, 1)`` (:mod:`bayesrca.mechanisms.constant`);
+        this is the relative sd of the narrow Gaussian that stands in for the point mass in densities.
     tail_pooling : bool, default True
         Whether the generalised Pareto tails of the ``"bootstrap_gpd"`` noises share one prior
         probability of being exponential (upper and lower tails separately), learned from all of

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 import math
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 import numpy as np
@@ -19,6 +19,7 @@ from .counterfactual import abduct_noise, fresh_noise_trace, linearize
 from .exceptions import ConfigError, GraphError
 from .mechanisms.base import noise_site
 from .mechanisms.mixture import has_additive_noise, split_gaussian_part
+from .mechanisms.constant import SpikeSlabNormal, scale_mixture_log_tail
 from .mechanisms.noise import BootstrapGPD
 from .results.scores import CONDITIONINGS, ScoreResult
 from .validation import check_frame, check_positive_int
@@ -123,6 +124,8 @@ def outlier_scores(
                 dist = scm.mechanisms_[n].noise_distribution()
                 if isinstance(dist, BootstrapGPD) and base_score != "density":
                     scores[n] = gpd_noise_scores(dist, noise[n], base_score)
+                elif isinstance(dist, SpikeSlabNormal):
+                    scores[n] = _spike_slab_scores(dist, noise[n], base_score)
                 elif getattr(scm.mechanisms_[n], "noise_is_gaussian", False):
                     scores[n] = tails.gaussian_thresholds(noise[n], dist.mean, dist.stddev, base_score)[2]
                 else:
@@ -135,17 +138,27 @@ def outlier_scores(
                 offset, coef = linearize(scm, order)
                 dists = [scm.mechanisms_[n].noise_distribution() for n in order]
                 mu = torch.stack([d.mean for d in dists], -1)
-                sd = torch.stack([d.stddev for d in dists], -1)
+                sd = torch.stack([torch.zeros_like(d.spike) if isinstance(d, SpikeSlabNormal) else d.stddev for d in dists], -1)
+                mix = [j for j, d in enumerate(dists) if isinstance(d, SpikeSlabNormal)]  # never-varied columns
+                slabs = [cast(SpikeSlabNormal, dists[j]).components() for j in mix]
                 for n in (n for n in order if n in nodes):
                     mean = offset[n] + (coef[n] * mu).sum(-1)
                     std = ((coef[n] * sd) ** 2).sum(-1).sqrt()
-                    scores[n] = tails.gaussian_thresholds(observed[n], mean, std, base_score)[2]
+                    lo, hi, scores[n] = tails.gaussian_thresholds(observed[n], mean, std, base_score)
+                    if mix:  # a symmetric unimodal scale mixture: the same thresholds, for every base score
+                        a2 = coef[n][..., mix] ** 2
+                        extra = a2 * torch.stack([e for e, _ in slabs], -1)
+                        log_p = torch.where(a2 > 0, torch.stack([p for _, p in slabs], -1), -math.inf)
+                        scores[n] = (-scale_mixture_log_tail(lo, hi, mean, std**2, extra, log_p)).clamp(min=0.0)
             for n in nodes:  # a root's marginal is its (additive) noise: exact tails of GPD-tailed noise
                 mech = scm.mechanisms_[n]
-                if n in scores or scm.parents_[n] or not has_additive_noise(mech):
+                if n in scores or not has_additive_noise(mech):
                     continue
                 dist = mech.noise_distribution()
-                if isinstance(dist, BootstrapGPD) and base_score != "density":
+                if _ignores_parents(mech) and isinstance(dist, SpikeSlabNormal):
+                    # a column that never varied, whose mechanism ignores its (varying) parents
+                    scores[n] = _spike_slab_scores(dist, observed[n] - mech.intercept_, base_score)
+                elif not scm.parents_[n] and isinstance(dist, BootstrapGPD) and base_score != "density":
                     scores[n] = gpd_noise_scores(dist, mech.abduct(observed[n], []), base_score)
             rest = [n for n in nodes if n not in scores]
             if rest:
@@ -300,10 +313,34 @@ def _median(noise: BootstrapGPD, iterations: int = 60) -> torch.Tensor:
 
 
 def _linear_gaussian_nodes(scm) -> set:
-    """Nodes whose own and ancestors' mechanisms are linear with Gaussian noise."""
+    """Nodes whose own and ancestors' mechanisms are linear with Gaussian noise (or the spike-and-slab
+    noise of a column that never varied, a scale mixture of Gaussians)."""
     ok: set = set()
     for n in scm.nodes_:
         mech = scm.mechanisms_[n]
-        if mech.is_linear and getattr(mech, "noise_is_gaussian", False) and all(p in ok for p in scm.parents_[n]):
+        closed = getattr(mech, "noise_is_scale_mixture", False) or getattr(mech, "noise_is_gaussian", False)
+        if mech.is_linear and closed and all(p in ok for p in scm.parents_[n]):
             ok.add(n)
     return ok
+
+
+def _ignores_parents(mech) -> bool:
+    """True for an additive mechanism whose value is its intercept plus its noise in every draw."""
+    coef = getattr(mech, "coef_", None)
+    if coef is None or getattr(mech, "unvaried_coef_", None) is not None:
+        return False
+    return not bool(coef.any()) and not bool(getattr(mech, "hinge_coef_", torch.zeros(())).any())
+
+
+def _spike_slab_scores(noise: SpikeSlabNormal, value: torch.Tensor, base_score: str) -> torch.Tensor:
+    """IT scores of noise values under spike-and-slab noise, in closed form (symmetric about 0 and
+    unimodal: the density and two-sided scores share the event ``|N| >= |n|``)."""
+    side = tails.event_side(base_score)
+    if side == "two":
+        lo, hi = -value.abs(), value.abs()
+    elif side == "upper":
+        lo, hi = torch.full_like(value, -math.inf), value
+    else:
+        lo, hi = value, torch.full_like(value, math.inf)
+    log_cdf, log_sf = noise.log_tails(lo)[0], noise.log_tails(hi)[1]
+    return (-torch.logaddexp(log_cdf, log_sf)).clamp(min=0.0)

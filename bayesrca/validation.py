@@ -119,12 +119,14 @@ def _timestamp_index(data: pd.DataFrame, known: set) -> pd.DataFrame:
 
 
 def constant_columns(frame: pd.DataFrame, *, what: str) -> list[Hashable]:
-    """Columns that take one value only; warn about each (their noise scale comes from the prior)."""
+    """Columns that take one value only; warn about each (their noise comes from the prior,
+    :mod:`bayesrca.mechanisms.constant`)."""
     const = [c for c in frame.columns if frame[c].nunique(dropna=True) <= 1]  # NaN is missing, not a value
     if const:
         warnings.warn(
-            f"{what}: columns {_names(const)} are constant; their noise scale is set from the prior "
-            "(constant_noise_scale), so any later deviation scores as a finite but very surprising event",
+            f"{what}: columns {_names(const)} are constant; their noise is a spike at the level with a change "
+            "of probability 1/(rows + 2) (the rule of succession), so a later deviation scores as a finite, "
+            "surprising event (about log(rows + 2) nats), and a parent among them keeps its prior over its effect",
             ConstantColumnWarning,
             stacklevel=user_stacklevel(),
         )

@@ -4,16 +4,22 @@ Then :math:`X_t = c + \sum_j a_j N_j` is linear in Gaussian noises, so given the
 :math:`n_S` it is Gaussian with mean :math:`c + \sum_{j \in S} a_j n_j + \sum_{j \notin S} a_j \mu_j`
 and variance :math:`\sum_{j \notin S} a_j^2 \sigma_j^2`, and every coalition's tail probability
 is a pair of log-normal-CDF terms: no floor on the probability and no Monte Carlo error.
+
+A column that never varied has spike-and-slab noise (:mod:`bayesrca.mechanisms.constant`), a
+scale mixture of Gaussians: with such players free, X_t is a scale mixture too, and its tails are
+the Gaussian ones mixed over which of them changes (first order in the slab probability).
 """
 
 from __future__ import annotations
 
+import math
 from typing import cast
 
 import torch
 
 from . import tails
 from .decomposition import TargetDecomposition
+from ..mechanisms.constant import SpikeSlabNormal, scale_mixture_log_tail
 
 __all__ = ["AnalyticTails"]
 
@@ -51,20 +57,35 @@ class AnalyticTails:
         a = cast(torch.Tensor, parts.coef)  # not None: every player is linear, so rest is non-empty
         dists = [scm.mechanisms_[p].noise_distribution() for p in parts.rest]
         self.free_mean = a * torch.stack([d.mean for d in dists], -1)
-        self.free_var = (a * torch.stack([d.stddev for d in dists], -1)) ** 2
+        # spike-and-slab players: the spike a point mass (no Gaussian part), the slab a rare extra part
+        base_sd = [torch.zeros_like(d.spike) if isinstance(d, SpikeSlabNormal) else d.stddev for d in dists]
+        self.free_var = (a * torch.stack(base_sd, -1)) ** 2
+        self.mix_idx = [j for j, d in enumerate(dists) if isinstance(d, SpikeSlabNormal)]
         mean = parts.offset + self.free_mean.sum(-1)
-        self.lo, self.hi, self.it_score = tails.gaussian_thresholds(x, mean, self.free_var.sum(-1).sqrt(), base_score)
+        sd = self.free_var.sum(-1).sqrt()
+        self.lo, self.hi, self.it_score = tails.gaussian_thresholds(x, mean, sd, base_score)
+        if self.mix_idx:  # the marginal is symmetric about its mean: the same thresholds
+            parts_ = [dists[j].components() for j in self.mix_idx]
+            self.extra = torch.stack([e for e, _ in parts_], -1) * a[:, self.mix_idx] ** 2  # (D, J)
+            self.log_eps = torch.stack([lp for _, lp in parts_], -1).expand_as(self.extra)  # (D, J)
+            self.it_score = -scale_mixture_log_tail(self.lo, self.hi, mean, sd**2, self.extra, self.log_eps)
+            self.it_score = self.it_score.clamp(min=0.0)
         self.tail_ess = torch.full_like(self.it_score, float("inf"))  # closed form: exact
         # the (coalition, anomaly, draw) arithmetic runs in float32 relative to the marginal
         # mean (values of order the sd, so float32 loses nothing that matters)
         self.centred = {"lo": (self.lo - mean).float(), "hi": (self.hi - mean).float()}
         self.centred["kept"] = parts.kept_effect.float()
         self.centred["free_mean"] = (self.free_mean - self.free_mean.sum(-1, keepdim=True)).float()
+        if self.mix_idx:  # float64: the observed value lies on its threshold, to be kept within 1e-9
+            self.centred64 = {"lo": self.lo - mean, "hi": self.hi - mean, "kept": parts.kept_effect.double(),
+                              "free_mean": self.free_mean - self.free_mean.sum(-1, keepdim=True)}
 
     def __call__(self, masks: torch.Tensor) -> torch.Tensor:
         """``v(S)`` for masks ``(C, n)``: log-probabilities ``(C, K, D, 1)``."""
         c = self.centred
         keep = masks[:, self.rest_idx].to(torch.float32)
+        if self.mix_idx:
+            return self._mixture(keep.double())
         tiny = torch.finfo(torch.float32).tiny
         inv_sd = ((1 - keep) @ self.free_var.float().T).clamp_(min=tiny).rsqrt_().unsqueeze(1)  # (C, 1, D)
         mean = torch.einsum("cj,kdj->ckd", keep, c["kept"])
@@ -73,3 +94,14 @@ class AnalyticTails:
         left = torch.special.log_ndtr(torch.sub(c["lo"], mean).mul_(inv_sd).clamp_(-_Z_MAX, _Z_MAX))
         right = torch.special.log_ndtr(mean.sub_(c["hi"]).mul_(inv_sd).clamp_(-_Z_MAX, _Z_MAX))
         return torch.logaddexp(left, right, out=left).clamp_(max=0.0).double().unsqueeze(-1)
+
+    def _mixture(self, keep: torch.Tensor) -> torch.Tensor:
+        """``v(S)`` with spike-and-slab players, in float64: the slab of each free one mixed in."""
+        c = self.centred64
+        var = ((1 - keep) @ self.free_var.T).unsqueeze(1)  # (C, 1, D)
+        mean = torch.einsum("cj,kdj->ckd", keep, c["kept"])
+        mean += ((1 - keep) @ c["free_mean"].T).unsqueeze(1)
+        free = (1 - keep[:, self.mix_idx]).bool()  # (C, J)
+        log_p = torch.where(free.unsqueeze(1), self.log_eps.unsqueeze(0), -math.inf).unsqueeze(1)  # (C, 1, D, J)
+        out = scale_mixture_log_tail(c["lo"], c["hi"], mean, var, self.extra, log_p)
+        return out.unsqueeze(-1)

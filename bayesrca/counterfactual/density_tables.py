@@ -17,6 +17,7 @@ import torch
 from pyro.distributions import Normal, StudentT, constraints
 
 from ..mechanisms.mixture import DrawSelection, _within_support
+from ..mechanisms.constant import SpikeSlabNormal
 from ..mechanisms.noise import BootstrapGPD, ResidualKDE
 
 __all__ = ["log_densities", "binned_log_kde", "GRID", "GRID_TOL", "CHECK_VALUES"]
@@ -57,7 +58,7 @@ def log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
     evaluated exactly instead. A per-draw selection of families (:class:`~bayesrca.mechanisms.mixture.DrawSelection`)
     is evaluated component by component, each as above.
     """
-    if isinstance(dist, (Normal, StudentT)):
+    if isinstance(dist, (Normal, StudentT, SpikeSlabNormal)):
         return [_log_prob(dist, q) for q in queries]
     if isinstance(dist, DrawSelection):
         return _selectionlog_densities(dist, queries)

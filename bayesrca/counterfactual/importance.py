@@ -54,6 +54,7 @@ import torch
 from pyro.distributions import constraints
 
 from . import tails
+from ..mechanisms.constant import SpikeSlabNormal
 from .density import density_thresholds
 from .density_tables import log_densities
 
@@ -71,12 +72,14 @@ _KINDS = 3  # shift, mirror, scale
 
 
 def inflatable_players(scm, players: Sequence[Hashable], gauss_var: torch.Tensor) -> list[int]:
-    """Indices of the players whose noise is sampled (no integrated Gaussian part) and supported on R."""
+    """Indices of the players whose noise is sampled (no integrated Gaussian part) and supported on R
+    (not the spike-and-slab noise of a column that never varied: a point mass has no density ratio)."""
     out = []
     for i, p in enumerate(players):
         if bool((gauss_var[:, i] > 0).any()):
             continue
-        if scm.mechanisms_[p].noise_distribution().support is constraints.real:
+        noise = scm.mechanisms_[p].noise_distribution()
+        if noise.support is constraints.real and not isinstance(noise, SpikeSlabNormal):
             out.append(i)
     return out
 

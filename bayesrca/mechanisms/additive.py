@@ -19,6 +19,7 @@ import torch
 from .. import constrained, inference
 from ..exceptions import ConfigError, DataError
 from .base import Mechanism
+from .constant import SpikeSlabNormal, constant_noise_params
 from .noise import TAIL_PARAMS, BootstrapGPD, ResidualKDE
 
 __all__ = ["AdditiveNoiseModel", "NOISE_FAMILIES", "INFERENCE_METHODS"]
@@ -65,8 +66,9 @@ class AdditiveNoiseModel(Mechanism):
         Atoms per draw kept by the bootstrap noise (residuals resampled with the draw's
         Dirichlet weights).
     constant_noise_scale : float
-        Noise standard deviation, relative to ``max(|value|, 1)``, given to a node that is
-        constant in the training data.
+        For a node constant in the training data, whose noise is a point mass with a rare slab
+        (:mod:`bayesrca.mechanisms.constant`): the sd, relative to ``max(|value|, 1)``, of the
+        narrow Gaussian that stands in for the point mass in densities.
     """
 
     #: coefficient prior scale on the standardised scale (see :mod:`bayesrca.inference`)
@@ -171,11 +173,10 @@ class AdditiveNoiseModel(Mechanism):
         self._tail_pool: dict[str, Any] | None = None  # the GPD tails' grid posteriors, for tail_pooling
         if self.constant_:
             level = float(y.mean())
-            scale = self.constant_noise_scale * max(abs(level), 1.0)
             intercept = torch.full((num_draws,), level, dtype=torch.float64)
-            noise_params = {"sigma": torch.full((num_draws,), scale, dtype=torch.float64)}
+            noise_params = constant_noise_params(level, len(y), self.constant_noise_scale, num_draws)
             info = {"inference": "prior (constant column)", "exact": True}
-            self.noise_family_ = "gaussian"
+            self.noise_family_ = "constant"
         else:
             design = np.column_stack([np.ones(len(y)), (feats[:, live] - f_center[live]) / f_scale[live]])
             X = torch.as_tensor(design)
@@ -290,6 +291,8 @@ class AdditiveNoiseModel(Mechanism):
             return dist.Normal(torch.zeros_like(p["sigma"]), p["sigma"])
         if family == "student_t":
             return dist.StudentT(p["df"], torch.zeros_like(p["sigma"]), p["sigma"])
+        if family == "constant":
+            return SpikeSlabNormal(p["sigma"], p["slab"], p["slab_prob"])
         if family == "bootstrap":
             return ResidualKDE(p["atoms"], p["bandwidth"])
         if family == "bootstrap_gpd":
@@ -307,6 +310,13 @@ class AdditiveNoiseModel(Mechanism):
         """True when every draw's noise is Gaussian (enables closed-form tail probabilities)."""
         self._check_fitted()
         return self.noise_family_ == "gaussian"
+
+    @property
+    def noise_is_scale_mixture(self) -> bool:
+        """True when every draw's noise is Gaussian or the spike-and-slab noise of a column that
+        never varied (:mod:`bayesrca.mechanisms.constant`): the closed-form tails still apply."""
+        self._check_fitted()
+        return self.noise_family_ in ("gaussian", "constant")
 
     def describe(self) -> str:
         if getattr(self, "constant_", False):

@@ -40,6 +40,7 @@ import torch
 from .. import inference
 from ..exceptions import ConfigError, DataError
 from .additive import AdditiveNoiseModel
+from .constant import constant_noise_params
 from .gp_tables import fourier_sum, fourier_tables, hermite
 from .gpd import attach_gpd_tails
 from .hinges import condition_hinges
@@ -349,11 +350,10 @@ class GPANM(AdditiveNoiseModel):
     def _fit_constant(self, y: np.ndarray, num_draws: int, lengthscales: np.ndarray, amplitudes: np.ndarray,
                       num_features: int) -> None:
         level = float(y.mean())
-        scale = self.constant_noise_scale * max(abs(level), 1.0)
         self.intercept_ = torch.full((num_draws,), level, dtype=torch.float64)
         self.coef_ = torch.zeros(num_draws, num_features, dtype=torch.float64)
-        self.noise_params_ = {"sigma": torch.full((num_draws,), scale, dtype=torch.float64)}
-        self.noise_family_ = "gaussian"
+        self.noise_params_ = constant_noise_params(level, len(y), self.constant_noise_scale, num_draws)
+        self.noise_family_ = "constant"
         self.lengthscale_ = torch.full((num_draws,), float(lengthscales.max()), dtype=torch.float64)
         self.hinge_sd_ = torch.zeros(num_draws, dtype=torch.float64)
         self.lengthscale_mode_ = float(lengthscales.max())

@@ -444,7 +444,9 @@ def test_unknown_base_score_raises(gaussian_scm):
         br.attribute_anomalies(gaussian_scm, "X3", diamond_data(ANOMALY_NOISE), base_score="zscore")
 
 
-def test_null_player_on_nonlinear_monte_carlo_path():
+def test_never_varied_parent_on_nonlinear_monte_carlo_path():
+    """A spline target's parent that never varied keeps its prior effect: an uncertain, finite share
+    (no longer a null player), the contributions efficient."""
     rng = np.random.default_rng(3)
     n = 300
     a = rng.normal(size=n)
@@ -453,8 +455,11 @@ def test_null_player_on_nonlinear_monte_carlo_path():
         scm = br.BayesianSCM(nx.DiGraph([("a", "k"), ("k", "t"), ("a", "t")]), mechanisms="spline", num_draws=10)
         scm.fit(train, seed=0)
     res = br.attribute_anomalies(scm, "t", pd.DataFrame({"a": [0.0], "k": [5.5], "t": [2.5]}), seed=0, num_mc_samples=300)
+    assert scm.mechanisms_["t"].diagnostics_["unvaried_prior"] == 1
+    np.testing.assert_allclose(res.contributions.sum(-1), res.it_scores, atol=1e-6)
     k_draws = res.contributions[..., res.nodes.index("k")]
-    assert np.abs(k_draws).max() < 0.05
+    assert np.all(np.isfinite(k_draws)) and np.abs(k_draws).max() < 20  # finite and of the IT score's size
+    assert np.quantile(k_draws, 0.9) - np.quantile(k_draws, 0.1) > 0.1
 
 
 # ---------------------------------------------------------------------------------------------
