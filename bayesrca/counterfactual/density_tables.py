@@ -18,7 +18,7 @@ from pyro.distributions import Normal, StudentT, constraints
 
 from ..mechanisms.mixture import DrawSelection, _within_support
 from ..mechanisms.constant import SpikeSlabNormal
-from ..mechanisms.noise import BootstrapGPD, ResidualKDE
+from ..mechanisms.noise import BootstrapGPD, ResidualKDE, kernel_log_sum
 
 __all__ = ["log_densities", "binned_log_kde", "GRID", "GRID_TOL", "CHECK_VALUES"]
 
@@ -62,6 +62,10 @@ def log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
         return [_log_prob(dist, q) for q in queries]
     if isinstance(dist, DrawSelection):
         return _selectionlog_densities(dist, queries)
+    kde_of = dist.kde if isinstance(dist, BootstrapGPD) else dist if isinstance(dist, ResidualKDE) else None
+    distinct = None if kde_of is None else kde_of._distinct()
+    if distinct is not None and distinct[0].shape[-1] <= FEW_DISTINCT:  # exact at a few terms per query
+        return [_log_prob(dist, q) for q in queries]
     flat = torch.cat([q.reshape(-1, q.shape[-1]) for q in queries])  # (Q, D)
     lo, hi = flat.amin(0), flat.amax(0)
     size = GRID
@@ -107,6 +111,10 @@ def log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
     return [evaluate(q) for q in queries]
 
 
+#: Distinct atoms per draw up to which a kernel density is evaluated exactly at every query (one
+#: term per distinct atom costs no more than a table's interpolation).
+FEW_DISTINCT = 16
+
 #: Kernel half-width, in bandwidths, of the binned kernel density (atoms further from every grid
 #: point contribute less than e^-32 of a kernel's peak).
 KERNEL_SDS = 8.0
@@ -125,6 +133,10 @@ def binned_log_kde(kde: ResidualKDE, lo: torch.Tensor, width: torch.Tensor, size
     if bool((step > h / 4).any()):
         return None
     half = int(math.ceil(float((KERNEL_SDS * h / step).max())))
+    if 2 * half + 1 > atoms.shape[-1]:  # a kernel wider than the atoms are many: the exact sums are cheaper
+        grid = lo.unsqueeze(-1) + step.unsqueeze(-1) * torch.arange(size, dtype=torch.float64)  # (D, G)
+        log_sum = kernel_log_sum(grid.T.contiguous(), atoms, h).T  # (D, G)
+        return log_sum - math.log(atoms.shape[-1]) - torch.log(h).unsqueeze(-1) - 0.5 * math.log(2 * math.pi)
     num = size + 2 * half
     pos = (atoms - (lo - half * step).unsqueeze(-1)) / step.unsqueeze(-1)  # (D, A) in grid steps
     inside = (pos >= 0) & (pos <= num - 1)

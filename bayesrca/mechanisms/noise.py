@@ -48,7 +48,10 @@ class ResidualKDE(TorchDistribution):
         super().__init__(shape, torch.Size(), validate_args=False)
 
     def expand(self, batch_shape, _instance=None):
-        return ResidualKDE(self.atoms, self.bandwidth, torch.Size(batch_shape))
+        new = ResidualKDE(self.atoms, self.bandwidth, torch.Size(batch_shape))
+        if "_distinct_cache" in self.__dict__:
+            new.__dict__["_distinct_cache"] = self.__dict__["_distinct_cache"]
+        return new
 
     @property
     def mean(self) -> torch.Tensor:
@@ -74,21 +77,55 @@ class ResidualKDE(TorchDistribution):
             z = (value.unsqueeze(-1) - self.atoms) / self.bandwidth.unsqueeze(-1)
             log_sum = torch.logsumexp(-0.5 * z**2, dim=-1)
         else:
-            log_sum = kernel_log_sum(value, self.atoms, self.bandwidth)
+            distinct = self._distinct()
+            if distinct is None:
+                log_sum = kernel_log_sum(value, self.atoms, self.bandwidth)
+            else:  # few distinct atoms: one kernel per distinct atom, weighted by its count
+                log_sum = kernel_log_sum(value, distinct[0], self.bandwidth, counts=distinct[1])
         return log_sum - log_k - torch.log(self.bandwidth) - 0.5 * math.log(2 * math.pi)
+
+    def _distinct(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The distinct atoms per draw and their counts, ``(D, U)`` each (padded with zero counts),
+        when ``U`` is at most :data:`DISTINCT_SHARE` of the atoms, else None.
+
+        Bootstrap residuals of a near-discrete column (an availability that flips between 0 and
+        100, an error count) take a handful of values: their kernel sum is then exact at a few
+        terms per value instead of one per atom (the sum is the same, term for term)."""
+        cached = self.__dict__.get("_distinct_cache", False)
+        if cached is not False:
+            return cached
+        ordered = self.atoms.sort(-1).values
+        new = torch.ones_like(ordered, dtype=torch.bool)
+        new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        segment = new.long().cumsum(-1) - 1  # (D, K): index of each atom's distinct value
+        num = int(segment.max()) + 1
+        out = None
+        if num <= DISTINCT_SHARE * ordered.shape[-1]:
+            values = torch.zeros(ordered.shape[0], num, dtype=ordered.dtype).scatter_(1, segment, ordered)
+            counts = torch.zeros(ordered.shape[0], num, dtype=ordered.dtype).scatter_add_(1, segment, torch.ones_like(ordered))
+            # padding: a copy of each draw's first value with count 0
+            out = (torch.where(counts > 0, values, values[:, :1]), counts)
+        self.__dict__["_distinct_cache"] = out
+        return out
 
     def cdf(self, value: torch.Tensor) -> torch.Tensor:
         z = (value.unsqueeze(-1) - self.atoms) / self.bandwidth.unsqueeze(-1)
         return torch.special.ndtr(z).mean(-1)
 
 
+#: Largest share of distinct atoms (per draw, at most) for which :meth:`ResidualKDE.log_prob` sums
+#: one kernel per distinct atom with its count instead of one per atom.
+DISTINCT_SHARE = 1 / 8
+
 #: Elements (draws x values x atoms) of one block of :func:`kernel_log_sum`: 512 KiB of float64,
 #: which stays in a core's cache through the block's few passes.
 KERNEL_BLOCK = 2**16
 
 
-def kernel_log_sum(value: torch.Tensor, atoms: torch.Tensor, bandwidth: torch.Tensor) -> torch.Tensor:
-    r"""``log sum_k exp(-((value - a_dk) / h_d)^2 / 2)`` per draw d, without the values x atoms tensor.
+def kernel_log_sum(
+    value: torch.Tensor, atoms: torch.Tensor, bandwidth: torch.Tensor, counts: torch.Tensor | None = None
+) -> torch.Tensor:
+    r"""``log sum_k c_dk exp(-((value - a_dk) / h_d)^2 / 2)`` per draw d, without the values x atoms tensor.
 
     ``value`` broadcasts against ``(D,)`` (``atoms`` is ``(D, K)``, ``bandwidth`` ``(D,)``); the
     result has the broadcast shape. The sum is exact, not binned: the standardised differences
@@ -98,12 +135,13 @@ def kernel_log_sum(value: torch.Tensor, atoms: torch.Tensor, bandwidth: torch.Te
     more than about 37 bandwidths from every atom of its draw (a sum below ``tiny / eps``); those
     entries are recomputed with the shifted log-sum-exp, so far values keep full relative
     accuracy. Values and atoms are centred on each draw's mean atom before scaling, so the
-    rounding of a difference is that of the centred values, as in the direct formula.
+    rounding of a difference is that of the centred values, as in the direct formula. ``counts``
+    ``(D, K)`` (default all 1) weights the atoms: distinct atoms with their multiplicities.
     """
     num_draws, num_atoms = atoms.shape
     shape = torch.broadcast_shapes(value.shape, (num_draws,))
     h = bandwidth.expand(num_draws).unsqueeze(-1)  # (D, 1)
-    centre = atoms.mean(-1, keepdim=True)  # (D, 1)
+    centre = atoms.mean(-1, keepdim=True) if counts is None else (atoms * counts).sum(-1, keepdim=True) / counts.sum(-1, keepdim=True)
     a = (atoms - centre) / h  # (D, K)
     x = ((value.broadcast_to(shape).reshape(-1, num_draws).T - centre) / h).contiguous()  # (D, M)
     rows = max(1, KERNEL_BLOCK // (num_draws * num_atoms))
@@ -112,13 +150,17 @@ def kernel_log_sum(value: torch.Tensor, atoms: torch.Tensor, bandwidth: torch.Te
     for i in range(0, x.shape[1], rows):
         z = block[:, : x[:, i : i + rows].shape[1]]
         torch.sub(x[:, i : i + rows].unsqueeze(-1), a.unsqueeze(1), out=z)
-        torch.sum(z.square_().mul_(-0.5).exp_(), -1, out=total[:, i : i + rows])
+        terms = z.square_().mul_(-0.5).exp_()
+        if counts is not None:
+            terms.mul_(counts.unsqueeze(1))
+        torch.sum(terms, -1, out=total[:, i : i + rows])
     info = torch.finfo(x.dtype)
     far = (total < info.tiny / info.eps).nonzero(as_tuple=True)
     out = total.log_()
     if far[0].numel():
         z = x[far].unsqueeze(-1) - a[far[0]]  # (F, K): the few far values only
-        out[far] = torch.logsumexp(-0.5 * z**2, dim=-1)
+        log_c = 0.0 if counts is None else torch.where(counts[far[0]] > 0, counts[far[0]].log(), -math.inf)
+        out[far] = torch.logsumexp(-0.5 * z**2 + log_c, dim=-1)
     return out.T.reshape(shape)
 
 

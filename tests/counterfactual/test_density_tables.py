@@ -31,3 +31,23 @@ def test_tabulated_log_densities_match_exact_and_fall_back_when_the_table_is_wro
     query = torch.cat([near, span])
     (got,) = log_densities(spike, [query])
     assert torch.allclose(got, spike.log_prob(query), atol=1e-9, rtol=0)
+
+
+def test_kernels_wider_than_the_atoms_are_many_and_few_distinct_atoms_are_exact():
+    """A bandwidth spanning thousands of grid steps tabulates exactly (no convolution as wide as
+    the grid); a density on a few distinct atoms is evaluated exactly at every query."""
+    from bayesrca.counterfactual.density_tables import binned_log_kde
+
+    gen = torch.Generator().manual_seed(5)
+    draws = 3
+    kde = ResidualKDE(torch.randn(draws, 40, generator=gen, dtype=torch.float64), torch.full((draws,), 5.0, dtype=torch.float64))
+    lo, width = torch.full((draws,), -1.0, dtype=torch.float64), torch.full((draws,), 2.0, dtype=torch.float64)
+    table = binned_log_kde(kde, lo, width, GRID)
+    grid = lo.unsqueeze(-1) + width.unsqueeze(-1) * torch.linspace(0, 1, GRID, dtype=torch.float64)
+    torch.testing.assert_close(table, kde.log_prob(grid.T.contiguous()).T, rtol=1e-9, atol=1e-9)
+
+    few = ResidualKDE(torch.tensor([0.0, 100.0], dtype=torch.float64)[torch.randint(2, (draws, 300), generator=gen)],
+                      torch.full((draws,), 1e-6, dtype=torch.float64))
+    query = 200 * torch.randn(5000, 1, draws, generator=gen, dtype=torch.float64)
+    (got,) = log_densities(few, [query])
+    torch.testing.assert_close(got, few.log_prob(query), rtol=0, atol=0)

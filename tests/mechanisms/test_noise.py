@@ -462,3 +462,25 @@ def test_split_gaussian_of_fitted_noises():
     kde = bootstrap.noise_distribution()
     rest, sd = split_gaussian(kde)
     assert isinstance(rest, ResidualKDE) and torch.equal(sd, torch.zeros(NUM_DRAWS, dtype=torch.float64))
+
+
+@settings(max_examples=30, deadline=None)
+@given(num_distinct=st.integers(1, 6), bandwidth=st.floats(1e-3, 10.0), seed=st.integers(0, 2**16))
+def test_kde_with_few_distinct_atoms_sums_each_distinct_atom_once(num_distinct, bandwidth, seed):
+    """Bootstrap atoms of a near-discrete column repeat a few values: the density sums one kernel
+    per distinct atom times its count, the same sum as one kernel per atom, near and far."""
+    gen = torch.Generator().manual_seed(seed)
+    values = 100 * torch.randn(num_distinct, generator=gen, dtype=torch.float64)
+    atoms = values[torch.randint(num_distinct, (4, 200), generator=gen)]
+    h = torch.full((4,), bandwidth, dtype=torch.float64)
+    kde = ResidualKDE(atoms, h)
+    distinct = kde._distinct()
+    assert distinct is not None and distinct[0].shape[-1] <= num_distinct
+    torch.testing.assert_close(distinct[1].sum(-1), torch.full((4,), 200.0, dtype=torch.float64))
+    query = torch.cat([atoms[:, :3].T + bandwidth * torch.randn(3, 4, generator=gen, dtype=torch.float64),
+                       300 * torch.randn(50, 4, generator=gen, dtype=torch.float64)])
+    expected = _direct_kernel_log_sum(query, atoms, h) - math.log(200) - h.log() - 0.5 * math.log(2 * math.pi)
+    torch.testing.assert_close(kde.log_prob(query), expected, rtol=1e-9, atol=1e-9)
+    assert kde.expand((7, 4)).__dict__["_distinct_cache"] is distinct  # plates reuse it
+    # many distinct atoms: the sum over all atoms, as before
+    assert ResidualKDE(torch.randn(4, 200, generator=gen, dtype=torch.float64), h)._distinct() is None
