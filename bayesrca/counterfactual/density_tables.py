@@ -35,7 +35,7 @@ def _log_prob(dist, value: torch.Tensor) -> torch.Tensor:
 #: Grid points per draw on which a costly log density (anything but Normal and Student-t, e.g. a
 #: KDE over 1,000 atoms) is tabulated and then linearly interpolated.
 GRID = 4096
-#: Fewest grid points per draw for the body of GPD-tailed bootstrap noise.
+#: Fewest grid points per draw for a kernel density (or the body of GPD-tailed bootstrap noise).
 BODY_GRID_MIN = 256
 #: Largest interpolation error of a log density (checked at sampled queries) before falling back
 #: to exact evaluation: a weight off by 1 %, far below the Monte Carlo error of any weight (the
@@ -71,11 +71,13 @@ def log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
     size = GRID
     gpd = dist if isinstance(dist, BootstrapGPD) else None
     if gpd is not None:
-        # tabulate the smooth body only (the GPD tails are closed form), at 1/20 of a bandwidth:
-        # linear interpolation of the kernel density's log is then exact to a few 1e-4
+        # tabulate the smooth body only (the GPD tails are closed form)
         lo, hi = torch.maximum(lo, gpd.lower), torch.minimum(hi, gpd.upper)
         hi = torch.maximum(hi, lo)
-        steps = float((20 * (hi - lo) / gpd.bandwidth.clamp(min=1e-300)).max())
+    if kde_of is not None:
+        # at 1/20 of a bandwidth: linear interpolation of the kernel density's log is then exact to
+        # a few 1e-4 (a kernel wide against the queries' span needs few points)
+        steps = float((20 * (hi - lo) / kde_of.bandwidth.clamp(min=1e-300)).max())
         size = int(min(GRID, max(BODY_GRID_MIN, math.ceil(steps) + 1)))
     rows = min(256, max(16, math.ceil(CHECK_VALUES / flat.shape[-1])))
     if len(flat) <= size + rows:  # a table (and its check) would cost as much as the queries
