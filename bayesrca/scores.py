@@ -140,7 +140,7 @@ def outlier_scores(
                 mu = torch.stack([d.mean for d in dists], -1)
                 sd = torch.stack([torch.zeros_like(d.spike) if isinstance(d, SpikeSlabNormal) else d.stddev for d in dists], -1)
                 mix = [j for j, d in enumerate(dists) if isinstance(d, SpikeSlabNormal)]  # never-varied columns
-                slabs = [cast(SpikeSlabNormal, dists[j]).components() for j in mix]
+                slabs = [cast(SpikeSlabNormal, dists[j]).slab_parts() for j in mix]
                 for n in (n for n in order if n in nodes):
                     mean = offset[n] + (coef[n] * mu).sum(-1)
                     std = ((coef[n] * sd) ** 2).sum(-1).sqrt()

@@ -65,7 +65,7 @@ class AnalyticTails:
         sd = self.free_var.sum(-1).sqrt()
         self.lo, self.hi, self.it_score = tails.gaussian_thresholds(x, mean, sd, base_score)
         if self.mix_idx:  # the marginal is symmetric about its mean: the same thresholds
-            parts_ = [dists[j].components() for j in self.mix_idx]
+            parts_ = [dists[j].slab_parts() for j in self.mix_idx]
             self.extra = torch.stack([e for e, _ in parts_], -1) * a[:, self.mix_idx] ** 2  # (D, J)
             self.log_eps = torch.stack([lp for _, lp in parts_], -1).expand_as(self.extra)  # (D, J)
             self.it_score = -scale_mixture_log_tail(self.lo, self.hi, mean, sd**2, self.extra, self.log_eps)

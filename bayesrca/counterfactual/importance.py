@@ -79,7 +79,8 @@ def inflatable_players(scm, players: Sequence[Hashable], gauss_var: torch.Tensor
         if bool((gauss_var[:, i] > 0).any()):
             continue
         noise = scm.mechanisms_[p].noise_distribution()
-        if noise.support is constraints.real and not isinstance(noise, SpikeSlabNormal):
+        parts = getattr(noise, "components", [noise])  # a per-draw selection of families: each of them
+        if noise.support is constraints.real and not any(isinstance(c, SpikeSlabNormal) for c in parts):
             out.append(i)
     return out
 

@@ -122,7 +122,7 @@ class SpikeSlabNormal(TorchDistribution):
     def variance(self) -> torch.Tensor:
         return (self.slab_prob * self.slab**2).expand(self.batch_shape)
 
-    def components(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def slab_parts(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The slab's variance and ``log slab_prob``, each ``(D,)``: the distribution is 0 plus, with
         probability ``slab_prob``, an independent ``Normal(0, slab)`` (:func:`scale_mixture_log_tail`)."""
         return self.slab**2, self.slab_prob.log()
