@@ -48,7 +48,8 @@ class DiscreteGLM(Mechanism):
     inference : {"laplace", "nuts"}
         Laplace approximation at the posterior mode (fast, default) or NUTS.
     prior_scale : float
-        Standard deviation of the Gaussian prior on each coefficient of a standardised parent.
+        Standard deviation of the Gaussian prior on each coefficient of a standardised parent (of a
+        parent that never varied in training, per unit of the parent: its posterior is this prior).
     num_warmup : int
         NUTS warm-up steps.
 
@@ -111,7 +112,9 @@ class DiscreteGLM(Mechanism):
         k, p = self.num_outputs_, X.shape[1]
         prior_sd = torch.full((p, k), float(self.prior_scale), dtype=torch.float64)
         prior_sd[0] = _INTERCEPT_SCALE
-        prior_sd[1:][torch.as_tensor(~live)] = 1e-6  # a constant parent carries no information
+        # a parent that never varied: its column is 0 on the training data, so the likelihood does
+        # not see its coefficient and the posterior keeps the prior (per unit of the parent, which
+        # has no sd to standardise by), not an effect of 0
 
         def log_post(theta: torch.Tensor) -> torch.Tensor:
             beta = theta.reshape(p, k)
@@ -128,7 +131,7 @@ class DiscreteGLM(Mechanism):
         coef = beta[:, 1:] / torch.as_tensor(scale)[None, :, None]
         self.coef_ = coef  # (D, p - 1, k) on the data's scale
         self.intercept_ = beta[:, 0] - (coef * torch.as_tensor(centre)[None, :, None]).sum(1)  # (D, k)
-        self.diagnostics_ = info
+        self.diagnostics_ = {**info, "unvaried_prior": int((~live).sum())} if bool((~live).any()) else info
         self.num_draws_ = int(num_draws)
         self.num_train_ = len(y)
         return self

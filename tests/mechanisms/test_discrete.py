@@ -262,3 +262,27 @@ def test_unseen_category_code_is_refused():
     mech.check_values(np.array([0.0, 2.0]), "k")
     with pytest.raises(br.DataError, match="never seen"):
         mech.check_values(np.array([3.0]), "k")
+
+
+@pytest.mark.parametrize("inference", ["laplace", "nuts"])
+def test_a_parent_that_never_varied_keeps_its_prior_effect(inference):
+    """A constant parent's coefficient is not identified: its draws follow the prior N(0, prior_scale)
+    (per unit of the parent), and at the training level the fit is unchanged."""
+    from bayesrca.mechanisms import BernoulliGLM
+
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(size=n)
+    parents = np.column_stack([np.full(n, 3.0), x])
+    y = (rng.random(n) < 1 / (1 + np.exp(-(0.5 + x)))).astype(float)
+    torch.manual_seed(0)
+    draws = 400 if inference == "nuts" else 4000
+    mech = BernoulliGLM(inference, prior_scale=2.0, num_warmup=200).fit(y, parents, num_draws=draws)
+    coef = mech.coef_[:, 0, 0]
+    assert mech.diagnostics_["unvaried_prior"] == 1
+    assert abs(float(coef.mean())) < 0.25 and float(coef.std()) == pytest.approx(2.0, rel=0.15)
+    slope = mech.coef_[:, 1, 0]
+    assert float(slope.mean()) == pytest.approx(1.0, abs=0.35) and float(slope.std()) < 0.3
+    # at the training level the constant parent's draws cancel in the linear predictor
+    eta = mech.intercept_[:, 0] + 3.0 * coef
+    assert float(eta.std()) < 0.3
