@@ -141,8 +141,8 @@ def test_an_anomaly_of_a_never_varied_parent_gets_a_positive_uncertain_contribut
     out = {}
     for sign in (None, "positive"):
         mechs = {"a": "gaussian", "b": "gaussian", "c": LinearANM(noise, coef_sign=sign)}
-        # a wider noise for the constant root than the default, so that a's deviation is 3 sd
-        scm = br.BayesianSCM(graph, mechanisms=mechs, num_draws=200, constant_noise_scale=0.2).fit(train, seed=0)
+        # a, constant at 5, observed at 8: a change of its rule-of-succession noise (slab sd 5)
+        scm = br.BayesianSCM(graph, mechanisms=mechs, num_draws=200).fit(train, seed=0)
         res = br.attribute_anomalies(scm, "c", anomaly, seed=0, num_mc_samples=500)
         out[sign] = res.contributions[:, 0, list(res.nodes).index("a")]
     # unconstrained: the prior N(0, 1) over the effect; a move of c either way makes c's two-sided
