@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 import math
-from typing import Any, cast
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -19,7 +19,7 @@ from .counterfactual import abduct_noise, fresh_noise_trace, linearize
 from .exceptions import ConfigError, GraphError
 from .mechanisms.base import noise_site
 from .mechanisms.mixture import has_additive_noise, split_gaussian_part
-from .mechanisms.constant import SpikeSlabNormal, scale_mixture_log_tail
+from .mechanisms.constant import SpikeSlabNormal
 from .mechanisms.noise import BootstrapGPD
 from .results.scores import CONDITIONINGS, ScoreResult
 from .validation import check_frame, check_positive_int
@@ -138,18 +138,13 @@ def outlier_scores(
                 offset, coef = linearize(scm, order)
                 dists = [scm.mechanisms_[n].noise_distribution() for n in order]
                 mu = torch.stack([d.mean for d in dists], -1)
-                sd = torch.stack([torch.zeros_like(d.spike) if isinstance(d, SpikeSlabNormal) else d.stddev for d in dists], -1)
-                mix = [j for j, d in enumerate(dists) if isinstance(d, SpikeSlabNormal)]  # never-varied columns
-                slabs = [cast(SpikeSlabNormal, dists[j]).slab_parts() for j in mix]
                 for n in (n for n in order if n in nodes):
+                    sd, mix, extra, log_p = tails.slab_terms(dists, coef[n])  # never-varied columns: spike and slab
                     mean = offset[n] + (coef[n] * mu).sum(-1)
                     std = ((coef[n] * sd) ** 2).sum(-1).sqrt()
                     lo, hi, scores[n] = tails.gaussian_thresholds(observed[n], mean, std, base_score)
                     if mix:  # a symmetric unimodal scale mixture: the same thresholds, for every base score
-                        a2 = coef[n][..., mix] ** 2
-                        extra = a2 * torch.stack([e for e, _ in slabs], -1)
-                        log_p = torch.where(a2 > 0, torch.stack([p for _, p in slabs], -1), -math.inf)
-                        scores[n] = (-scale_mixture_log_tail(lo, hi, mean, std**2, extra, log_p)).clamp(min=0.0)
+                        scores[n] = (-tails.scale_mixture_log_tail(lo, hi, mean, std**2, extra, log_p)).clamp(min=0.0)
             for n in nodes:  # a root's marginal is its (additive) noise: exact tails of GPD-tailed noise
                 mech = scm.mechanisms_[n]
                 if n in scores or not has_additive_noise(mech):
@@ -318,8 +313,7 @@ def _linear_gaussian_nodes(scm) -> set:
     ok: set = set()
     for n in scm.nodes_:
         mech = scm.mechanisms_[n]
-        closed = getattr(mech, "noise_is_scale_mixture", False) or getattr(mech, "noise_is_gaussian", False)
-        if mech.is_linear and closed and all(p in ok for p in scm.parents_[n]):
+        if mech.is_linear and getattr(mech, "noise_is_scale_mixture", False) and all(p in ok for p in scm.parents_[n]):
             ok.add(n)
     return ok
 

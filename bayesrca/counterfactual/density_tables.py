@@ -86,8 +86,7 @@ def log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
     grid = lo + width * torch.linspace(0, 1, size, dtype=flat.dtype).unsqueeze(-1)  # (G, D)
     if gpd is not None:  # lo + width rounds past the upper threshold: the GPD's density there, not the body's
         grid = torch.minimum(torch.maximum(grid, gpd.lower), gpd.upper)
-    kde = gpd.kde if gpd is not None else dist if isinstance(dist, ResidualKDE) else None
-    table = None if kde is None else binned_log_kde(kde, lo, width, size)
+    table = None if kde_of is None else binned_log_kde(kde_of, lo, width, size)
     if table is None:
         table = _log_prob(dist, grid).T.contiguous()  # (D, G)
     elif gpd is not None:  # the body's density: the kernel estimate rescaled to the body's mass

@@ -64,19 +64,13 @@ def choose_engine(scm, players: Sequence[Hashable], tail: str = "auto") -> str:
         If ``tail="analytic"`` but some player is not linear with Gaussian noise.
     """
     mechs = [scm.mechanisms_[p] for p in players]
-    gaussian = all(m.is_linear and _closed_form_noise(m) for m in mechs)
+    gaussian = all(m.is_linear and getattr(m, "noise_is_scale_mixture", False) for m in mechs)
     if tail == "analytic" and not gaussian:
         raise ConfigError(
             "tail='analytic' needs linear mechanisms with Gaussian noise on the target and all its ancestors; "
             "use tail='auto'"
         )
     return "analytic" if gaussian and tail in ("auto", "analytic") else "mc"  # "mc", "conditional", "plain": Monte Carlo
-
-
-def _closed_form_noise(mech) -> bool:
-    """Gaussian noise, or the spike-and-slab noise of a column that never varied (a scale mixture of
-    Gaussians, :mod:`bayesrca.mechanisms.constant`)."""
-    return bool(getattr(mech, "noise_is_scale_mixture", False) or getattr(mech, "noise_is_gaussian", False))
 
 
 class CounterfactualEngine:

@@ -165,7 +165,7 @@ class AdditiveNoiseModel(Mechanism):
         self.constant_ = bool(y_scale <= 1e-12 * max(1.0, abs(y_center)))
         f_center = feats.mean(0)
         f_scale = feats.std(0)
-        live = f_scale > 1e-12 * np.maximum(1.0, np.abs(f_center))  # constant features carry no information
+        live = ~_unvaried_columns(feats)  # constant features carry no information
         num_features = feats.shape[1]
         signs = self._coef_signs(num_features, method)  # None: unconstrained (the default)
         coef = torch.zeros(num_draws, num_features, dtype=torch.float64)

@@ -24,8 +24,8 @@ make it, where a single Gaussian as narrow as the spike gave thousands of standa
 
 The closed-form path keeps working: a linear combination of Gaussian and spike-and-slab noises is
 a scale mixture of Gaussians (with the spike's variance 0), whose tails
-:func:`scale_mixture_log_tail` evaluates to first order in :math:`\varepsilon` (at most one of
-the constant columns changes; the rest is :math:`O(\varepsilon^2)`).
+:func:`bayesrca.counterfactual.tails.scale_mixture_log_tail` evaluates to first order in
+:math:`\varepsilon` (at most one of the constant columns changes; the rest is :math:`O(\varepsilon^2)`).
 """
 
 from __future__ import annotations
@@ -35,59 +35,13 @@ import math
 import torch
 from pyro.distributions import TorchDistribution, constraints
 
-__all__ = ["SpikeSlabNormal", "constant_noise_params", "scale_mixture_log_tail", "slab_probability"]
+__all__ = ["SpikeSlabNormal", "constant_noise_params", "slab_probability"]
 
 
 def slab_probability(num_rows: int) -> float:
     """Laplace's rule of succession: the probability ``1 / (n + 2)`` that a column unchanged over
     ``n`` rows changes."""
     return 1.0 / (int(num_rows) + 2)
-
-
-def _gaussian_log_tail(lo: torch.Tensor, hi: torch.Tensor, mean: torch.Tensor, sd: torch.Tensor) -> torch.Tensor:
-    """``log(P(Y <= lo) + P(Y >= hi))`` for ``Y ~ Normal(mean, sd)``; for ``sd = 0`` the point mass,
-    the event inclusive within a relative 1e-9 (the observed value itself lies on its threshold)."""
-    safe = sd.clamp(min=torch.finfo(sd.dtype).tiny)
-    left = torch.special.log_ndtr((lo - mean) / safe)
-    right = torch.special.log_ndtr((mean - hi) / safe)
-    out = torch.logaddexp(left, right)
-    finite = [torch.where(t.isfinite(), t.abs(), torch.zeros_like(t)) for t in (lo, hi)]
-    tol = 1e-9 * (torch.maximum(*finite) + mean.abs()) + 1e-12
-    inside = (mean <= lo + tol) | (mean >= hi - tol)
-    point = torch.where(inside, torch.zeros_like(out), torch.full_like(out, -math.inf))
-    return torch.where(sd > 0, out, point)
-
-
-def scale_mixture_log_tail(
-    lo: torch.Tensor, hi: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, extra_var: torch.Tensor,
-    log_prob: torch.Tensor,
-) -> torch.Tensor:
-    r"""``log(P(Y <= lo) + P(Y >= hi))`` for a Gaussian plus rare extra Gaussian parts.
-
-    :math:`Y = m + \sqrt{V}\,Z_0 + \sum_j B_j \sqrt{E_j}\, Z_j` with independent standard normal
-    :math:`Z` and :math:`B_j \sim \text{Bernoulli}(\varepsilon_j)`, to first order in
-    :math:`\varepsilon`: with probability :math:`1 - \sum_j \varepsilon_j` no extra part, with
-    :math:`\varepsilon_j` only part j (the omitted terms have probability :math:`O(\varepsilon^2)`).
-
-    Parameters
-    ----------
-    lo, hi, mean, var : torch.Tensor
-        Broadcastable; the event is ``Y <= lo`` or ``Y >= hi``.
-    extra_var, log_prob : torch.Tensor
-        Last dimension J: each extra part's variance and ``log eps_j`` (``-inf``: the part is absent).
-
-    Returns
-    -------
-    torch.Tensor
-        The broadcast shape of the first four, clamped to <= 0.
-    """
-    total = torch.logsumexp(log_prob, -1) if log_prob.shape[-1] else torch.full_like(var, -math.inf)
-    base_log_w = torch.log1p(-total.exp().clamp(max=1 - 1e-12))
-    out = base_log_w + _gaussian_log_tail(lo, hi, mean, var.sqrt())
-    for j in range(extra_var.shape[-1]):
-        part = log_prob[..., j] + _gaussian_log_tail(lo, hi, mean, (var + extra_var[..., j]).sqrt())
-        out = torch.logaddexp(out, part)
-    return out.clamp(max=0.0)
 
 
 class SpikeSlabNormal(TorchDistribution):
@@ -124,7 +78,8 @@ class SpikeSlabNormal(TorchDistribution):
 
     def slab_parts(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The slab's variance and ``log slab_prob``, each ``(D,)``: the distribution is 0 plus, with
-        probability ``slab_prob``, an independent ``Normal(0, slab)`` (:func:`scale_mixture_log_tail`)."""
+        probability ``slab_prob``, an independent ``Normal(0, slab)``
+        (:func:`bayesrca.counterfactual.tails.scale_mixture_log_tail`)."""
         return self.slab**2, self.slab_prob.log()
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:

@@ -345,6 +345,12 @@ class FamilyMixture(Mechanism):
         return all(bool(getattr(c, "noise_is_gaussian", False)) for c in self.components_)
 
     @property
+    def noise_is_scale_mixture(self) -> bool:
+        """As :attr:`noise_is_gaussian`: a per-draw selection of families gets closed-form tails only
+        when every family's noise is Gaussian."""
+        return self.noise_is_gaussian
+
+    @property
     def any_position(self) -> bool:
         """True when every component may stand at a root or a non-root node."""
         return all(bool(getattr(c, "any_position", False)) for c in self._members())
