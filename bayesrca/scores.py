@@ -14,6 +14,7 @@ import torch
 from .threads import thread_policy
 from . import graph as graphs
 from .counterfactual import tails
+from .counterfactual.scale_mixture import scale_mixture_log_tail, slab_terms
 from ._random import resolve_seed, seeded
 from .counterfactual import abduct_noise, fresh_noise_trace, linearize
 from .exceptions import ConfigError, GraphError
@@ -139,12 +140,12 @@ def outlier_scores(
                 dists = [scm.mechanisms_[n].noise_distribution() for n in order]
                 mu = torch.stack([d.mean for d in dists], -1)
                 for n in (n for n in order if n in nodes):
-                    sd, mix, extra, log_p = tails.slab_terms(dists, coef[n])  # never-varied columns: spike and slab
+                    sd, mix, extra, log_p = slab_terms(dists, coef[n])  # never-varied columns: spike and slab
                     mean = offset[n] + (coef[n] * mu).sum(-1)
                     std = ((coef[n] * sd) ** 2).sum(-1).sqrt()
                     lo, hi, scores[n] = tails.gaussian_thresholds(observed[n], mean, std, base_score)
                     if mix:  # a symmetric unimodal scale mixture: the same thresholds, for every base score
-                        scores[n] = (-tails.scale_mixture_log_tail(lo, hi, mean, std**2, extra, log_p)).clamp(min=0.0)
+                        scores[n] = (-scale_mixture_log_tail(lo, hi, mean, std**2, extra, log_p)).clamp(min=0.0)
             for n in nodes:  # a root's marginal is its (additive) noise: exact tails of GPD-tailed noise
                 mech = scm.mechanisms_[n]
                 if n in scores or not has_additive_noise(mech):

@@ -18,6 +18,7 @@ from typing import cast
 import torch
 
 from . import tails
+from .scale_mixture import scale_mixture_log_tail, slab_terms
 from .decomposition import TargetDecomposition
 
 __all__ = ["AnalyticTails"]
@@ -57,13 +58,13 @@ class AnalyticTails:
         dists = [scm.mechanisms_[p].noise_distribution() for p in parts.rest]
         self.free_mean = a * torch.stack([d.mean for d in dists], -1)
         # spike-and-slab players: the spike a point mass (no Gaussian part), the slab a rare extra part
-        sd_each, self.mix_idx, self.extra, self.log_eps = tails.slab_terms(dists, a)  # (D, n), J, (D, J) x 2
+        sd_each, self.mix_idx, self.extra, self.log_eps = slab_terms(dists, a)  # (D, n), J, (D, J) x 2
         self.free_var = (a * sd_each) ** 2
         mean = parts.offset + self.free_mean.sum(-1)
         sd = self.free_var.sum(-1).sqrt()
         self.lo, self.hi, self.it_score = tails.gaussian_thresholds(x, mean, sd, base_score)
         if self.mix_idx:  # the marginal is symmetric about its mean: the same thresholds
-            self.it_score = (-tails.scale_mixture_log_tail(self.lo, self.hi, mean, sd**2, self.extra, self.log_eps)).clamp(min=0.0)
+            self.it_score = (-scale_mixture_log_tail(self.lo, self.hi, mean, sd**2, self.extra, self.log_eps)).clamp(min=0.0)
         self.tail_ess = torch.full_like(self.it_score, float("inf"))  # closed form: exact
         # the (coalition, anomaly, draw) arithmetic runs in float32 relative to the marginal
         # mean (values of order the sd, so float32 loses nothing that matters)
@@ -97,5 +98,5 @@ class AnalyticTails:
         mean += ((1 - keep) @ c["free_mean"].T).unsqueeze(1)
         free = (1 - keep[:, self.mix_idx]).bool()  # (C, J)
         log_p = torch.where(free.unsqueeze(1), self.log_eps.unsqueeze(0), -math.inf).unsqueeze(1)  # (C, 1, D, J)
-        out = tails.scale_mixture_log_tail(c["lo"], c["hi"], mean, var, self.extra, log_p)
+        out = scale_mixture_log_tail(c["lo"], c["hi"], mean, var, self.extra, log_p)
         return out.unsqueeze(-1)

@@ -24,7 +24,7 @@ make it, where a single Gaussian as narrow as the spike gave thousands of standa
 
 The closed-form path keeps working: a linear combination of Gaussian and spike-and-slab noises is
 a scale mixture of Gaussians (with the spike's variance 0), whose tails
-:func:`bayesrca.counterfactual.tails.scale_mixture_log_tail` evaluates to first order in
+:func:`bayesrca.counterfactual.scale_mixture.scale_mixture_log_tail` evaluates to first order in
 :math:`\varepsilon` (at most one of the constant columns changes; the rest is :math:`O(\varepsilon^2)`).
 """
 
@@ -79,7 +79,7 @@ class SpikeSlabNormal(TorchDistribution):
     def slab_parts(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The slab's variance and ``log slab_prob``, each ``(D,)``: the distribution is 0 plus, with
         probability ``slab_prob``, an independent ``Normal(0, slab)``
-        (:func:`bayesrca.counterfactual.tails.scale_mixture_log_tail`)."""
+        (:func:`bayesrca.counterfactual.scale_mixture.scale_mixture_log_tail`)."""
         return self.slab**2, self.slab_prob.log()
 
     def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
