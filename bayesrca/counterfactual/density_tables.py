@@ -28,6 +28,9 @@ def _log_prob(dist, value: torch.Tensor) -> torch.Tensor:
     about 2**19 elements per temporary (4 MiB), whatever the number of atoms: a KDE's log density
     builds several temporaries of this size, which the memory planner does not count."""
     atoms = dist.atoms.shape[-1] if isinstance(getattr(dist, "atoms", None), torch.Tensor) else 1
+    distinct = dist._distinct() if isinstance(dist, ResidualKDE) else None
+    if distinct is not None:  # one term per distinct atom
+        atoms = distinct[0].shape[-1]
     rows = max(1, 2**19 // max(1, value[0].numel() * atoms))
     return torch.cat([dist.log_prob(value[i : i + rows]) for i in range(0, value.shape[0], rows)])
 
@@ -116,6 +119,11 @@ def log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
 #: term per distinct atom costs no more than a table's interpolation).
 FEW_DISTINCT = 16
 
+#: Cost of one exact kernel term (an exponential) in multiply-adds of the binned convolution: the
+#: exact sums over the atoms replace the convolution only for a kernel this many times wider (in
+#: grid steps) than the atoms are many (measured: grouped conv1d ~10 GMAC/s, exp ~0.25 G/s here).
+EXP_COST = 8
+
 #: Kernel half-width, in bandwidths, of the binned kernel density (atoms further from every grid
 #: point contribute less than e^-32 of a kernel's peak).
 KERNEL_SDS = 8.0
@@ -125,7 +133,8 @@ def binned_log_kde(kde: ResidualKDE, lo: torch.Tensor, width: torch.Tensor, size
     """Log density ``(D, G)`` of a Gaussian kernel density on the grid ``lo + width * [0, 1]``
     of ``size`` points per draw, by linear binning of the atoms onto the grid and a discrete
     convolution with the kernel: about ``A + G * W`` operations per draw instead of ``G * A``
-    (A atoms, W kernel width in grid steps). Its relative error is of order (step / bandwidth)^2;
+    exponentials (A atoms, W kernel width in grid steps); exact sums over the (distinct) atoms
+    where W exceeds :data:`EXP_COST` times their number. Its relative error is of order (step / bandwidth)^2;
     None where the grid is too coarse for binning (a step above a quarter of the bandwidth) or
     some grid point is beyond the kernels' reach.
     The caller checks the table against exact values."""
@@ -134,9 +143,14 @@ def binned_log_kde(kde: ResidualKDE, lo: torch.Tensor, width: torch.Tensor, size
     if bool((step > h / 4).any()):
         return None
     half = int(math.ceil(float((KERNEL_SDS * h / step).max())))
-    if 2 * half + 1 > atoms.shape[-1]:  # a kernel wider than the atoms are many: the exact sums are cheaper
+    distinct = kde._distinct()
+    terms = atoms.shape[-1] if distinct is None else distinct[0].shape[-1]
+    if 2 * half + 1 > EXP_COST * terms:  # a kernel much wider than the (distinct) atoms are many: exact sums are cheaper
         grid = lo.unsqueeze(-1) + step.unsqueeze(-1) * torch.arange(size, dtype=torch.float64)  # (D, G)
-        log_sum = kernel_log_sum(grid.T.contiguous(), atoms, h).T  # (D, G)
+        if distinct is None:
+            log_sum = kernel_log_sum(grid.T.contiguous(), atoms, h).T  # (D, G)
+        else:  # one term per distinct atom, with its count
+            log_sum = kernel_log_sum(grid.T.contiguous(), distinct[0].to(torch.float64), h, distinct[1].to(torch.float64)).T
         return log_sum - math.log(atoms.shape[-1]) - torch.log(h).unsqueeze(-1) - 0.5 * math.log(2 * math.pi)
     num = size + 2 * half
     pos = (atoms - (lo - half * step).unsqueeze(-1)) / step.unsqueeze(-1)  # (D, A) in grid steps

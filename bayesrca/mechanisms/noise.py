@@ -281,7 +281,10 @@ class BootstrapGPD(TorchDistribution):
             return out.reshape(shape)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        body = self.kde.log_prob(value) + torch.log(self._prob_body / self._body_mass)
+        # the body's kernel sum only within the body: a value in a tail is clamped to its threshold
+        # (its body value is discarded), never far from every atom (the costly exact far-value path)
+        inside = torch.minimum(torch.maximum(value, self.lower), self.upper)
+        body = self.kde.log_prob(inside) + torch.log(self._prob_body / self._body_mass)
         return torch.where((value > self.upper) | (value < self.lower), self.tail_log_prob(value), body)
 
     def tail_log_prob(self, value: torch.Tensor) -> torch.Tensor:

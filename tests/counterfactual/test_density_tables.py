@@ -51,3 +51,27 @@ def test_kernels_wider_than_the_atoms_are_many_and_few_distinct_atoms_are_exact(
     query = 200 * torch.randn(5000, 1, draws, generator=gen, dtype=torch.float64)
     (got,) = log_densities(few, [query])
     torch.testing.assert_close(got, few.log_prob(query), rtol=0, atol=0)
+
+
+def test_exact_table_sums_over_distinct_atoms_and_a_moderately_wide_kernel_convolves():
+    """Exact table sums use the distinct atoms with their counts (the same sum); a kernel a few
+    times wider than the atoms are many is binned and convolved (within the table's error)."""
+    from bayesrca.counterfactual.density_tables import EXP_COST, binned_log_kde
+
+    gen = torch.Generator().manual_seed(7)
+    draws = 3
+    values = torch.tensor([-1.0, 0.0, 0.5, 2.0], dtype=torch.float64)
+    atoms = values[torch.randint(4, (draws, 400), generator=gen)]  # 4 distinct atoms of 400
+    kde = ResidualKDE(atoms, torch.full((draws,), 3.0, dtype=torch.float64))
+    assert kde._distinct() is not None
+    lo, width = torch.full((draws,), -1.0, dtype=torch.float64), torch.full((draws,), 2.0, dtype=torch.float64)
+    table = binned_log_kde(kde, lo, width, 512)  # kernel ~ 12,000 steps wide: exact sums over 4 terms
+    grid = lo.unsqueeze(-1) + width.unsqueeze(-1) * torch.linspace(0, 1, 512, dtype=torch.float64)
+    torch.testing.assert_close(table, kde.log_prob(grid.T.contiguous()).T, rtol=1e-9, atol=1e-9)
+
+    spread = ResidualKDE(torch.randn(draws, 100, generator=gen, dtype=torch.float64), torch.full((draws,), 0.05, dtype=torch.float64))
+    size = 401  # step 0.005 = h / 10: the kernel spans 161 steps, more than the 100 atoms, below EXP_COST x 100
+    assert 100 < 161 < EXP_COST * 100
+    table = binned_log_kde(spread, lo, width, size)
+    grid = lo.unsqueeze(-1) + width.unsqueeze(-1) * torch.linspace(0, 1, size, dtype=torch.float64)
+    torch.testing.assert_close(table, spread.log_prob(grid.T.contiguous()).T, rtol=0, atol=GRID_TOL)

@@ -484,3 +484,22 @@ def test_kde_with_few_distinct_atoms_sums_each_distinct_atom_once(num_distinct, 
     assert kde.expand((7, 4)).__dict__["_distinct_cache"] is distinct  # plates reuse it
     # many distinct atoms: the sum over all atoms, as before
     assert ResidualKDE(torch.randn(4, 200, generator=gen, dtype=torch.float64), h)._distinct() is None
+
+
+def test_bootstrap_gpd_log_prob_in_the_tails_is_the_gpd_and_in_the_body_the_kernel():
+    """Far values take the GPD tails' closed form (the body is evaluated at the threshold and
+    discarded); values in the body take the rescaled kernel density."""
+    import math
+
+    from bayesrca.mechanisms.noise import BootstrapGPD
+
+    draws = 2
+    dist = _synthetic()
+    far = torch.tensor([[-1e4], [-50.0], [50.0], [1e4]], dtype=torch.float64).expand(4, draws)
+    torch.testing.assert_close(dist.log_prob(far), dist.tail_log_prob(far))
+    assert bool(dist.log_prob(far).isfinite().all())
+    body = 0.5 * (dist.lower + dist.upper).unsqueeze(0).expand(3, draws)
+    expected = dist.kde.log_prob(body) + torch.log(dist._prob_body / dist._body_mass)
+    torch.testing.assert_close(dist.log_prob(body), expected)
+    assert math.isfinite(float(dist.log_prob(body).sum()))
+    assert isinstance(dist, BootstrapGPD)
