@@ -18,7 +18,7 @@ import torch
 
 from .. import constrained, inference
 from ..exceptions import ConfigError, DataError
-from .base import Mechanism
+from .base import Mechanism, never_varied
 from .constant import SpikeSlabNormal, constant_noise_params
 from .noise import TAIL_PARAMS, BootstrapGPD, ResidualKDE
 
@@ -28,14 +28,6 @@ NOISE_FAMILIES = ("gaussian", "student_t", "bootstrap", "bootstrap_gpd")
 INFERENCE_METHODS = ("auto", "conjugate", "bootstrap", "nuts", "svi")
 _EXACT = {"gaussian": "conjugate", "bootstrap": "bootstrap", "bootstrap_gpd": "bootstrap", "student_t": "nuts",
           "lognormal": "conjugate"}
-
-
-def _unvaried_columns(parents: np.ndarray) -> np.ndarray:
-    """``(P,)`` bool: parent columns that never varied in training."""
-    if parents.shape[1] == 0:
-        return np.zeros(0, dtype=bool)
-    centre, scale = parents.mean(0), parents.std(0)
-    return scale <= 1e-12 * np.maximum(1.0, np.abs(centre))
 
 
 class AdditiveNoiseModel(Mechanism):
@@ -162,10 +154,10 @@ class AdditiveNoiseModel(Mechanism):
         feats = feats.reshape(len(y), -1)
         response = self._response(y)
         y_center, y_scale = float(response.mean()), float(response.std())
-        self.constant_ = bool(y_scale <= 1e-12 * max(1.0, abs(y_center)))
+        self.constant_ = bool(never_varied(response))
         f_center = feats.mean(0)
         f_scale = feats.std(0)
-        live = ~_unvaried_columns(feats)  # constant features carry no information
+        live = ~never_varied(feats)  # constant features carry no information
         num_features = feats.shape[1]
         signs = self._coef_signs(num_features, method)  # None: unconstrained (the default)
         coef = torch.zeros(num_draws, num_features, dtype=torch.float64)
@@ -197,7 +189,7 @@ class AdditiveNoiseModel(Mechanism):
         # (see _unvaried_prior); the intercept absorbs coef * level, so the fit at the training
         # level is unchanged
         self.unvaried_coef_: torch.Tensor | None = None
-        unvaried_parents = _unvaried_columns(parents)
+        unvaried_parents = never_varied(parents)
         if self.is_linear and bool((~live).any()):
             unvaried = torch.as_tensor(~live)
             prior = self._unvaried_prior(num_draws, int(unvaried.sum()))

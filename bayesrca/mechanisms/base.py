@@ -19,10 +19,25 @@ from pyro.poutine.runtime import effectful
 
 from ..exceptions import ConfigError, NotFittedError
 
-__all__ = ["Mechanism", "noise_site", "apply_mechanism", "NOISE_ROLE", "MECHANISM_EFFECT"]
+__all__ = ["Mechanism", "noise_site", "apply_mechanism", "never_varied", "NOISE_ROLE", "MECHANISM_EFFECT"]
 
 #: ``infer`` tag of the noise sites; the counterfactual handlers act on these sites only.
 NOISE_ROLE = "bayesrca.noise"
+
+
+def never_varied(values: np.ndarray) -> np.ndarray:
+    """Whether each column of ``values`` (rows first; a 1-D array is one column) never varied in
+    training: its sd is at most ``1e-12`` of ``max(1, |mean|)`` (rounding of a constant).
+
+    Returns a bool array of the columns' shape (0-d for 1-D input). The one test behind every
+    "never varied" rule: a constant column's own noise (:mod:`bayesrca.mechanisms.constant`) and the
+    prior kept over the effect of a constant parent.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim > 1 and values.shape[1] == 0:
+        return np.zeros(0, dtype=bool)
+    centre, scale = values.mean(0), values.std(0)
+    return scale <= 1e-12 * np.maximum(1.0, np.abs(centre))
 
 
 def noise_site(node: object) -> str:

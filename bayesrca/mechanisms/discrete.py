@@ -32,7 +32,7 @@ import pyro.distributions as dist
 import torch
 
 from ..exceptions import ConfigError, DataError
-from .base import Mechanism
+from .base import Mechanism, never_varied
 from .glm_posterior import laplace_draws, nuts_draws
 
 __all__ = ["DiscreteGLM", "BernoulliGLM", "PoissonGLM", "CategoricalGLM"]
@@ -105,7 +105,7 @@ class DiscreteGLM(Mechanism):
         self._check_values(y, node)
         self.num_outputs_ = self._num_outputs(y)
         centre, scale = parents.mean(0), parents.std(0)
-        live = scale > 1e-12 * np.maximum(1.0, np.abs(centre))
+        live = ~never_varied(parents)
         scale = np.where(live, scale, 1.0)
         X = torch.as_tensor(np.column_stack([np.ones(len(y)), (parents - centre) / scale]))
         t = torch.as_tensor(y.copy())

@@ -40,6 +40,7 @@ import torch
 from .. import inference
 from ..exceptions import ConfigError, DataError
 from .additive import AdditiveNoiseModel
+from .base import never_varied
 from .constant import constant_noise_params
 from .gp_tables import fourier_sum, fourier_tables, hermite
 from .gpd import attach_gpd_tails
@@ -147,7 +148,7 @@ class GPANM(AdditiveNoiseModel):
         self.num_parents_ = parents.shape[1]
         scale = parents.std(0)
         center = parents.mean(0)
-        scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(center)), scale, 1.0)
+        scale = np.where(never_varied(parents), 1.0, scale)
         self.x_center_ = torch.as_tensor(center, dtype=torch.float64)
         self.x_scale_ = torch.as_tensor(scale, dtype=torch.float64)
         self.frequencies_ = torch.as_tensor(fourier_frequencies(int(self.num_frequencies)), dtype=torch.float64)
@@ -240,7 +241,7 @@ class GPANM(AdditiveNoiseModel):
         m = int(self.num_frequencies)
         per_parent = 3 + 2 * m  # trend, Fourier pairs, two hinges
         y_center, y_scale = float(y.mean()), float(y.std())
-        self.constant_ = bool(y_scale <= 1e-12 * max(1.0, abs(y_center)))
+        self.constant_ = bool(never_varied(y))
         self.lengthscale_grid_ = tuple(float(v) for v in lengthscales)
         self.amplitude_grid_ = tuple(float(v) for v in amplitudes)
         if self.constant_:

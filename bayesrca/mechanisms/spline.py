@@ -16,6 +16,7 @@ import torch
 
 from ..exceptions import ConfigError
 from .additive import AdditiveNoiseModel
+from .base import never_varied
 from .hinges import condition_hinges
 
 __all__ = ["SplineANM", "natural_cubic_basis"]
@@ -109,7 +110,7 @@ class SplineANM(AdditiveNoiseModel):
         is how much the slope changes across the data (``hinge_sd_``, shape ``(D, p)``).
         """
         center, scale = parents.mean(0), parents.std(0)
-        scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(center)), scale, 1.0)
+        scale = np.where(never_varied(parents), 1.0, scale)
         self.hinge_center_ = torch.as_tensor(center)
         self.hinge_scale_ = torch.as_tensor(scale)
         self.hinge_low_ = torch.as_tensor((parents.min(0) - center) / scale)

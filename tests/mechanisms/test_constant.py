@@ -117,3 +117,17 @@ def test_old_files_keep_their_gaussian_constant(chain, tmp_path):
     assert mech.noise_is_gaussian and isinstance(mech.noise_distribution(), torch.distributions.Normal)
     res = br.attribute_anomalies(loaded, "C", pd.DataFrame({"A": [1.0], "D": [2.5], "B": [4.6], "C": [4.9]}), seed=0)
     assert np.all(np.isfinite(res.contributions))
+
+
+def test_never_varied_is_the_one_rule_for_columns_and_vectors():
+    """A column constant up to rounding never varied; any real spread did; 1-D input is one column."""
+    import numpy as np
+
+    from bayesrca.mechanisms.base import never_varied
+
+    level = 1e6 + np.zeros(50)
+    rounded = level * (1 + 2e-16 * (np.arange(50) % 2))  # a constant with rounding noise
+    columns = np.column_stack([level, rounded, np.linspace(0, 1, 50), np.full(50, -3.0)])
+    assert never_varied(columns).tolist() == [True, True, False, True]
+    assert bool(never_varied(np.full(10, 2.5))) and not bool(never_varied(np.arange(10.0)))
+    assert never_varied(np.zeros((7, 0))).shape == (0,)
