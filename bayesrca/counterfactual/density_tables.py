@@ -104,9 +104,11 @@ def log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
         return left + frac * (right - left)
 
     def evaluate(q: torch.Tensor) -> torch.Tensor:
-        if gpd is None:
-            return interpolate(q)
-        return torch.where((q > gpd.upper) | (q < gpd.lower), gpd.tail_log_prob(q), interpolate(q))
+        out = interpolate(q)
+        if gpd is not None:  # the GPD tails in closed form, at the values in a tail only
+            where = ((q > gpd.upper) | (q < gpd.lower)).nonzero(as_tuple=True)
+            out[where] = gpd.tail_log_prob_at(q[where], where[-1])
+        return out
 
     check = flat[torch.linspace(0, len(flat) - 1, rows).long()]
     approx, exact = evaluate(check), _log_prob(dist, check)

@@ -295,6 +295,16 @@ class BootstrapGPD(TorchDistribution):
         lower = torch.log(self.prob_lower) + gpd_log_pdf((self.lower - value).clamp(min=0), self.shape_lower, self.scale_lower)
         return torch.where(value > self.upper, upper, lower)
 
+    def tail_log_prob_at(self, value: torch.Tensor, draw: torch.Tensor) -> torch.Tensor:
+        """:meth:`tail_log_prob` at values ``(F,)`` of the draws ``draw`` ``(F,)`` (indices): the few
+        values in a tail among many, without evaluating both tails at every value."""
+        above = value > self.upper[draw]
+        prob = torch.where(above, self.prob_upper[draw], self.prob_lower[draw])
+        excess = torch.where(above, value - self.upper[draw], self.lower[draw] - value).clamp(min=0)
+        shape = torch.where(above, self.shape_upper[draw], self.shape_lower[draw])
+        scale = torch.where(above, self.scale_upper[draw], self.scale_lower[draw])
+        return torch.log(prob) + gpd_log_pdf(excess, shape, scale)
+
     def log_tails(self, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``log P(N <= value)`` and ``log P(N >= value)``, accurate far into both tails."""
         kde_cdf = self.kde.cdf(value)

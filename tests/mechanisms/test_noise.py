@@ -503,3 +503,12 @@ def test_bootstrap_gpd_log_prob_in_the_tails_is_the_gpd_and_in_the_body_the_kern
     torch.testing.assert_close(dist.log_prob(body), expected)
     assert math.isfinite(float(dist.log_prob(body).sum()))
     assert isinstance(dist, BootstrapGPD)
+
+
+def test_tail_log_prob_at_selected_values_equals_the_full_tail_log_prob():
+    """The tails' density at a subset of (value, draw) pairs is the full evaluation's, bit for bit."""
+    noise = _synthetic()
+    values = 3 * torch.randn(2000, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    where = ((values > noise.upper) | (values < noise.lower)).nonzero(as_tuple=True)
+    assert len(where[0]) > 100
+    assert torch.equal(noise.tail_log_prob_at(values[where], where[-1]), noise.tail_log_prob(values)[where])
