@@ -156,11 +156,14 @@ def direct_counts(est, masks, free_sd, rest_patterns, rest_inverse):
     weight = None if proposal is None else torch.empty(num_c, num_k, num_draws, dtype=torch.float64)
     scale = None if proposal is None else torch.empty_like(weight)
     per_coalition = num_draws * num_k * num_m
-    step = max(1, min(est.max_elements // (4 * per_coalition), CHUNK_ELEMENTS // per_coalition))
+    per_anomaly = est.free_effect.dim() == 4  # (D, R, K, M): the linear players' noise follows a proposal
+    # a chunk at least as large as the free part it reads (R x per coalition under a proposal: a
+    # chunk of one coalition would read R times more than it writes)
+    chunk = max(CHUNK_ELEMENTS, est.free_effect.shape[1] * per_coalition) if per_anomaly else CHUNK_ELEMENTS
+    step = max(1, min(est.max_elements // (4 * per_coalition), chunk // per_coalition))
     buf = torch.empty(num_draws, step, num_k, num_m, dtype=torch.float32)  # centre of X_t - mid
     buf_full = torch.empty_like(buf)  # ... plus the sampled Gaussian part
     buf_free = torch.empty(num_draws, step, num_m, dtype=torch.float32)
-    per_anomaly = est.free_effect.dim() == 4  # (D, K, R, M): the linear players' noise follows a proposal
     if proposal is None:
         columns = torch.ones(num_draws, 1, 1, num_m)
         log_w = log_scale = None
@@ -177,8 +180,9 @@ def direct_counts(est, masks, free_sd, rest_patterns, rest_inverse):
         """
         mask = (1 - patterns).float().expand(num_draws, -1, -1)
         centre = est._centre(patterns).unsqueeze(-1)  # (D, P, K, 1)
-        if per_anomaly:
-            return torch.sub(torch.einsum("dpr,dkrm->dpkm", mask, est.free_effect), centre, out=out)
+        if per_anomaly:  # one batched product over R for every anomaly and sample at once
+            free = torch.bmm(mask, est.free_effect.flatten(2)).unflatten(-1, (num_k, num_m))  # (D, P, K, M)
+            return torch.sub(free, centre, out=out)
         free = torch.matmul(mask, est.free_effect, out=None if out is None else buf_free[:, : len(patterns)])
         if out is None:
             return free.unsqueeze(2) - centre

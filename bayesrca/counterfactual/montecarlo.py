@@ -199,7 +199,8 @@ class MonteCarloTails:
         self.bounds = (self.lo - self.mid, self.hi - self.mid)
 
     def _free_effect(self) -> None:
-        """The linear players' free part per sample: ``(D, R, M)``, or ``(D, K, R, M)`` under a proposal."""
+        """The linear players' free part per sample: ``(D, R, M)``, or ``(D, R, K, M)`` under a proposal
+        (R before K: a coalition chunk's free part is then one batched matrix product, no copy)."""
         num_m, num_draws, rest = self.num_mc_samples, self.scm.num_draws_, self.parts.rest
         values = [self.trace.nodes[noise_site(p)]["value"].reshape(num_m, -1, num_draws) for p in rest]
         if not rest:
@@ -208,8 +209,8 @@ class MonteCarloTails:
         per_anomaly = any(v.shape[1] > 1 for v in values)
         num_k = self.parts.num_anomalies if per_anomaly else 1
         z = torch.stack([v.expand(-1, num_k, -1) for v in values], -1) * cast(torch.Tensor, self.parts.coef)  # (M, k, D, R)
-        effect = z.permute(2, 1, 3, 0).float().contiguous()  # (D, k, R, M)
-        self.free_effect = effect if per_anomaly else effect[:, 0].contiguous()
+        effect = z.permute(2, 3, 1, 0).float().contiguous()  # (D, R, k, M)
+        self.free_effect = effect if per_anomaly else effect[:, :, 0].contiguous()
 
     @property
     def integrated(self) -> bool:

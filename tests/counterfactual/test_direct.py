@@ -119,3 +119,36 @@ def test_chunks_of_coalitions_change_nothing_under_a_proposal(monkeypatch):
     many = _far_estimator(scm, 10**9, monkeypatch)
     assert bool(one[..., 0].isfinite().all())
     torch.testing.assert_close(one, many, rtol=1e-5, atol=1e-5)
+
+
+def test_anomalies_under_a_proposal_get_their_own_values_in_a_batch():
+    """Two anomalies attributed together get the values each gets alone: the linear players'
+    free part under a proposal, ``(D, R, K, M)``, pairs every anomaly with its own samples."""
+    import networkx as nx
+    import numpy as np
+    import pandas as pd
+
+    import bayesrca as br
+
+    rng = np.random.default_rng(3)
+    data = pd.DataFrame({k: rng.normal(size=500) for k in "AB"})
+    data["Y"] = data.A + data.B + 0.5 * rng.normal(size=500)
+    mechanisms = {"A": br.RootDistribution("bootstrap_gpd"), "B": br.RootDistribution("bootstrap_gpd"),
+                  "Y": br.LinearANM("bootstrap_gpd")}
+    scm = br.BayesianSCM(nx.DiGraph([("A", "Y"), ("B", "Y")]), mechanisms=mechanisms, num_draws=4).fit(data, seed=0)
+    rows = [[-2.0, 8.0, 6.0], [5.0, 0.0, 5.5]]
+    masks = torch.tensor(list(itertools.product([False, True], repeat=3)))
+
+    def values(observed_rows):
+        observed = {k: torch.tensor([[r[i]] for r in observed_rows], dtype=torch.float64) for i, k in enumerate("ABY")}
+        parts = decompose_target(scm, "Y", ["A", "B", "Y"], observed, propagate_nonlinear=True)
+        torch.manual_seed(0)
+        est = MonteCarloTails(scm, parts, observed["Y"], base_score="median_cdf", num_mc_samples=401,
+                              max_elements=2**25, conditional=True)
+        est.propose_for(torch.ones(len(observed_rows), dtype=torch.bool))
+        assert est.proposal is not None and (est.free_effect.dim() == 4 or len(observed_rows) == 1)
+        return est(masks)
+
+    both = values(rows)
+    for k, row in enumerate(rows):
+        torch.testing.assert_close(both[:, k], values([row])[:, 0], rtol=1e-5, atol=1e-5)
