@@ -298,11 +298,15 @@ class BootstrapGPD(TorchDistribution):
     def tail_log_prob_at(self, value: torch.Tensor, draw: torch.Tensor) -> torch.Tensor:
         """:meth:`tail_log_prob` at values ``(F,)`` of the draws ``draw`` ``(F,)`` (indices): the few
         values in a tail among many, without evaluating both tails at every value."""
-        above = value > self.upper[draw]
-        prob = torch.where(above, self.prob_upper[draw], self.prob_lower[draw])
-        excess = torch.where(above, value - self.upper[draw], self.lower[draw] - value).clamp(min=0)
-        shape = torch.where(above, self.shape_upper[draw], self.shape_lower[draw])
-        scale = torch.where(above, self.scale_upper[draw], self.scale_lower[draw])
+        def at(param: torch.Tensor) -> torch.Tensor:  # a parameter per draw, broadcast first
+            return param.expand(self.atoms.shape[:1])[draw]
+
+        upper, lower = at(self.upper), at(self.lower)
+        above = value > upper
+        prob = torch.where(above, at(self.prob_upper), at(self.prob_lower))
+        excess = torch.where(above, value - upper, lower - value).clamp(min=0)
+        shape = torch.where(above, at(self.shape_upper), at(self.shape_lower))
+        scale = torch.where(above, at(self.scale_upper), at(self.scale_lower))
         return torch.log(prob) + gpd_log_pdf(excess, shape, scale)
 
     def log_tails(self, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
