@@ -95,13 +95,15 @@ def log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
     elif gpd is not None:  # the body's density: the kernel estimate rescaled to the body's mass
         table = table + torch.log(gpd._prob_body / gpd._body_mass).to(table.dtype).unsqueeze(-1)
 
+    flat_table = table.reshape(-1)  # draw d's grid point g at d * size + g
+    offset = torch.arange(table.shape[0]) * size  # (D,)
+
     def interpolate(q: torch.Tensor) -> torch.Tensor:
         pos = ((q - lo) / width * (size - 1)).clamp(0, size - 1)
         i = pos.floor().clamp(max=size - 2)
-        frac, idx = pos - i, i.long().movedim(-1, 0).reshape(q.shape[-1], -1)  # (D, Q)
-        left = table.gather(1, idx).reshape(q.shape[-1], *q.shape[:-1]).movedim(0, -1)
-        right = table.gather(1, idx + 1).reshape(q.shape[-1], *q.shape[:-1]).movedim(0, -1)
-        return left + frac * (right - left)
+        idx = i.long() + offset  # in the queries' own layout: no transposed copies
+        left, right = flat_table.take(idx), flat_table.take(idx + 1)
+        return left + (pos - i) * (right - left)
 
     def evaluate(q: torch.Tensor) -> torch.Tensor:
         out = interpolate(q)
