@@ -23,14 +23,21 @@ from ..mechanisms.noise import BootstrapGPD, ResidualKDE, kernel_log_sum
 __all__ = ["log_densities", "binned_log_kde", "GRID", "GRID_TOL", "CHECK_VALUES"]
 
 
+def _kde_of(dist) -> ResidualKDE | None:
+    """The kernel density of bootstrap noise (a GPD-tailed one's body), else None."""
+    return dist.kde if isinstance(dist, BootstrapGPD) else dist if isinstance(dist, ResidualKDE) else None
+
+
 def _log_prob(dist, value: torch.Tensor) -> torch.Tensor:
     """``dist.log_prob(value)`` in slices of the leading dimension (a KDE builds value x atoms): at most
     about 2**19 elements per temporary (4 MiB), whatever the number of atoms: a KDE's log density
     builds several temporaries of this size, which the memory planner does not count."""
-    atoms = dist.atoms.shape[-1] if isinstance(getattr(dist, "atoms", None), torch.Tensor) else 1
-    distinct = dist._distinct() if isinstance(dist, ResidualKDE) else None
+    kde = _kde_of(dist)
+    distinct = None if kde is None else kde._distinct()
     if distinct is not None:  # one term per distinct atom
         atoms = distinct[0].shape[-1]
+    else:
+        atoms = dist.atoms.shape[-1] if isinstance(getattr(dist, "atoms", None), torch.Tensor) else 1
     rows = max(1, 2**19 // max(1, value[0].numel() * atoms))
     return torch.cat([dist.log_prob(value[i : i + rows]) for i in range(0, value.shape[0], rows)])
 
@@ -65,7 +72,7 @@ def log_densities(dist, queries: list[torch.Tensor]) -> list[torch.Tensor]:
         return [_log_prob(dist, q) for q in queries]
     if isinstance(dist, DrawSelection):
         return _selectionlog_densities(dist, queries)
-    kde_of = dist.kde if isinstance(dist, BootstrapGPD) else dist if isinstance(dist, ResidualKDE) else None
+    kde_of = _kde_of(dist)
     distinct = None if kde_of is None else kde_of._distinct()
     if distinct is not None and distinct[0].shape[-1] <= FEW_DISTINCT:  # exact at a few terms per query
         return [_log_prob(dist, q) for q in queries]

@@ -49,7 +49,6 @@ __all__ = [
     "event_side",
     "gaussian_thresholds",
     "gaussian_log_tail",
-
     "empirical_thresholds",
     "empirical_log_prob",
     "mixture_log_tail",

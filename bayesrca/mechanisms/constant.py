@@ -99,11 +99,10 @@ class SpikeSlabNormal(TorchDistribution):
         """``log P(N <= value)`` and ``log P(N >= value)`` (the spike a point mass at 0, counted on
         both sides at 0), accurate far into both tails."""
         keep, change = torch.log1p(-self.slab_prob), self.slab_prob.log()
-        zero = torch.zeros_like(value)
-        at_or_below = torch.where(value >= 0, keep, torch.full_like(value, -math.inf))
+        at_or_below = torch.where(value >= 0, keep, torch.full_like(value, -math.inf))  # broadcast shape
         at_or_above = torch.where(value <= 0, keep, torch.full_like(value, -math.inf))
-        cdf = torch.logaddexp(at_or_below + zero, change + torch.special.log_ndtr(value / self.slab))
-        sf = torch.logaddexp(at_or_above + zero, change + torch.special.log_ndtr(-value / self.slab))
+        cdf = torch.logaddexp(at_or_below, change + torch.special.log_ndtr(value / self.slab))
+        sf = torch.logaddexp(at_or_above, change + torch.special.log_ndtr(-value / self.slab))
         return cdf, sf
 
     def cdf(self, value: torch.Tensor) -> torch.Tensor:
